@@ -1,0 +1,87 @@
+"""Amazon S3 (or any S3-compatible endpoint) as the object store.
+
+The default client is boto3's, so the standard AWS_ENDPOINT_URL_S3 /
+AWS_ENDPOINT_URL variables point it at another endpoint such as moto's server.
+"""
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from registry.errors import ObjectNotFoundError, StoreUnavailableError
+
+# Bounded so a request fails well inside API Gateway's 29-second limit.
+DEFAULT_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+# 409: another conditional write to the same key is in flight; ask again.
+CONDITIONAL_CONFLICT_RETRIES = 5
+
+
+def default_s3_client() -> Any:
+    return boto3.client("s3", config=DEFAULT_CLIENT_CONFIG)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Store:
+    def __init__(self, bucket: str, prefix: str = "", s3_client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.s3 = s3_client if s3_client is not None else default_s3_client()
+
+    def _unavailable(self, action: str, key: str, exc: Exception) -> StoreUnavailableError:
+        return StoreUnavailableError(f"S3 {action} of {key!r} failed: {exc}")
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            return bytes(response["Body"].read())
+        except ClientError as exc:
+            if _error_code(exc) in NOT_FOUND_CODES:
+                raise ObjectNotFoundError(f"no object at {key!r}") from exc
+            raise self._unavailable("get", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("get", key, exc) from exc
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable("put", key, exc) from exc
+
+    def create(self, key: str, data: bytes) -> bool:
+        for attempt in range(CONDITIONAL_CONFLICT_RETRIES):
+            try:
+                self.s3.put_object(
+                    Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                )
+                return True
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code == "PreconditionFailed":
+                    return False
+                if code != "ConditionalRequestConflict":
+                    raise self._unavailable("create", key, exc) from exc
+                time.sleep(0.05 * 2**attempt)
+            except BotoCoreError as exc:
+                raise self._unavailable("create", key, exc) from exc
+        raise StoreUnavailableError(f"S3 kept reporting conflicting writes to {key!r}")
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self.prefix) :]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable("list", prefix, exc) from exc

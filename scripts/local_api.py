@@ -1,0 +1,327 @@
+"""Serve the Lambda handlers over HTTP on 127.0.0.1, as API Gateway would.
+
+Routes come from the Api events in template.yaml, so the local routes cannot
+drift from the deployed ones. Each HTTP request becomes an API Gateway REST
+proxy event for the function that owns the route, and the handler's result
+becomes the HTTP response. The store is REGISTRY_URI (default: the embedded
+directory .registry/ at the repository root).
+
+Like a Lambda container, each function handles one request at a time (a lock
+per function); requests to different functions run concurrently. Routes with
+ApiKeyRequired need the x-api-key header when --api-key is given; IAM (SigV4)
+routes are not verified locally.
+"""
+
+import argparse
+import base64
+import importlib.util
+import json
+import os
+import re
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+DEFAULT_REGISTRY_DIR = REPO_ROOT / ".registry"
+# Lambda's synchronous invocation payload limit.
+MAX_BODY_BYTES = 6 * 1024 * 1024
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML, keeping the values under intrinsic tags such as !Ref."""
+
+
+_TemplateLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: (
+        loader.construct_scalar(node)
+        if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)
+    ),
+)
+
+
+def load_template(path: Path = REPO_ROOT / "template.yaml") -> dict[str, Any]:
+    with path.open() as template_file:
+        return dict(yaml.load(template_file, Loader=_TemplateLoader))
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    code_dir: Path
+    api_key_required: bool
+    iam_auth: bool
+    pattern: re.Pattern[str] = field(compare=False)
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.method:
+            return None
+        found = self.pattern.fullmatch(path)
+        return found.groupdict() if found else None
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", path)
+    regex = "".join(
+        f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part) for part in parts
+    )
+    return re.compile(regex)
+
+
+def routes_from_template(template: dict[str, Any]) -> list[Route]:
+    """Every Api event of every function in the template."""
+    routes = []
+    for function, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        for event in properties.get("Events", {}).values():
+            if event.get("Type") != "Api":
+                continue
+            event_properties = event["Properties"]
+            auth = event_properties.get("Auth", {})
+            routes.append(
+                Route(
+                    method=event_properties["Method"].upper(),
+                    path=event_properties["Path"],
+                    function=function,
+                    code_dir=REPO_ROOT / properties["CodeUri"],
+                    api_key_required=bool(auth.get("ApiKeyRequired", False)),
+                    iam_auth=auth.get("Authorizer") == "AWS_IAM",
+                    pattern=_path_pattern(event_properties["Path"]),
+                )
+            )
+    return routes
+
+
+def load_function_module(code_dir: Path) -> Any:
+    """Import a function's app.py under a name of its own (both are called 'app')."""
+    module_name = f"local_api_{code_dir.name}_app"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, code_dir / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of a Lambda context object that Powertools reads."""
+
+    function_name: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = ""
+    log_group_name: str = "local"
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+        )
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def _json_response(status: int, payload: dict[str, Any]) -> HttpResponse:
+    return HttpResponse(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
+
+
+def build_event(
+    route: Route,
+    method: str,
+    path: str,
+    path_parameters: dict[str, str],
+    query: dict[str, list[str]],
+    headers: dict[str, str],
+    body: bytes,
+    stage: str = "local",
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event, as Lambda would receive it."""
+    try:
+        text_body, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers or None,
+        "multiValueHeaders": {key: [value] for key, value in headers.items()} or None,
+        "queryStringParameters": {key: values[-1] for key, values in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": request_id,
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "identity": {"sourceIp": "127.0.0.1", "userArn": None, "caller": None},
+        },
+        "body": text_body if body else None,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class LocalApi:
+    """Dispatches HTTP requests to the handlers named by the template's routes."""
+
+    def __init__(self, routes: list[Route], api_key: str | None = None) -> None:
+        self.routes = routes
+        self.api_key = api_key
+        self.handlers: dict[str, Handler] = {}
+        self.locks: dict[str, threading.Lock] = {}
+        for route in routes:
+            if route.function not in self.handlers:
+                self.handlers[route.function] = load_function_module(route.code_dir).lambda_handler
+                self.locks[route.function] = threading.Lock()
+
+    def openapi(self) -> dict[str, Any]:
+        """One OpenAPI document combining every function's resolver."""
+        combined: dict[str, Any] = {}
+        for route in self.routes:
+            module = load_function_module(route.code_dir)
+            schema = json.loads(
+                module.app.get_openapi_json_schema(title="Model registry API", version="0.1.0")
+            )
+            if not combined:
+                combined = schema
+                continue
+            combined["paths"].update(schema.get("paths", {}))
+            combined.setdefault("components", {}).setdefault("schemas", {}).update(
+                schema.get("components", {}).get("schemas", {})
+            )
+        return combined
+
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
+    ) -> HttpResponse:
+        url = urlsplit(raw_path)
+        if method == "GET" and url.path == "/openapi.json":
+            return _json_response(200, self.openapi())
+        if len(body) > MAX_BODY_BYTES:
+            return _json_response(
+                413,
+                {
+                    "code": "payload_too_large",
+                    "message": f"bodies are limited to {MAX_BODY_BYTES} bytes",
+                },
+            )
+        for route in self.routes:
+            path_parameters = route.match(method, url.path)
+            if path_parameters is None:
+                continue
+            if self.api_key and route.api_key_required:
+                sent = {key.lower(): value for key, value in headers.items()}.get("x-api-key")
+                if sent != self.api_key:
+                    return _json_response(
+                        403, {"code": "forbidden", "message": "missing or invalid x-api-key header"}
+                    )
+            query = parse_qs(url.query, keep_blank_values=True)
+            event = build_event(route, method, url.path, path_parameters, query, headers, body)
+            with self.locks[route.function]:
+                result = self.handlers[route.function](event, LocalLambdaContext(route.function))
+            return _to_http_response(result)
+        return _json_response(404, {"code": "route_not_found", "message": "no such route"})
+
+
+def _to_http_response(result: dict[str, Any]) -> HttpResponse:
+    headers = {key: str(value) for key, value in (result.get("headers") or {}).items()}
+    for key, values in (result.get("multiValueHeaders") or {}).items():
+        headers[key] = ", ".join(str(value) for value in values)
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    return HttpResponse(int(result["statusCode"]), headers, data)
+
+
+def make_server(host: str, port: int, api: LocalApi) -> ThreadingHTTPServer:
+    class RequestHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            response = api.handle(self.command, self.path, dict(self.headers.items()), body)
+            self.send_response(response.status)
+            for key, value in response.headers.items():
+                if key.lower() != "content-length":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the handlers print one JSON line per request already
+
+    server = ThreadingHTTPServer((host, port), RequestHandler)
+    server.daemon_threads = True
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the model registry API locally.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000, help="0 picks a free port")
+    parser.add_argument("--api-key", help="require this x-api-key on routes that need an API key")
+    args = parser.parse_args()
+
+    os.environ.setdefault("REGISTRY_URI", str(DEFAULT_REGISTRY_DIR))
+    api = LocalApi(routes_from_template(load_template()), api_key=args.api_key)
+    server = make_server(args.host, args.port, api)
+    url = f"http://{args.host}:{server.server_address[1]}"
+    key_header = f" -H 'x-api-key: {args.api_key}'" if args.api_key else ""
+    print(f"Serving on {url} (store: {os.environ['REGISTRY_URI']})", flush=True)
+    print("Routes: " + ", ".join(f"{r.method} {r.path}" for r in api.routes), flush=True)
+    single_row = '{"data1":"0.5","data2":"0.2"}'
+    print(
+        "Try:\n"
+        f"  curl -X POST '{url}/classify?version=1'{key_header} -d '{single_row}'\n"
+        f"  curl -X POST '{url}/classify?model=moons'{key_header} "
+        "-d '{\"instances\": [[0.5, 0.2], [1.5, -0.4]]}'\n"
+        f"  curl {url}/openapi.json",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
