@@ -1,0 +1,85 @@
+"""Fixtures shared by every tier: fake AWS credentials, example models, both stores."""
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import joblib
+import numpy
+import pytest
+from moto import mock_aws
+from sklearn.linear_model import LogisticRegression
+
+from registry import service
+from registry.registry import ModelRegistry
+from registry.store import LocalStore, S3Store
+from registry.store.base import ObjectStore
+from train_moons import joblib_bytes, train_moons
+
+BUCKET = "test-registry"
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials that cannot reach real AWS, and no endpoint or profile from the machine."""
+    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+@pytest.fixture(autouse=True)
+def fresh_service() -> Iterator[None]:
+    """Every test builds the handlers' registry anew from its own environment."""
+    service.reset()
+    yield
+    service.reset()
+
+
+@pytest.fixture(scope="session")
+def moons_model() -> Any:
+    return train_moons()
+
+
+@pytest.fixture(scope="session")
+def moons_bytes(moons_model: Any) -> bytes:
+    return joblib_bytes(moons_model)
+
+
+def distinct_model_bytes(seed: int) -> bytes:
+    """A small fitted classifier whose bytes differ for every seed."""
+    rng = numpy.random.default_rng(seed)
+    features = rng.normal(size=(20, 2))
+    labels = (features[:, 0] > 0).astype(int)
+    labels[:2] = [0, 1]
+    buffer = io.BytesIO()
+    joblib.dump(LogisticRegression().fit(features, labels), buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def s3_client() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """Each contract test runs against the directory store and S3 (moto)."""
+    if request.param == "local":
+        return LocalStore(tmp_path / "registry")
+    s3_client = request.getfixturevalue("s3_client")
+    return S3Store(BUCKET, "registry", s3_client=s3_client)
+
+
+@pytest.fixture
+def registry(store: ObjectStore) -> ModelRegistry:
+    return ModelRegistry(store)

@@ -1,0 +1,223 @@
+"""Registration, resolution and integrity checks, against both stores."""
+
+import io
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy
+import pytest
+import sklearn
+import sklearn.base
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression
+
+from registry.artifacts import load_estimator, sha256_hex
+from registry.errors import (
+    IncompatibleArtifactError,
+    IntegrityError,
+    InvalidArtifactError,
+    InvalidNameError,
+    ModelNotFoundError,
+    StoreUnavailableError,
+    VersionNotFoundError,
+)
+from registry.manifest import manifest_key
+from registry.registry import ModelRegistry
+from registry.store.base import ObjectStore
+from tests.conftest import distinct_model_bytes
+
+
+def joblib_of(value: object) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(value, buffer)
+    return buffer.getvalue()
+
+
+class CreatesFileWhenUnpickled:
+    """A payload whose unpickling has a visible side effect: it creates a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.path,))
+
+
+def test_first_registration_gets_version_one_and_a_complete_manifest(
+    registry: ModelRegistry, moons_bytes: bytes
+) -> None:
+    manifest = registry.register("moons", moons_bytes, description="blog", tags={"team": "ml"})
+
+    assert manifest.version == 1
+    assert manifest.sha256 == sha256_hex(moons_bytes)
+    assert manifest.size_bytes == len(moons_bytes)
+    assert manifest.estimator_class == "sklearn.ensemble._forest.RandomForestClassifier"
+    assert manifest.n_features_in == 2
+    assert manifest.feature_names is None
+    assert manifest.classes == [0, 1]
+    assert manifest.runtime.scikit_learn == sklearn.__version__
+    assert manifest.runtime.numpy == numpy.__version__
+    assert (manifest.description, manifest.tags) == ("blog", {"team": "ml"})
+    assert registry.store.get(manifest.artifact_key) == moons_bytes
+    assert registry.get_manifest("moons", 1) == manifest
+
+
+def test_versions_count_up_per_model_name(registry: ModelRegistry, moons_bytes: bytes) -> None:
+    versions = [registry.register("moons", moons_bytes).version for _ in range(3)]
+    other = registry.register("other", distinct_model_bytes(1))
+
+    assert versions == [1, 2, 3]
+    assert other.version == 1
+    assert registry.list_versions("moons") == [1, 2, 3]
+    assert registry.latest_version("moons") == 3
+
+
+def test_a_version_taken_by_another_writer_is_skipped_not_overwritten(
+    registry: ModelRegistry, moons_bytes: bytes
+) -> None:
+    registry.register("moons", moons_bytes)
+    # Another writer listed before us and committed version 2 first.
+    real_list_versions = registry.list_versions
+    registry.store.create(manifest_key("moons", 2), b'{"written": "by someone else"}')
+    registry.list_versions = lambda name: [1]  # type: ignore[method-assign]
+
+    manifest = registry.register("moons", distinct_model_bytes(2))
+
+    registry.list_versions = real_list_versions  # type: ignore[method-assign]
+    assert manifest.version == 3
+    assert registry.store.get(manifest_key("moons", 2)) == b'{"written": "by someone else"}'
+
+
+def test_feature_names_are_recorded_when_the_model_was_fitted_with_them(
+    registry: ModelRegistry,
+) -> None:
+    model = LinearRegression().fit([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]], [0.0, 1.0, 2.0])
+    # What scikit-learn stores after fitting on a DataFrame with these columns.
+    model.feature_names_in_ = numpy.array(["height", "width"], dtype=object)
+
+    manifest = registry.register("sizes", joblib_of(model))
+
+    assert manifest.feature_names == ["height", "width"]
+    assert manifest.classes is None
+    assert manifest.n_features_in == 2
+
+
+@pytest.mark.parametrize(
+    ("artifact", "error", "message"),
+    [
+        (b"not a joblib file", InvalidArtifactError, "not a loadable joblib file"),
+        (joblib_of({"weights": [1, 2]}), InvalidArtifactError, "not an estimator with predict"),
+        (joblib_of(RandomForestClassifier()), InvalidArtifactError, "unfitted"),
+    ],
+    ids=["not-joblib", "not-an-estimator", "unfitted"],
+)
+def test_invalid_artifacts_are_refused_and_nothing_is_stored(
+    registry: ModelRegistry, artifact: bytes, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        registry.register("moons", artifact)
+    assert list(registry.store.list_keys("models/")) == []
+
+
+def test_an_artifact_pickled_by_another_scikit_learn_version_is_refused(
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    with monkeypatch.context() as patch:
+        patch.setattr(sklearn.base, "__version__", "1.5.2")
+        old_artifact = joblib_of(model)
+
+    with pytest.raises(IncompatibleArtifactError) as refused:
+        registry.register("linear", old_artifact)
+
+    assert refused.value.message == (
+        f"artifact was pickled with scikit-learn 1.5.2; this registry runs {sklearn.__version__}"
+    )
+    assert list(registry.store.list_keys("models/")) == []
+
+
+@pytest.mark.parametrize("name", ["", "Upper", "../escape", "a/b", "-lead", "x" * 65, "spa ce"])
+def test_invalid_names_are_refused_before_any_io(
+    registry: ModelRegistry, moons_bytes: bytes, name: str
+) -> None:
+    with pytest.raises(InvalidNameError):
+        registry.register(name, moons_bytes)
+    assert list(registry.store.list_keys("")) == []
+
+
+def test_unknown_models_and_versions_are_told_apart(
+    registry: ModelRegistry, moons_bytes: bytes
+) -> None:
+    registry.register("moons", moons_bytes)
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve("nobody")
+    with pytest.raises(ModelNotFoundError):
+        registry.get_manifest("nobody", 1)
+    with pytest.raises(VersionNotFoundError):
+        registry.resolve("moons", 2)
+    assert registry.resolve("moons").version == 1
+
+
+class FailingCreates:
+    """The real store, except that committing a manifest fails (a crash or an S3 fault)."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.store, name)
+
+    def create(self, key: str, data: bytes) -> bool:
+        raise StoreUnavailableError("injected failure")
+
+
+def test_a_registration_that_fails_before_its_manifest_leaves_no_visible_version(
+    store: ObjectStore, moons_bytes: bytes
+) -> None:
+    with pytest.raises(StoreUnavailableError):
+        ModelRegistry(FailingCreates(store)).register("moons", moons_bytes)  # type: ignore[arg-type]
+
+    registry = ModelRegistry(store)
+    assert registry.list_versions("moons") == []
+    with pytest.raises(ModelNotFoundError):
+        registry.resolve("moons")
+    assert registry.register("moons", moons_bytes).version == 1
+
+
+def test_tampered_artifact_bytes_are_refused_without_being_unpickled(
+    registry: ModelRegistry, moons_bytes: bytes, tmp_path: Path
+) -> None:
+    manifest = registry.register("moons", moons_bytes)
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(CreatesFileWhenUnpickled(marker))
+    registry.store.put(manifest.artifact_key, payload)
+
+    with pytest.raises(IntegrityError, match="does not match its sha256"):
+        registry.load_model(manifest)
+    assert not marker.exists()
+
+    # The payload really is harmful when loaded, so the check above can fail.
+    load_estimator(payload)
+    assert marker.exists()
+
+
+def test_a_manifest_pointing_at_another_object_is_refused(
+    registry: ModelRegistry, moons_bytes: bytes
+) -> None:
+    manifest = registry.register("moons", moons_bytes)
+    other = registry.register("other", distinct_model_bytes(3))
+    redirected = manifest.model_copy(update={"artifact_key": other.artifact_key})
+
+    with pytest.raises(IntegrityError, match="unexpected object"):
+        registry.load_model(redirected)
+
+
+def test_a_loaded_model_predicts_like_the_original(
+    registry: ModelRegistry, moons_bytes: bytes, moons_model
+) -> None:
+    manifest = registry.register("moons", moons_bytes)
+    rows = numpy.array([[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0]])
+    numpy.testing.assert_array_equal(
+        registry.load_model(manifest).predict(rows), moons_model.predict(rows)
+    )

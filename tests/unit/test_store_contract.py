@@ -1,0 +1,60 @@
+"""The object-store contract, run against the directory store and S3 alike."""
+
+import pytest
+
+from registry.errors import InvalidNameError, ObjectNotFoundError
+from registry.store import LocalStore, S3Store, open_store
+from registry.store.base import ObjectStore
+
+
+def test_get_of_a_missing_key_raises_object_not_found(store: ObjectStore) -> None:
+    with pytest.raises(ObjectNotFoundError):
+        store.get("models/nothing/here.json")
+
+
+def test_put_then_get_returns_the_same_bytes(store: ObjectStore) -> None:
+    store.put("models/a/artifacts/x.joblib", b"\x00\x01payload")
+    assert store.get("models/a/artifacts/x.joblib") == b"\x00\x01payload"
+
+
+def test_put_replaces_an_existing_object(store: ObjectStore) -> None:
+    store.put("k/one", b"first")
+    store.put("k/one", b"second")
+    assert store.get("k/one") == b"second"
+
+
+def test_create_writes_only_when_the_key_is_free(store: ObjectStore) -> None:
+    assert store.create("models/a/versions/1.json", b"winner") is True
+    assert store.create("models/a/versions/1.json", b"loser") is False
+    assert store.get("models/a/versions/1.json") == b"winner"
+
+
+def test_list_keys_returns_matching_keys_in_ascending_order(store: ObjectStore) -> None:
+    for key in ("models/b/versions/2.json", "models/b/versions/1.json", "models/bb/x", "other/y"):
+        store.put(key, b".")
+    assert list(store.list_keys("models/b/")) == [
+        "models/b/versions/1.json",
+        "models/b/versions/2.json",
+    ]
+    assert list(store.list_keys("models/nobody/")) == []
+
+
+def test_local_store_refuses_keys_that_leave_its_root(tmp_path) -> None:
+    store = LocalStore(tmp_path / "root")
+    with pytest.raises(InvalidNameError):
+        store.put("../outside", b"x")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_open_store_chooses_the_backend_from_the_uri(tmp_path, s3_client) -> None:
+    s3_store = open_store("s3://bucket/some/prefix", s3_client=s3_client)
+    assert isinstance(s3_store, S3Store)
+    assert (s3_store.bucket, s3_store.prefix) == ("bucket", "some/prefix/")
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+
+
+def test_s3_store_keeps_objects_under_its_prefix(s3_client) -> None:
+    store = S3Store("test-registry", "team/registry", s3_client=s3_client)
+    store.put("models/a/x", b"data")
+    listed = s3_client.list_objects_v2(Bucket="test-registry")["Contents"]
+    assert [item["Key"] for item in listed] == ["team/registry/models/a/x"]
