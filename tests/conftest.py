@@ -11,12 +11,12 @@ import numpy
 import pytest
 from moto import mock_aws
 from sklearn.linear_model import LogisticRegression
+from train_moons import joblib_bytes, train_moons
 
 from registry import service
 from registry.registry import ModelRegistry
 from registry.store import LocalStore, S3Store
 from registry.store.base import ObjectStore
-from train_moons import joblib_bytes, train_moons
 
 BUCKET = "test-registry"
 REGION = "us-east-1"

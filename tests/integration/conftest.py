@@ -1,0 +1,94 @@
+"""Invoke the real Lambda handlers with API Gateway REST events against moto's S3."""
+
+import base64
+import copy
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_api import LocalLambdaContext, load_function_module
+
+from registry.observability import logger
+from tests.conftest import BUCKET
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EVENTS = REPO_ROOT / "tests" / "events"
+
+Invoke = Callable[..., tuple[int, dict[str, Any]]]
+
+
+def event_from(
+    name: str,
+    body: Any = None,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A copy of tests/events/<name>.json with the body, query and headers replaced."""
+    event = copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
+    if raw_body is not None or body is not None:
+        event["body"] = raw_body if raw_body is not None else json.dumps(body)
+    if query is not None:
+        event["queryStringParameters"] = query or None
+        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
+    if headers is not None:
+        event["headers"] = headers
+        event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
+    return event
+
+
+@pytest.fixture
+def registry_on_moto(s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The handlers' registry is an S3 bucket in moto; yields the boto3 client."""
+    monkeypatch.setenv("REGISTRY_URI", f"s3://{BUCKET}/registry")
+    monkeypatch.setenv("DEFAULT_MODEL", "moons")
+    yield s3_client
+
+
+class LogLines(logging.Handler):
+    """Collects what the Powertools logger writes, formatted exactly as CloudWatch gets it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[LogLines]:
+    collector = LogLines()
+    collector.setFormatter(logger.registered_formatter)
+    logger.addHandler(collector)
+    yield collector
+    logger.removeHandler(collector)
+
+
+def _invoker(function: str) -> Invoke:
+    module = load_function_module(REPO_ROOT / "functions" / function)
+
+    def invoke(event_name: str, **overrides: Any) -> tuple[int, dict[str, Any]]:
+        response = module.lambda_handler(
+            event_from(event_name, **overrides), LocalLambdaContext(function)
+        )
+        return response["statusCode"], json.loads(response["body"])
+
+    return invoke
+
+
+@pytest.fixture
+def register(registry_on_moto: Any) -> Invoke:
+    return _invoker("register")
+
+
+@pytest.fixture
+def classify(registry_on_moto: Any) -> Invoke:
+    return _invoker("predict")
+
+
+def artifact_body(name: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "artifact": base64.b64encode(data).decode(), **extra}

@@ -1,0 +1,222 @@
+"""The register and predict handlers, end to end over moto's in-process S3."""
+
+import json
+from typing import Any
+
+import numpy
+import pytest
+
+from registry import service
+from tests.conftest import BUCKET, distinct_model_bytes
+from tests.integration.conftest import Invoke, LogLines, artifact_body
+
+ROWS = [[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0], [2.0, 0.5]]
+
+
+@pytest.fixture
+def registered(register: Invoke, moons_bytes: bytes) -> dict[str, Any]:
+    status, manifest = register("register", body=artifact_body("moons", moons_bytes))
+    assert status == 201
+    return manifest
+
+
+def test_register_answers_201_with_the_manifest_and_stores_it_in_s3(
+    register: Invoke, registry_on_moto: Any, moons_bytes: bytes
+) -> None:
+    body = artifact_body("moons", moons_bytes, description="blog", tags={"k": "v"})
+
+    status, manifest = register("register", body=body)
+
+    assert status == 201
+    assert (manifest["name"], manifest["version"]) == ("moons", 1)
+    assert (manifest["description"], manifest["tags"]) == ("blog", {"k": "v"})
+    stored = registry_on_moto.get_object(Bucket=BUCKET, Key=f"registry/{manifest['artifact_key']}")[
+        "Body"
+    ].read()
+    assert stored == moons_bytes
+    manifest_object = registry_on_moto.get_object(
+        Bucket=BUCKET, Key="registry/models/moons/versions/0000000001.json"
+    )
+    assert json.loads(manifest_object["Body"].read())["sha256"] == manifest["sha256"]
+
+
+def test_the_blogs_request_gets_the_models_label_as_a_string(
+    registered: dict[str, Any], classify: Invoke, moons_model: Any
+) -> None:
+    status, answer = classify("classify", body={"data1": "0.5", "data2": "0.2"})
+
+    expected = moons_model.predict(numpy.array([[0.5, 0.2]]))[0]
+    assert status == 200
+    assert answer == {"prediction": str(expected), "model": "moons", "version": 1}
+
+
+def test_numbers_work_as_well_as_numeric_strings(
+    registered: dict[str, Any], classify: Invoke, moons_model: Any
+) -> None:
+    status, answer = classify("classify", body={"data1": 1.5, "data2": -0.4})
+    assert status == 200
+    assert answer["prediction"] == str(moons_model.predict(numpy.array([[1.5, -0.4]]))[0])
+
+
+def test_a_batch_gets_one_label_per_instance_as_json_numbers(
+    registered: dict[str, Any], classify: Invoke, moons_model: Any
+) -> None:
+    status, answer = classify("classify", body={"instances": ROWS}, query={})
+
+    assert status == 200
+    assert answer["predictions"] == moons_model.predict(numpy.array(ROWS)).tolist()
+    assert all(isinstance(label, int) for label in answer["predictions"])
+    assert (answer["model"], answer["version"]) == ("moons", 1)
+
+
+def test_without_a_version_the_latest_is_served_and_a_pinned_one_stays_pinned(
+    registered: dict[str, Any], register: Invoke, classify: Invoke
+) -> None:
+    status, second = register("register", body=artifact_body("moons", distinct_model_bytes(7)))
+    assert (status, second["version"]) == (201, 2)
+
+    assert classify("classify", body={"instances": ROWS}, query={})[1]["version"] == 2
+    pinned = classify("classify", body={"instances": ROWS}, query={"version": "1"})
+    assert pinned[1]["version"] == 1
+
+
+def test_the_model_query_parameter_picks_another_model(
+    registered: dict[str, Any], register: Invoke, classify: Invoke
+) -> None:
+    register("register", body=artifact_body("linear-ish", distinct_model_bytes(8)))
+    status, answer = classify("classify", body={"instances": ROWS}, query={"model": "linear-ish"})
+    assert (status, answer["model"], answer["version"]) == (200, "linear-ish", 1)
+
+
+def test_a_body_sent_with_curls_default_form_content_type_is_read_as_json(
+    registered: dict[str, Any], classify: Invoke
+) -> None:
+    status, answer = classify(
+        "classify",
+        body={"data1": "0.5", "data2": "0.2"},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert status == 200
+    assert "prediction" in answer
+
+
+def test_a_warm_request_for_an_explicit_version_makes_no_s3_call(
+    registered: dict[str, Any], classify: Invoke
+) -> None:
+    assert classify("classify", query={"version": "1"})[0] == 200
+    s3_calls: list[str] = []
+    s3 = service.model_registry().store.s3  # type: ignore[attr-defined]
+    s3.meta.events.register("before-call.s3", lambda model, **_: s3_calls.append(model.name))
+
+    status, _ = classify("classify", query={"version": "1"})
+
+    assert status == 200
+    assert s3_calls == []
+    classify("classify", query={})  # "latest" must list the versions: the hook does see calls
+    assert s3_calls == ["ListObjectsV2"]
+
+
+def test_each_request_logs_one_json_line_with_model_version_cache_and_latency(
+    registered: dict[str, Any], classify: Invoke, log_lines: LogLines
+) -> None:
+    classify("classify", query={"version": "1"})
+    classify("classify", query={"version": "1"})
+
+    requests = [line for line in log_lines.lines if line.get("message") == "request"]
+    assert [line["cache"] for line in requests] == ["miss", "hit"]
+    for line in requests:
+        assert line["correlation_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+        assert (line["model"], line["version"], line["status"]) == ("moons", 1, 200)
+        assert line["route"] == "/classify"
+        assert isinstance(line["latency_ms"], float)
+        assert line["level"] == "INFO"
+
+
+def test_a_tampered_artifact_is_refused_with_a_500_and_a_code(
+    registered: dict[str, Any], classify: Invoke, registry_on_moto: Any
+) -> None:
+    registry_on_moto.put_object(
+        Bucket=BUCKET, Key=f"registry/{registered['artifact_key']}", Body=b"evil bytes"
+    )
+    status, answer = classify("classify", query={"version": "1"})
+    assert (status, answer["code"]) == (500, "integrity_check_failed")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "code"),
+    [
+        ({"raw_body": '{"data1": '}, 400, "malformed_json"),
+        ({"raw_body": "not json at all"}, 400, "malformed_json"),
+        ({"raw_body": '{"data1": NaN, "data2": 1}'}, 422, "invalid_request"),
+        ({"raw_body": '{"data1": 1e999, "data2": 1}'}, 422, "invalid_request"),
+        ({"raw_body": '{"instances": [[Infinity, 1]]}'}, 422, "invalid_request"),
+        ({"body": {"data1": "abc", "data2": 1}}, 422, "invalid_request"),
+        ({"body": {"data1": 1}}, 422, "invalid_request"),
+        ({"body": {"data1": True, "data2": 1}}, 422, "invalid_request"),
+        ({"body": {"data1": None, "data2": None}}, 422, "invalid_request"),
+        ({"body": {"instances": []}}, 422, "invalid_request"),
+        ({"body": {"instances": [[1, None]]}}, 422, "invalid_request"),
+        ({"body": {"instances": [["1", 2]]}}, 422, "invalid_request"),
+        ({"body": {"instances": [[[1, 2]]]}}, 422, "invalid_request"),
+        ({"body": {"instances": [[1, 2, 3]]}}, 422, "invalid_input"),
+        ({"body": {"instances": [[1], [1, 2]]}}, 422, "invalid_input"),
+        ({"body": {"data1": 1, "data2": 2, "instances": [[1, 2]]}}, 422, "invalid_request"),
+        ({"body": {"data1": 1, "data2": 2, "extra": 3}}, 422, "invalid_request"),
+        ({"body": [1, 2]}, 422, "invalid_request"),
+        ({"query": {"version": "abc"}}, 422, "invalid_request"),
+        ({"query": {"version": "0"}}, 422, "invalid_request"),
+        ({"query": {"version": "-1"}}, 422, "invalid_request"),
+        ({"query": {"version": str(2**64)}}, 422, "invalid_request"),
+        ({"query": {"version": "9"}}, 404, "version_not_found"),
+        ({"query": {"model": "nobody"}}, 404, "model_not_found"),
+        ({"query": {"model": "../etc"}}, 422, "invalid_request"),
+        ({"query": {"model": "UPPER"}}, 422, "invalid_request"),
+    ],
+)
+def test_bad_classify_requests_get_a_4xx_with_a_code(
+    registered: dict[str, Any],
+    classify: Invoke,
+    overrides: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    overrides.setdefault("query", {"version": "1"})
+    answer_status, answer = classify("classify", **overrides)
+    assert (answer_status, answer["code"]) == (status, code)
+    assert answer["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"name": "moons", "artifact": "!!! not base64 !!!"}, 422, "invalid_artifact"),
+        ({"name": "moons", "artifact": "bm90IGpvYmxpYg=="}, 422, "invalid_artifact"),
+        ({"name": "Bad Name", "artifact": "bm90IGpvYmxpYg=="}, 422, "invalid_request"),
+        ({"name": "../x", "artifact": "bm90IGpvYmxpYg=="}, 422, "invalid_request"),
+        ({"name": "x" * 200, "artifact": "bm90IGpvYmxpYg=="}, 422, "invalid_request"),
+        ({"name": "", "artifact": "bm90IGpvYmxpYg=="}, 422, "invalid_request"),
+        ({"name": "moons"}, 422, "invalid_request"),
+        ({"name": "moons", "artifact": "", "tags": {"k": 1}}, 422, "invalid_request"),
+        ({"name": "moons", "artifact": "bm90", "tags": ["a"]}, 422, "invalid_request"),
+    ],
+)
+def test_bad_registrations_get_a_4xx_and_store_nothing(
+    register: Invoke, registry_on_moto: Any, body: dict[str, Any], status: int, code: str
+) -> None:
+    answer_status, answer = register("register", body=body)
+
+    assert (answer_status, answer["code"]) == (status, code)
+    assert registry_on_moto.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+
+
+def test_an_unknown_route_is_a_json_404(classify: Invoke) -> None:
+    from local_api import REPO_ROOT, LocalLambdaContext, load_function_module
+
+    from tests.integration.conftest import event_from
+
+    event = event_from("classify")
+    event.update(resource="/nothing", path="/nothing")
+    module = load_function_module(REPO_ROOT / "functions" / "predict")
+    response = module.lambda_handler(event, LocalLambdaContext("PredictFunction"))
+    assert response["statusCode"] == 404
+    assert json.loads(response["body"])["code"] == "route_not_found"
