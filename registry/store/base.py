@@ -18,7 +18,9 @@ class ObjectStore(Protocol):
     def create(self, key: str, data: bytes) -> bool:
         """Store the bytes only if the key is free, atomically across processes.
 
-        Returns False, writing nothing, when an object already exists under the key.
+        Returns False, writing nothing, when another object already exists under the key.
+        Returns True when the key already holds exactly these bytes: a retried create
+        (botocore retries a write whose answer was lost) finds its own write.
         """
         ...
 

@@ -45,7 +45,7 @@ class LocalStore:
         try:
             os.link(temp_path, path)
         except FileExistsError:
-            return False
+            return path.read_bytes() == data
         finally:
             temp_path.unlink()
         return True

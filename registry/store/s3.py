@@ -69,13 +69,19 @@ class S3Store:
             except ClientError as exc:
                 code = _error_code(exc)
                 if code == "PreconditionFailed":
-                    return False
+                    return self._holds(key, data)
                 if code != "ConditionalRequestConflict":
                     raise self._unavailable("create", key, exc) from exc
                 time.sleep(0.05 * 2**attempt)
             except BotoCoreError as exc:
                 raise self._unavailable("create", key, exc) from exc
         raise StoreUnavailableError(f"S3 kept reporting conflicting writes to {key!r}")
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        try:
+            return self.get(key) == data
+        except ObjectNotFoundError:
+            return False
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")

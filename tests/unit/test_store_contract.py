@@ -29,6 +29,12 @@ def test_create_writes_only_when_the_key_is_free(store: ObjectStore) -> None:
     assert store.get("models/a/versions/1.json") == b"winner"
 
 
+def test_create_of_the_same_bytes_again_succeeds_as_a_retry_would(store: ObjectStore) -> None:
+    assert store.create("models/a/versions/1.json", b"mine") is True
+    assert store.create("models/a/versions/1.json", b"mine") is True
+    assert store.get("models/a/versions/1.json") == b"mine"
+
+
 def test_list_keys_returns_matching_keys_in_ascending_order(store: ObjectStore) -> None:
     for key in ("models/b/versions/2.json", "models/b/versions/1.json", "models/bb/x", "other/y"):
         store.put(key, b".")
@@ -58,3 +64,22 @@ def test_s3_store_keeps_objects_under_its_prefix(s3_client) -> None:
     store.put("models/a/x", b"data")
     listed = s3_client.list_objects_v2(Bucket="test-registry")["Contents"]
     assert [item["Key"] for item in listed] == ["team/registry/models/a/x"]
+
+
+def test_s3_create_retried_by_botocore_after_its_write_landed_still_succeeds(s3_client) -> None:
+    # The first PutObject succeeds but botocore is told to retry it, as it does when
+    # the answer is lost to a timeout: the retry meets 412 on the object it wrote.
+    retried = []
+
+    def retry_first_put_once(attempts: int, **_: object) -> float | None:
+        if not retried:
+            retried.append(attempts)
+            return 0.0
+        return None
+
+    s3_client.meta.events.register("needs-retry.s3.PutObject", retry_first_put_once)
+    store = S3Store("test-registry", "", s3_client=s3_client)
+
+    assert store.create("models/a/versions/1.json", b"mine") is True
+    assert retried == [1]
+    assert store.create("models/a/versions/1.json", b"theirs") is False

@@ -1,0 +1,165 @@
+"""End to end over HTTP: scripts/local_api.py in its own process, as `make run` starts it."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import BUCKET, REGION
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+API_KEY = "local-test-key"
+
+
+def start_local_api(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", "0", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    first_line = process.stdout.readline()
+    assert first_line.startswith("Serving on http://127.0.0.1:"), first_line
+    return process, first_line.split()[2]
+
+
+def request(
+    url: str, method: str = "POST", body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body else None
+    # No Content-Type given: urllib then sends a form type, as `curl -d` does.
+    call = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(call, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def api_url(server_env: dict[str, str]) -> Iterator[str]:
+    process, url = start_local_api(server_env, "--api-key", API_KEY)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(params=["local-directory", "s3-moto-server"])
+def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if request.param == "local-directory":
+        env["REGISTRY_URI"] = str(tmp_path / "registry")
+        yield env
+        return
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", region_name=REGION, endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    env.update(REGISTRY_URI=f"s3://{BUCKET}/registry", AWS_ENDPOINT_URL_S3=endpoint)
+    yield env
+    server.stop()
+
+
+def register(url: str, artifact: bytes, name: str = "moons") -> tuple[int, Any]:
+    return request(
+        f"{url}/models", body={"name": name, "artifact": base64.b64encode(artifact).decode()}
+    )
+
+
+def test_register_then_classify_over_http_matches_the_models_predict(
+    api_url: str, moons_bytes: bytes, moons_model: Any
+) -> None:
+    status, manifest = register(api_url, moons_bytes)
+    assert (status, manifest["version"]) == (201, 1)
+
+    status, answer = request(
+        f"{api_url}/classify?version=1",
+        body=b'{"data1":"0.5","data2":"0.2"}',
+        headers={"x-api-key": API_KEY},
+    )
+
+    expected = str(moons_model.predict(numpy.array([[0.5, 0.2]]))[0])
+    assert (status, answer) == (200, {"prediction": expected, "model": "moons", "version": 1})
+
+
+def test_classify_needs_the_api_key_when_the_server_was_given_one(
+    api_url: str, moons_bytes: bytes
+) -> None:
+    register(api_url, moons_bytes)
+    status, answer = request(f"{api_url}/classify", body={"data1": 0.5, "data2": 0.2})
+    assert (status, answer["code"]) == (403, "forbidden")
+
+
+def test_concurrent_classify_requests_all_get_the_right_answer(
+    api_url: str, moons_bytes: bytes, moons_model: Any
+) -> None:
+    register(api_url, moons_bytes)
+    rng = numpy.random.default_rng(0)
+    batches = [rng.normal(size=(5, 2)).round(3).tolist() for _ in range(24)]
+
+    def classify(rows: list[list[float]]) -> tuple[int, Any]:
+        return request(
+            f"{api_url}/classify?model=moons",
+            body={"instances": rows},
+            headers={"x-api-key": API_KEY},
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(classify, batches))
+
+    for rows, (status, answer) in zip(batches, answers, strict=True):
+        assert status == 200
+        assert answer["predictions"] == moons_model.predict(numpy.array(rows)).tolist()
+
+
+def test_errors_and_unknown_routes_are_json_with_a_code(api_url: str) -> None:
+    assert request(f"{api_url}/nothing", method="GET")[1]["code"] == "route_not_found"
+    status, answer = request(
+        f"{api_url}/classify?model=nobody",
+        body={"data1": 1, "data2": 2},
+        headers={"x-api-key": API_KEY},
+    )
+    assert (status, answer["code"]) == (404, "model_not_found")
+    status, answer = request(f"{api_url}/models", body=b"{not json")
+    assert (status, answer["code"]) == (400, "malformed_json")
+
+
+def test_the_openapi_document_covers_every_route_in_the_template(api_url: str) -> None:
+    status, document = request(f"{api_url}/openapi.json", method="GET")
+    assert status == 200
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {"/models", "/classify"}
+    assert "post" in document["paths"]["/classify"]
+    assert "ClassifyRequest" in document["components"]["schemas"]
+
+
+def test_make_runs_example_model_is_registered_once_and_served(tmp_path: Path) -> None:
+    env = {**os.environ, "REGISTRY_URI": str(tmp_path / "registry"), "PYTHONUNBUFFERED": "1"}
+    train = [sys.executable, str(REPO_ROOT / "scripts" / "train_moons.py"), "--register-if-empty"]
+    first = subprocess.run(train, env=env, capture_output=True, text=True, check=True)
+    second = subprocess.run(train, env=env, capture_output=True, text=True, check=True)
+    assert "registered 'moons' version 1" in first.stdout
+    assert "already has versions [1]" in second.stdout
+
+    process, url = start_local_api(env)
+    try:
+        status, answer = request(f"{url}/classify?version=1", body=b'{"data1":"0.5","data2":"0.2"}')
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert (status, answer["model"], answer["version"]) == (200, "moons", 1)
