@@ -1,6 +1,7 @@
 """Fixtures shared by every tier: fake AWS credentials, example models, both stores."""
 
 import io
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import joblib
 import numpy
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from sklearn.linear_model import LogisticRegression
 from train_moons import joblib_bytes, train_moons
 
@@ -69,6 +71,24 @@ def s3_client() -> Iterator[Any]:
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    """moto's S3 on 127.0.0.1 for other processes, with an empty bucket; yields its URL.
+
+    The server shares this process's moto state, so it is reset before and after.
+    """
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+    boto3.client("s3", region_name=REGION, endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    urllib.request.urlopen(reset, timeout=10).close()
+    server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])

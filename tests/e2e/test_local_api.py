@@ -12,12 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.conftest import BUCKET, REGION
+from tests.conftest import BUCKET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "local-test-key"
@@ -59,20 +57,14 @@ def api_url(server_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(params=["local-directory", "s3-moto-server"])
-def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if request.param == "local-directory":
         env["REGISTRY_URI"] = str(tmp_path / "registry")
-        yield env
-        return
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", region_name=REGION, endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    env.update(REGISTRY_URI=f"s3://{BUCKET}/registry", AWS_ENDPOINT_URL_S3=endpoint)
-    yield env
-    server.stop()
+    else:
+        endpoint = request.getfixturevalue("moto_server")
+        env.update(REGISTRY_URI=f"s3://{BUCKET}/registry", AWS_ENDPOINT_URL_S3=endpoint)
+    return env
 
 
 def register(url: str, artifact: bytes, name: str = "moons") -> tuple[int, Any]:

@@ -1,13 +1,11 @@
 """Several processes register one model name at once: every version is distinct and consecutive."""
 
 import multiprocessing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from registry.artifacts import sha256_hex
 from registry.registry import ModelRegistry
@@ -17,17 +15,6 @@ from tests.integration.registration_worker import register_many
 
 PROCESSES = 4
 REGISTRATIONS_PER_PROCESS = 6
-
-
-@pytest.fixture
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", region_name=REGION, endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
 
 
 def register_from_processes(registry_uri: str, endpoint: str | None) -> list[tuple[int, str]]:
