@@ -5,10 +5,11 @@ from typing import Any
 
 import numpy
 import pytest
+from local_api import LocalLambdaContext, load_function_module
 
 from registry import service
 from tests.conftest import BUCKET, distinct_model_bytes
-from tests.integration.conftest import Invoke, LogLines, artifact_body
+from tests.integration.conftest import REPO_ROOT, Invoke, LogLines, artifact_body, event_from
 
 ROWS = [[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0], [2.0, 0.5]]
 
@@ -210,13 +211,11 @@ def test_bad_registrations_get_a_4xx_and_store_nothing(
 
 
 def test_an_unknown_route_is_a_json_404(classify: Invoke) -> None:
-    from local_api import REPO_ROOT, LocalLambdaContext, load_function_module
-
-    from tests.integration.conftest import event_from
-
     event = event_from("classify")
     event.update(resource="/nothing", path="/nothing")
     module = load_function_module(REPO_ROOT / "functions" / "predict")
+
     response = module.lambda_handler(event, LocalLambdaContext("PredictFunction"))
+
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["code"] == "route_not_found"
