@@ -41,6 +41,7 @@ class EstimatorInfo:
     n_features_in: int | None
     feature_names: list[str] | None
     classes: list[Label] | None
+    has_predict_proba: bool
 
 
 def load_estimator(data: bytes) -> Any:
@@ -91,7 +92,14 @@ def describe_estimator(estimator: Any) -> EstimatorInfo:
         n_features_in=int(n_features) if n_features is not None else None,
         feature_names=[str(name) for name in feature_names] if feature_names is not None else None,
         classes=_class_labels(classes),
+        has_predict_proba=_has_predict_proba(estimator),
     )
+
+
+def _has_predict_proba(estimator: Any) -> bool:
+    # hasattr is False when scikit-learn's available_if hides the method
+    # (an SVC without probability=True, a Pipeline ending in a regressor).
+    return callable(getattr(estimator, "predict_proba", None))
 
 
 def _class_labels(classes: Any) -> list[Label] | None:

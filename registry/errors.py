@@ -80,3 +80,72 @@ class VersionAllocationError(RegistryError):
 
     code = "version_conflict"
     http_status = 503
+
+
+class UploadsUnavailableError(RegistryError):
+    """The store cannot hand out upload URLs (a directory store outside the local API)."""
+
+    code = "uploads_unavailable"
+    http_status = 501
+
+
+class InvalidRequestError(RegistryError):
+    """A request whose parts contradict each other, such as a version and an alias."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
+class AliasNotFoundError(RegistryError):
+    code = "alias_not_found"
+    http_status = 404
+
+
+class UploadNotFoundError(RegistryError):
+    code = "upload_not_found"
+    http_status = 404
+
+
+class VersionArchivedError(RegistryError):
+    """The version exists but was archived: it is listed and never served."""
+
+    code = "version_archived"
+    http_status = 410
+
+
+class VersionInUseError(RegistryError):
+    """Archiving a version an alias points to; move or remove the alias first."""
+
+    code = "version_in_use"
+    http_status = 409
+
+
+class ArtifactTooLargeError(RegistryError):
+    code = "artifact_too_large"
+    http_status = 413
+
+
+class TooManyInstancesError(RegistryError):
+    code = "too_many_instances"
+    http_status = 413
+
+
+class ProbabilitiesUnavailableError(RegistryError):
+    """The model has no predict_proba."""
+
+    code = "probabilities_unavailable"
+    http_status = 422
+
+
+class StateConflictError(RegistryError):
+    """A compare-and-swap update kept losing to concurrent writers; retry."""
+
+    code = "concurrent_update"
+    http_status = 503
+
+
+class RegistrationInProgressError(RegistryError):
+    """The same bytes are being registered by another request right now; retry."""
+
+    code = "registration_in_progress"
+    http_status = 503

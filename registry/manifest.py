@@ -1,7 +1,17 @@
-"""Pydantic models of what the registry stores, and the naming rules for keys."""
+"""Pydantic models of what the registry stores, and the naming rules for its keys.
+
+Layout under the store (keys are relative to REGISTRY_URI):
+    models/<name>/versions/<0000000001>.json   one immutable manifest per version
+    models/<name>/artifacts/<sha256>.joblib    the bytes, content-addressed
+    models/<name>/state.json                   aliases and archived versions (compare-and-swap)
+    models/<name>/sha256/<sha256>.json         which version holds these bytes (retry safety)
+    uploads/<name>/<32 hex>.joblib             large artifacts PUT through a presigned URL
+"""
 
 import re
 from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,18 +22,25 @@ _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 # Version numbers are zero-padded in keys so that listing order is numeric order.
 VERSION_DIGITS = 10
 MAX_VERSION = 10**VERSION_DIGITS - 1
+UPLOADS_PREFIX = "uploads/"
+UPLOAD_KEY_PATTERN = r"^uploads/[a-z0-9][a-z0-9_-]{0,63}/[0-9a-f]{32}\.joblib$"
 
 Label = bool | int | float | str
+MetricValue = Annotated[float, Field(allow_inf_nan=False)]
 
 
-def validate_model_name(name: str) -> str:
+def validate_name(name: str, kind: str = "model") -> str:
     """Lowercase letters, digits, '-' and '_', starting with a letter or digit, 64 at most."""
     if not _MODEL_NAME.fullmatch(name):
         raise InvalidNameError(
-            f"invalid model name {name[:80]!r}: use 1 to 64 lowercase letters, digits, "
+            f"invalid {kind} name {name[:80]!r}: use 1 to 64 lowercase letters, digits, "
             "'-' or '_', starting with a letter or digit"
         )
     return name
+
+
+def validate_model_name(name: str) -> str:
+    return validate_name(name, "model")
 
 
 def model_prefix(name: str) -> str:
@@ -38,14 +55,37 @@ def manifest_key(name: str, version: int) -> str:
     return f"{versions_prefix(name)}{version:0{VERSION_DIGITS}d}.json"
 
 
-def version_from_manifest_key(key: str) -> int | None:
-    stem = key.rpartition("/")[2].removesuffix(".json")
-    return int(stem) if stem.isdigit() and key.endswith(".json") else None
+def parse_version_key(key: str) -> tuple[str, int] | None:
+    """('moons', 3) for 'models/moons/versions/0000000003.json'; None for any other key."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[0] != "models" or parts[2] != "versions":
+        return None
+    stem = parts[3].removesuffix(".json")
+    if not parts[3].endswith(".json") or not stem.isdigit():
+        return None
+    return parts[1], int(stem)
 
 
 def artifact_key(name: str, sha256: str) -> str:
     """Artifacts are content-addressed: identical bytes share one object."""
     return f"{model_prefix(name)}artifacts/{sha256}.joblib"
+
+
+def state_key(name: str) -> str:
+    return f"{model_prefix(name)}state.json"
+
+
+def claim_key(name: str, sha256: str) -> str:
+    return f"{model_prefix(name)}sha256/{sha256}.json"
+
+
+def upload_key(name: str, token: str) -> str:
+    return f"{UPLOADS_PREFIX}{validate_model_name(name)}/{token}.joblib"
+
+
+class VersionStatus(StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
 
 
 class RuntimeVersions(BaseModel):
@@ -74,6 +114,30 @@ class ModelManifest(BaseModel):
     n_features_in: int | None = None
     feature_names: list[str] | None = None
     classes: list[Label] | None = None
+    has_predict_proba: bool = False
     runtime: RuntimeVersions
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, MetricValue] = Field(default_factory=dict)
+    registered_by: str | None = None
+
+
+class ModelState(BaseModel):
+    """The mutable part of a model, replaced only by compare-and-swap on its etag."""
+
+    aliases: dict[str, int] = Field(default_factory=dict)
+    archived: list[int] = Field(default_factory=list)
+
+    def status(self, version: int) -> VersionStatus:
+        return VersionStatus.ARCHIVED if version in self.archived else VersionStatus.ACTIVE
+
+    def aliases_of(self, version: int) -> list[str]:
+        return sorted(alias for alias, target in self.aliases.items() if target == version)
+
+
+class ShaClaim(BaseModel):
+    """Who registers these bytes: a pending token, then the version that holds them."""
+
+    token: str
+    claimed_at: datetime
+    version: int | None = None

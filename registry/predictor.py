@@ -1,15 +1,34 @@
-"""Serve predictions from cached models: a warm request for a known version never reads S3."""
+"""Serve predictions from cached models.
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+Loaded models are cached for ever per (name, version): versions are immutable.
+What can change (aliases, archived versions, which version is latest) is
+cached per model for alias_ttl_seconds, so a warm request makes no S3 call
+and a warm container sees an alias move or an archive within that time.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
 
 from registry.cache import ModelCache, Sized
-from registry.errors import InvalidInputError
-from registry.manifest import Label, ModelManifest, validate_model_name
+from registry.errors import (
+    InvalidInputError,
+    InvalidRequestError,
+    ProbabilitiesUnavailableError,
+    TooManyInstancesError,
+    VersionArchivedError,
+)
+from registry.manifest import Label, ModelManifest, ModelState, validate_model_name
 from registry.registry import ModelRegistry
+
+DEFAULT_ALIAS_TTL_SECONDS = 30.0
+DEFAULT_MAX_INSTANCES = 10_000
+
+Instance = Sequence[float] | Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -23,22 +42,67 @@ class Prediction:
     manifest: ModelManifest
     labels: list[Label]
     cache_hit: bool
+    probabilities: list[list[float]] | None = None
+
+
+@dataclass
+class _ModelView:
+    """A model's state as read at one time, and what it resolved to since."""
+
+    expires_at: float
+    state: ModelState
+    resolved: dict[str | None, int] = field(default_factory=dict)
 
 
 class Predictor:
-    def __init__(self, registry: ModelRegistry, cache: ModelCache[LoadedModel]) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        cache: ModelCache[LoadedModel],
+        alias_ttl_seconds: float = DEFAULT_ALIAS_TTL_SECONDS,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry
         self.cache = cache
+        self.alias_ttl_seconds = alias_ttl_seconds
+        self.max_instances = max_instances
+        self.clock = clock
+        self._views: dict[str, _ModelView] = {}
+        self._views_lock = threading.Lock()
 
-    def model(self, name: str, version: int | None = None) -> tuple[LoadedModel, bool]:
-        """The loaded model and whether it came from the cache."""
+    def _view(self, name: str) -> _ModelView:
+        now = self.clock()
+        with self._views_lock:
+            view = self._views.get(name)
+        if view is None or view.expires_at <= now:
+            view = _ModelView(now + self.alias_ttl_seconds, self.registry.state(name))
+            with self._views_lock:
+                self._views[name] = view
+        return view
+
+    def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
+        """The version to serve: explicit, an alias, else alias 'default', else latest active."""
         validate_model_name(name)
-        if version is None:
-            version = self.registry.latest_version(name)
-        resolved_version = version
-        return self.cache.get_or_load(
-            (name, resolved_version), lambda: self._load(name, resolved_version)
-        )
+        if version is not None and alias is not None:
+            raise InvalidRequestError("send either version or alias, not both")
+        view = self._view(name)
+        if version is not None:
+            if version in view.state.archived:
+                raise VersionArchivedError(f"version {version} of {name!r} is archived")
+            return version
+        resolved = view.resolved.get(alias)
+        if resolved is None:
+            resolved = self.registry.resolve_version(name, view.state, None, alias)
+            view.resolved[alias] = resolved
+        return resolved
+
+    def model(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> tuple[LoadedModel, bool]:
+        """The loaded model and whether it came from the cache."""
+        resolved = self.resolve(name, version, alias)
+        return self.cache.get_or_load((name, resolved), lambda: self._load(name, resolved))
 
     def _load(self, name: str, version: int) -> Sized[LoadedModel]:
         manifest = self.registry.get_manifest(name, version)
@@ -46,21 +110,45 @@ class Predictor:
         return Sized(LoadedModel(manifest, estimator), manifest.size_bytes)
 
     def predict(
-        self, name: str, version: int | None, instances: Sequence[Sequence[float]]
+        self,
+        name: str,
+        version: int | None,
+        instances: Sequence[Instance],
+        alias: str | None = None,
+        probabilities: bool = False,
     ) -> Prediction:
-        loaded, cache_hit = self.model(name, version)
-        features = feature_matrix(instances, loaded.manifest.n_features_in)
+        if len(instances) > self.max_instances:
+            raise TooManyInstancesError(
+                f"{len(instances)} instances in one request; the limit is {self.max_instances}"
+            )
+        loaded, cache_hit = self.model(name, version, alias)
+        manifest = loaded.manifest
+        if probabilities and not manifest.has_predict_proba:
+            raise ProbabilitiesUnavailableError(
+                f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
+            )
+        features = feature_matrix(instances, manifest.n_features_in, manifest.feature_names)
         try:
             labels = loaded.estimator.predict(features)
+            scores = loaded.estimator.predict_proba(features) if probabilities else None
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(f"the model rejected the instances: {exc}"[:300]) from exc
-        return Prediction(loaded.manifest, numpy.asarray(labels).tolist(), cache_hit)
+        return Prediction(
+            manifest,
+            numpy.asarray(labels).tolist(),
+            cache_hit,
+            numpy.asarray(scores).tolist() if scores is not None else None,
+        )
 
 
-def feature_matrix(instances: Sequence[Sequence[float]], n_features: int | None) -> Any:
+def feature_matrix(
+    instances: Sequence[Instance], n_features: int | None, feature_names: list[str] | None = None
+) -> Any:
     """One float64 array of shape (rows, n_features), or a 422 that says what is wrong."""
     if len(instances) == 0:
         raise InvalidInputError("instances is empty: send at least one row")
+    if any(isinstance(row, Mapping) for row in instances):
+        instances = _rows_from_named(instances, feature_names)
     try:
         features = numpy.asarray(instances, dtype=numpy.float64)
     except (ValueError, TypeError) as exc:
@@ -74,3 +162,25 @@ def feature_matrix(instances: Sequence[Sequence[float]], n_features: int | None)
     if not numpy.isfinite(features).all():
         raise InvalidInputError("feature values must be finite numbers (no NaN or infinity)")
     return features
+
+
+def _rows_from_named(
+    instances: Sequence[Instance], feature_names: list[str] | None
+) -> list[list[float]]:
+    if feature_names is None:
+        raise InvalidInputError(
+            "the model was fitted without feature names: send each instance as a list"
+        )
+    rows = []
+    expected = set(feature_names)
+    for index, row in enumerate(instances):
+        if not isinstance(row, Mapping):
+            raise InvalidInputError("send every instance as a list, or every one as an object")
+        missing = sorted(expected - row.keys())
+        unknown = sorted(row.keys() - expected)
+        if missing or unknown:
+            raise InvalidInputError(
+                f"instance {index}: missing features {missing}, unknown features {unknown}"
+            )
+        rows.append([row[feature] for feature in feature_names])
+    return rows

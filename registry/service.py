@@ -20,12 +20,20 @@ def settings() -> Settings:
 
 @lru_cache(maxsize=1)
 def model_registry() -> ModelRegistry:
-    return ModelRegistry(open_store(settings().registry_uri))
+    config = settings()
+    store = open_store(config.registry_uri, upload_url=config.local_upload_url)
+    return ModelRegistry(store, max_artifact_bytes=config.max_artifact_bytes)
 
 
 @lru_cache(maxsize=1)
 def predictor() -> Predictor:
-    return Predictor(model_registry(), ModelCache[LoadedModel](settings().cache_max_bytes))
+    config = settings()
+    return Predictor(
+        model_registry(),
+        ModelCache[LoadedModel](config.cache_max_bytes),
+        alias_ttl_seconds=config.alias_ttl_seconds,
+        max_instances=config.max_instances,
+    )
 
 
 def reset() -> None:

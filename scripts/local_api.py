@@ -33,7 +33,12 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from registry.config import Settings  # noqa: E402
+from registry.manifest import UPLOAD_KEY_PATTERN  # noqa: E402
+from registry.store import open_store  # noqa: E402
+
 DEFAULT_REGISTRY_DIR = REPO_ROOT / ".registry"
+UPLOADS_PATH = "/_uploads/"
 # Lambda's synchronous invocation payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -196,11 +201,16 @@ def build_event(
 
 
 class LocalApi:
-    """Dispatches HTTP requests to the handlers named by the template's routes."""
+    """Dispatches HTTP requests to the handlers named by the template's routes.
+
+    With a directory store it also takes the PUTs of the upload URLs that
+    POST /models/{name}/uploads hands out (S3 takes them itself when deployed).
+    """
 
     def __init__(self, routes: list[Route], api_key: str | None = None) -> None:
         self.routes = routes
         self.api_key = api_key
+        self.settings = Settings.from_environ()
         self.handlers: dict[str, Handler] = {}
         self.locks: dict[str, threading.Lock] = {}
         for route in routes:
@@ -231,6 +241,8 @@ class LocalApi:
         url = urlsplit(raw_path)
         if method == "GET" and url.path == "/openapi.json":
             return _json_response(200, self.openapi())
+        if method == "PUT" and url.path.startswith(UPLOADS_PATH):
+            return self.take_upload(url.path.removeprefix(UPLOADS_PATH), body)
         if len(body) > MAX_BODY_BYTES:
             return _json_response(
                 413,
@@ -256,6 +268,18 @@ class LocalApi:
             return _to_http_response(result)
         return _json_response(404, {"code": "route_not_found", "message": "no such route"})
 
+    def take_upload(self, key: str, body: bytes) -> HttpResponse:
+        if not re.fullmatch(UPLOAD_KEY_PATTERN, key):
+            return _json_response(404, {"code": "upload_not_found", "message": "no such upload"})
+        if len(body) > self.settings.max_artifact_bytes:
+            limit = self.settings.max_artifact_bytes
+            return _json_response(
+                413,
+                {"code": "artifact_too_large", "message": f"uploads are limited to {limit} bytes"},
+            )
+        open_store(self.settings.registry_uri).put(key, body)
+        return HttpResponse(200, {}, b"")
+
 
 def _to_http_response(result: dict[str, Any]) -> HttpResponse:
     headers = {key: str(value) for key, value in (result.get("headers") or {}).items()}
@@ -266,13 +290,24 @@ def _to_http_response(result: dict[str, Any]) -> HttpResponse:
     return HttpResponse(int(result["statusCode"]), headers, data)
 
 
-def make_server(host: str, port: int, api: LocalApi) -> ThreadingHTTPServer:
+class LocalApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    api: LocalApi
+
+
+def make_server(host: str, port: int) -> LocalApiServer:
+    """Bound before the API is built, so the API knows its own URL (for upload URLs)."""
+
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
+            if self.headers.get("Expect", "").lower() == "100-continue":
+                self.send_response_only(100)
+                self.end_headers()
             body = self.rfile.read(length) if length else b""
+            api = server.api
             response = api.handle(self.command, self.path, dict(self.headers.items()), body)
             self.send_response(response.status)
             for key, value in response.headers.items():
@@ -287,8 +322,7 @@ def make_server(host: str, port: int, api: LocalApi) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the handlers print one JSON line per request already
 
-    server = ThreadingHTTPServer((host, port), RequestHandler)
-    server.daemon_threads = True
+    server = LocalApiServer((host, port), RequestHandler)
     return server
 
 
@@ -300,9 +334,11 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.setdefault("REGISTRY_URI", str(DEFAULT_REGISTRY_DIR))
-    api = LocalApi(routes_from_template(load_template()), api_key=args.api_key)
-    server = make_server(args.host, args.port, api)
+    server = make_server(args.host, args.port)
     url = f"http://{args.host}:{server.server_address[1]}"
+    os.environ["LOCAL_UPLOAD_URL"] = f"{url}{UPLOADS_PATH.rstrip('/')}"
+    api = LocalApi(routes_from_template(load_template()), api_key=args.api_key)
+    server.api = api
     key_header = f" -H 'x-api-key: {args.api_key}'" if args.api_key else ""
     print(f"Serving on {url} (store: {os.environ['REGISTRY_URI']})", flush=True)
     print("Routes: " + ", ".join(f"{r.method} {r.path}" for r in api.routes), flush=True)

@@ -66,7 +66,7 @@ def main() -> None:
         else:
             manifest = registry.register(
                 EXAMPLE_MODEL_NAME, data, description="the blog's RandomForest on make_moons"
-            )
+            ).info.manifest
             where = settings.registry_uri
             print(f"registered {manifest.name!r} version {manifest.version} in {where}")
 

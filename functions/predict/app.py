@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -10,20 +11,31 @@ from registry import service
 from registry.api import create_resolver, resolve_logged
 from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import MetricUnit, logger, metrics
-from registry.schemas import BatchClassifyResponse, ClassifyRequest, SingleClassifyResponse
+from registry.schemas import ClassifyRequest, ClassifyResponse
 
 app = create_resolver()
 
 
-@app.post("/classify")
+@app.post(
+    "/classify",
+    responses={
+        200: {
+            "description": "the predictions (fields that do not apply are left out)",
+            "content": {"application/json": {"model": ClassifyResponse}},
+        }
+    },
+)
 def handle_classify(
     body: ClassifyRequest,
     model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
-) -> SingleClassifyResponse | BatchClassifyResponse:
+    alias: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
+) -> Response[dict[str, Any]]:
     name = model or service.settings().default_model
-    logger.append_keys(model=name, version=version)
-    result = service.predictor().predict(name, version, body.rows())
+    logger.append_keys(model=name, version=version, alias=alias)
+    result = service.predictor().predict(
+        name, version, body.rows(), alias=alias, probabilities=body.probabilities
+    )
     logger.append_keys(
         version=result.manifest.version,
         cache="hit" if result.cache_hit else "miss",
@@ -33,12 +45,18 @@ def handle_classify(
     metrics.add_metric(
         name="CacheHits" if result.cache_hit else "CacheMisses", unit=MetricUnit.Count, value=1
     )
-    if body.is_single:
-        return SingleClassifyResponse(
-            prediction=str(result.labels[0]), model=name, version=result.manifest.version
-        )
-    return BatchClassifyResponse(
-        predictions=result.labels, model=name, version=result.manifest.version
+    answer = ClassifyResponse(
+        prediction=str(result.labels[0]) if body.is_single else None,
+        predictions=None if body.is_single else result.labels,
+        probabilities=result.probabilities,
+        classes=result.manifest.classes if body.probabilities else None,
+        model=name,
+        version=result.manifest.version,
+    )
+    return Response(
+        status_code=200,
+        content_type=content_types.APPLICATION_JSON,
+        body=answer.model_dump(mode="json", exclude_none=True),
     )
 
 

@@ -1,28 +1,121 @@
-"""POST /models: register a model version."""
+"""POST /models and the management routes: list, show, alias, archive, uploads."""
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from registry import service
 from registry.api import create_resolver, resolve_logged
-from registry.manifest import ModelManifest
+from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import MetricUnit, logger, metrics
-from registry.schemas import RegisterModelRequest
+from registry.schemas import (
+    AliasResponse,
+    ModelDetailsResponse,
+    ModelListResponse,
+    ModelVersionResponse,
+    RegisterModelRequest,
+    RegisterModelResponse,
+    SetAliasRequest,
+    UploadResponse,
+)
 
 app = create_resolver()
 
+NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
-@app.post("/models", responses={201: {"description": "the new version's manifest"}})
-def handle_register_model(body: RegisterModelRequest) -> Response[ModelManifest]:
-    manifest = service.model_registry().register(
-        body.name, body.artifact_bytes(), description=body.description, tags=body.tags
+
+def _caller() -> str | None:
+    identity = app.current_event.request_context.identity
+    return identity.user_arn or identity.caller
+
+
+@app.post(
+    "/models",
+    responses={
+        201: {"description": "a new version was registered"},
+        200: {"description": "identical bytes were already an active version; that one"},
+    },
+)
+def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelResponse]:
+    registry = service.model_registry()
+    metadata: dict[str, Any] = {
+        "description": body.description,
+        "tags": body.tags,
+        "metrics": body.metrics,
+        "registered_by": _caller(),
+    }
+    if body.upload_key is not None:
+        registration = registry.register_upload(body.name, body.upload_key, **metadata)
+    else:
+        registration = registry.register(body.name, body.artifact_bytes(), **metadata)
+    logger.append_keys(model=body.name, version=registration.info.manifest.version)
+    if registration.created:
+        metrics.add_metric(name="Registrations", unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=201 if registration.created else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=RegisterModelResponse.of_registration(registration),
     )
-    logger.append_keys(model=manifest.name, version=manifest.version)
-    metrics.add_metric(name="Registrations", unit=MetricUnit.Count, value=1)
-    return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=manifest)
+
+
+@app.get("/models")
+def handle_list_models() -> ModelListResponse:
+    return ModelListResponse.of(service.model_registry().list_models())
+
+
+@app.get("/models/<name>")
+def handle_get_model(
+    name: NamePath,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int, Query(ge=0, le=MAX_VERSION)] = 0,
+) -> ModelDetailsResponse:
+    logger.append_keys(model=name)
+    return ModelDetailsResponse.of(service.model_registry().describe_model(name, limit, after))
+
+
+@app.get("/models/<name>/versions/<version>")
+def handle_get_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
+    logger.append_keys(model=name, version=version)
+    return ModelVersionResponse.of(service.model_registry().get_version(name, version))
+
+
+@app.delete("/models/<name>/versions/<version>")
+def handle_archive_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
+    logger.append_keys(model=name, version=version)
+    return ModelVersionResponse.of(service.model_registry().archive(name, version))
+
+
+@app.put("/models/<name>/aliases/<alias>")
+def handle_set_alias(
+    name: NamePath, alias: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], body: SetAliasRequest
+) -> AliasResponse:
+    logger.append_keys(model=name, alias=alias, version=body.version)
+    service.model_registry().set_alias(name, alias, body.version)
+    return AliasResponse(name=name, alias=alias, version=body.version)
+
+
+@app.delete("/models/<name>/aliases/<alias>")
+def handle_delete_alias(
+    name: NamePath, alias: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
+) -> AliasResponse:
+    logger.append_keys(model=name, alias=alias)
+    version = service.model_registry().delete_alias(name, alias)
+    return AliasResponse(name=name, alias=alias, version=version)
+
+
+@app.post("/models/<name>/uploads", responses={201: {"description": "an upload URL"}})
+def handle_create_upload(name: NamePath) -> Response[UploadResponse]:
+    logger.append_keys(model=name)
+    upload = service.model_registry().create_upload(
+        name, expires_in=service.settings().upload_expires_seconds
+    )
+    return Response(
+        status_code=201, content_type=content_types.APPLICATION_JSON, body=UploadResponse.of(upload)
+    )
 
 
 @logger.inject_lambda_context(

@@ -1,7 +1,16 @@
 """The object-store protocol: bytes under keys, nothing about models."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes and the entity tag that identifies this content."""
+
+    data: bytes
+    etag: str
 
 
 class ObjectStore(Protocol):
@@ -9,6 +18,14 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes:
         """The object's bytes; raises ObjectNotFoundError if there is none."""
+        ...
+
+    def get_versioned(self, key: str) -> Versioned:
+        """The object's bytes with its entity tag, for a later replace()."""
+        ...
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes, without reading it; raises ObjectNotFoundError."""
         ...
 
     def put(self, key: str, data: bytes) -> None:
@@ -24,6 +41,17 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def replace(self, key: str, data: bytes, etag: str) -> bool:
+        """Store the bytes only if the object still has this etag (compare-and-swap).
+
+        Returns False, writing nothing, when the object changed or is gone.
+        """
+        ...
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         """Every key that starts with prefix, in ascending order."""
+        ...
+
+    def presign_put(self, key: str, expires_in: int) -> str:
+        """A URL that accepts one HTTP PUT of the object's bytes for expires_in seconds."""
         ...

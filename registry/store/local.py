@@ -1,16 +1,31 @@
 """A directory on the local file system: the embedded store for local use and tests."""
 
+import fcntl
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from registry.errors import InvalidNameError, ObjectNotFoundError
+from registry.errors import InvalidNameError, ObjectNotFoundError, UploadsUnavailableError
+from registry.store.base import Versioned
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 class LocalStore:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    """Objects are files under root; writes are atomic renames or links.
+
+    upload_url is where scripts/local_api.py accepts uploads ('.../_uploads');
+    without it, presign_put is refused.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], upload_url: str | None = None) -> None:
         self.root = Path(root).resolve()
+        self.upload_url = upload_url.rstrip("/") if upload_url else None
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -23,6 +38,16 @@ class LocalStore:
             return self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFoundError(f"no object at {key!r}") from exc
+
+    def get_versioned(self, key: str) -> Versioned:
+        data = self.get(key)
+        return Versioned(data, _etag(data))
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFoundError(f"no object at {key!r}")
+        return path.stat().st_size
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +75,31 @@ class LocalStore:
             temp_path.unlink()
         return True
 
+    @contextmanager
+    def _exclusive(self, path: Path) -> Iterator[None]:
+        """An advisory lock shared by every process that replaces this object."""
+        lock_path = path.with_name(f".lock-{path.name}")
+        with lock_path.open("a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    def replace(self, key: str, data: bytes, etag: str) -> bool:
+        path = self._path(key)
+        if not path.parent.is_dir():
+            return False
+        with self._exclusive(path):
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                return False
+            if _etag(current) != etag:
+                return False
+            os.replace(self._write_temp(path, data), path)
+            return True
+
     def list_keys(self, prefix: str) -> Iterator[str]:
         directory = self.root / prefix.rpartition("/")[0]
         if not directory.is_dir():
@@ -57,6 +107,14 @@ class LocalStore:
         keys = (
             path.relative_to(self.root).as_posix()
             for path in directory.rglob("*")
-            if path.is_file() and not path.name.startswith(".tmp-")
+            if path.is_file() and not path.name.startswith((".tmp-", ".lock-"))
         )
         return iter(sorted(key for key in keys if key.startswith(prefix)))
+
+    def presign_put(self, key: str, expires_in: int) -> str:
+        self._path(key)
+        if self.upload_url is None:
+            raise UploadsUnavailableError(
+                "this directory store takes uploads only through scripts/local_api.py"
+            )
+        return f"{self.upload_url}/{key}"

@@ -13,6 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from registry.errors import ObjectNotFoundError, StoreUnavailableError
+from registry.store.base import Versioned
 
 # Bounded so a request fails well inside API Gateway's 29-second limit.
 DEFAULT_CLIENT_CONFIG = Config(
@@ -43,15 +44,29 @@ class S3Store:
         return StoreUnavailableError(f"S3 {action} of {key!r} failed: {exc}")
 
     def get(self, key: str) -> bytes:
+        return self.get_versioned(key).data
+
+    def get_versioned(self, key: str) -> Versioned:
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
-            return bytes(response["Body"].read())
+            return Versioned(bytes(response["Body"].read()), str(response["ETag"]))
         except ClientError as exc:
             if _error_code(exc) in NOT_FOUND_CODES:
                 raise ObjectNotFoundError(f"no object at {key!r}") from exc
             raise self._unavailable("get", key, exc) from exc
         except BotoCoreError as exc:
             raise self._unavailable("get", key, exc) from exc
+
+    def size(self, key: str) -> int:
+        try:
+            response = self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            return int(response["ContentLength"])
+        except ClientError as exc:
+            if _error_code(exc) in NOT_FOUND_CODES:
+                raise ObjectNotFoundError(f"no object at {key!r}") from exc
+            raise self._unavailable("head", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("head", key, exc) from exc
 
     def put(self, key: str, data: bytes) -> None:
         try:
@@ -60,21 +75,30 @@ class S3Store:
             raise self._unavailable("put", key, exc) from exc
 
     def create(self, key: str, data: bytes) -> bool:
+        if self._conditional_put(key, data, IfNoneMatch="*"):
+            return True
+        return self._holds(key, data)
+
+    def replace(self, key: str, data: bytes, etag: str) -> bool:
+        return self._conditional_put(key, data, IfMatch=etag)
+
+    def _conditional_put(self, key: str, data: bytes, **condition: str) -> bool:
+        """True if S3 stored the bytes; False if the condition failed (412, or 404 for If-Match)."""
         for attempt in range(CONDITIONAL_CONFLICT_RETRIES):
             try:
                 self.s3.put_object(
-                    Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                    Bucket=self.bucket, Key=self.prefix + key, Body=data, **condition
                 )
                 return True
             except ClientError as exc:
                 code = _error_code(exc)
-                if code == "PreconditionFailed":
-                    return self._holds(key, data)
+                if code == "PreconditionFailed" or code in NOT_FOUND_CODES:
+                    return False
                 if code != "ConditionalRequestConflict":
-                    raise self._unavailable("create", key, exc) from exc
+                    raise self._unavailable("conditional put", key, exc) from exc
                 time.sleep(0.05 * 2**attempt)
             except BotoCoreError as exc:
-                raise self._unavailable("create", key, exc) from exc
+                raise self._unavailable("conditional put", key, exc) from exc
         raise StoreUnavailableError(f"S3 kept reporting conflicting writes to {key!r}")
 
     def _holds(self, key: str, data: bytes) -> bool:
@@ -91,3 +115,12 @@ class S3Store:
                     yield item["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as exc:
             raise self._unavailable("list", prefix, exc) from exc
+
+    def presign_put(self, key: str, expires_in: int) -> str:
+        return str(
+            self.s3.generate_presigned_url(
+                "put_object",
+                Params={"Bucket": self.bucket, "Key": self.prefix + key},
+                ExpiresIn=expires_in,
+            )
+        )

@@ -17,5 +17,5 @@ def register_many(
     artifacts = [distinct_model_bytes(seed) for seed in seeds]
     start.wait()
     for artifact in artifacts:
-        manifest = registry.register(name, artifact)
+        manifest = registry.register(name, artifact).info.manifest
         results.put((manifest.version, manifest.sha256))

@@ -1,6 +1,7 @@
 """Predictions from cached models; a warm request for a known version never reads the store."""
 
 from collections import Counter
+from typing import Any
 
 import numpy
 import pytest
@@ -10,6 +11,7 @@ from registry.errors import InvalidInputError, ModelNotFoundError
 from registry.predictor import LoadedModel, Predictor
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
+from tests.conftest import distinct_model_bytes
 
 
 class CountingStore:
@@ -19,21 +21,14 @@ class CountingStore:
         self.store = store
         self.calls: Counter[str] = Counter()
 
-    def get(self, key: str) -> bytes:
-        self.calls["get"] += 1
-        return self.store.get(key)
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
 
-    def put(self, key: str, data: bytes) -> None:
-        self.calls["put"] += 1
-        self.store.put(key, data)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return method(*args, **kwargs)
 
-    def create(self, key: str, data: bytes) -> bool:
-        self.calls["create"] += 1
-        return self.store.create(key, data)
-
-    def list_keys(self, prefix: str):  # type: ignore[no-untyped-def]
-        self.calls["list"] += 1
-        return self.store.list_keys(prefix)
+        return counted
 
 
 @pytest.fixture
@@ -72,7 +67,7 @@ def test_a_warm_request_for_an_explicit_version_makes_no_store_call(
 
 
 def test_without_a_version_the_latest_is_served(predictor: Predictor, moons_bytes: bytes) -> None:
-    predictor.registry.register("moons", moons_bytes)
+    predictor.registry.register("moons", distinct_model_bytes(5))
     assert predictor.predict("moons", None, ROWS).manifest.version == 2
 
 

@@ -47,9 +47,15 @@ class CreatesFileWhenUnpickled:
 def test_first_registration_gets_version_one_and_a_complete_manifest(
     registry: ModelRegistry, moons_bytes: bytes
 ) -> None:
-    manifest = registry.register("moons", moons_bytes, description="blog", tags={"team": "ml"})
+    registration = registry.register(
+        "moons", moons_bytes, description="blog", tags={"team": "ml"}, metrics={"auc": 0.9}
+    )
+    manifest = registration.info.manifest
 
+    assert registration.created is True
     assert manifest.version == 1
+    assert manifest.has_predict_proba is True
+    assert manifest.metrics == {"auc": 0.9}
     assert manifest.sha256 == sha256_hex(moons_bytes)
     assert manifest.size_bytes == len(moons_bytes)
     assert manifest.estimator_class == "sklearn.ensemble._forest.RandomForestClassifier"
@@ -64,13 +70,16 @@ def test_first_registration_gets_version_one_and_a_complete_manifest(
 
 
 def test_versions_count_up_per_model_name(registry: ModelRegistry, moons_bytes: bytes) -> None:
-    versions = [registry.register("moons", moons_bytes).version for _ in range(3)]
-    other = registry.register("other", distinct_model_bytes(1))
+    versions = [
+        registry.register("moons", distinct_model_bytes(seed)).info.manifest.version
+        for seed in range(3)
+    ]
+    other = registry.register("other", distinct_model_bytes(1)).info.manifest
 
     assert versions == [1, 2, 3]
     assert other.version == 1
     assert registry.list_versions("moons") == [1, 2, 3]
-    assert registry.latest_version("moons") == 3
+    assert registry.latest_active_version("moons") == 3
 
 
 def test_a_version_taken_by_another_writer_is_skipped_not_overwritten(
@@ -82,7 +91,7 @@ def test_a_version_taken_by_another_writer_is_skipped_not_overwritten(
     registry.store.create(manifest_key("moons", 2), b'{"written": "by someone else"}')
     registry.list_versions = lambda name: [1]  # type: ignore[method-assign]
 
-    manifest = registry.register("moons", distinct_model_bytes(2))
+    manifest = registry.register("moons", distinct_model_bytes(2)).info.manifest
 
     registry.list_versions = real_list_versions  # type: ignore[method-assign]
     assert manifest.version == 3
@@ -96,7 +105,7 @@ def test_feature_names_are_recorded_when_the_model_was_fitted_with_them(
     # What scikit-learn stores after fitting on a DataFrame with these columns.
     model.feature_names_in_ = numpy.array(["height", "width"], dtype=object)
 
-    manifest = registry.register("sizes", joblib_of(model))
+    manifest = registry.register("sizes", joblib_of(model)).info.manifest
 
     assert manifest.feature_names == ["height", "width"]
     assert manifest.classes is None
@@ -169,7 +178,9 @@ class FailingCreates:
         return getattr(self.store, name)
 
     def create(self, key: str, data: bytes) -> bool:
-        raise StoreUnavailableError("injected failure")
+        if "/versions/" in key:
+            raise StoreUnavailableError("injected failure")
+        return self.store.create(key, data)
 
 
 def test_a_registration_that_fails_before_its_manifest_leaves_no_visible_version(
@@ -182,13 +193,13 @@ def test_a_registration_that_fails_before_its_manifest_leaves_no_visible_version
     assert registry.list_versions("moons") == []
     with pytest.raises(ModelNotFoundError):
         registry.resolve("moons")
-    assert registry.register("moons", moons_bytes).version == 1
+    assert registry.register("moons", moons_bytes).info.manifest.version == 1
 
 
 def test_tampered_artifact_bytes_are_refused_without_being_unpickled(
     registry: ModelRegistry, moons_bytes: bytes, tmp_path: Path
 ) -> None:
-    manifest = registry.register("moons", moons_bytes)
+    manifest = registry.register("moons", moons_bytes).info.manifest
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(CreatesFileWhenUnpickled(marker))
     registry.store.put(manifest.artifact_key, payload)
@@ -205,8 +216,8 @@ def test_tampered_artifact_bytes_are_refused_without_being_unpickled(
 def test_a_manifest_pointing_at_another_object_is_refused(
     registry: ModelRegistry, moons_bytes: bytes
 ) -> None:
-    manifest = registry.register("moons", moons_bytes)
-    other = registry.register("other", distinct_model_bytes(3))
+    manifest = registry.register("moons", moons_bytes).info.manifest
+    other = registry.register("other", distinct_model_bytes(3)).info.manifest
     redirected = manifest.model_copy(update={"artifact_key": other.artifact_key})
 
     with pytest.raises(IntegrityError, match="unexpected object"):
@@ -216,7 +227,7 @@ def test_a_manifest_pointing_at_another_object_is_refused(
 def test_a_loaded_model_predicts_like_the_original(
     registry: ModelRegistry, moons_bytes: bytes, moons_model
 ) -> None:
-    manifest = registry.register("moons", moons_bytes)
+    manifest = registry.register("moons", moons_bytes).info.manifest
     rows = numpy.array([[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0]])
     numpy.testing.assert_array_equal(
         registry.load_model(manifest).predict(rows), moons_model.predict(rows)
