@@ -27,6 +27,8 @@ from registry.registry import ModelRegistry
 
 DEFAULT_ALIAS_TTL_SECONDS = 30.0
 DEFAULT_MAX_INSTANCES = 10_000
+# Past this many models seen, expired views are dropped (names come from requests).
+MAX_MODEL_VIEWS = 1024
 
 Instance = Sequence[float] | Mapping[str, float]
 
@@ -78,6 +80,10 @@ class Predictor:
         if view is None or view.expires_at <= now:
             view = _ModelView(now + self.alias_ttl_seconds, self.registry.state(name))
             with self._views_lock:
+                if len(self._views) >= MAX_MODEL_VIEWS:
+                    self._views = {
+                        key: kept for key, kept in self._views.items() if kept.expires_at > now
+                    }
                 self._views[name] = view
         return view
 

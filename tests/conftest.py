@@ -1,6 +1,7 @@
 """Fixtures shared by every tier: fake AWS credentials, example models, both stores."""
 
 import io
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,9 +12,15 @@ import joblib
 import numpy
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from sklearn.linear_model import LogisticRegression
 from train_moons import joblib_bytes, train_moons
+from werkzeug.serving import make_server
 
 from registry import service
 from registry.registry import ModelRegistry
@@ -73,13 +80,37 @@ def s3_client() -> Iterator[Any]:
         yield client
 
 
+class SerializedMotoServer(ThreadedMotoServer):
+    """moto's threaded server, answering one request at a time.
+
+    moto checks a conditional write (If-None-Match, If-Match) and then stores
+    the object without holding a lock, so two threads can both pass the check;
+    S3 decides conditional writes atomically. Serialising requests restores
+    S3's guarantee, which the concurrency tests depend on.
+    """
+
+    def _server_entry(self) -> None:
+        lock = threading.Lock()
+        app = DomainDispatcherApplication(create_backend_app)
+
+        def serialized(environ: Any, start_response: Any) -> list[bytes]:
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server(
+            self._ip_address, self._port, serialized, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+
 @pytest.fixture
 def moto_server() -> Iterator[str]:
     """moto's S3 on 127.0.0.1 for other processes, with an empty bucket; yields its URL.
 
     The server shares this process's moto state, so it is reset before and after.
     """
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = SerializedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
