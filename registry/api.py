@@ -72,6 +72,7 @@ def resolve_logged(
     """
     started = time.perf_counter()
     response = app.resolve(_without_content_type(event), context)
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     logger.info(
         "request",
         extra={

@@ -17,6 +17,7 @@ from registry.store.base import Versioned
 
 # Bounded so a request fails well inside API Gateway's 29-second limit.
 DEFAULT_CLIENT_CONFIG = Config(
+    signature_version="s3v4",  # presigned upload URLs are SigV4, as every region accepts
     connect_timeout=2,
     read_timeout=5,
     retries={"max_attempts": 3, "mode": "standard"},

@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_api import LocalLambdaContext, load_function_module
+from local_api import (
+    LocalLambdaContext,
+    build_event,
+    load_function_module,
+    load_template,
+    routes_from_template,
+)
 
 from registry.observability import logger
 from tests.conftest import BUCKET
@@ -92,3 +98,35 @@ def classify(registry_on_moto: Any) -> Invoke:
 
 def artifact_body(name: str, data: bytes, **extra: Any) -> dict[str, Any]:
     return {"name": name, "artifact": base64.b64encode(data).decode(), **extra}
+
+
+Call = Callable[..., tuple[int, dict[str, Any]]]
+
+
+@pytest.fixture
+def call(registry_on_moto: Any) -> Call:
+    """Any route of the template: an API Gateway event for the function that owns it.
+
+    The event's requestContext.identity is the IAM caller of tests/events/register.json.
+    """
+    routes = routes_from_template(load_template())
+    identity = json.loads((EVENTS / "register.json").read_text())["requestContext"]["identity"]
+
+    def invoke(
+        method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        for route in routes:
+            path_parameters = route.match(method, path)
+            if path_parameters is not None:
+                break
+        else:
+            raise AssertionError(f"no route for {method} {path}")
+        data = json.dumps(body).encode() if body is not None else b""
+        query_lists = {key: [value] for key, value in (query or {}).items()}
+        event = build_event(route, method, path, path_parameters, query_lists, {}, data)
+        event["requestContext"]["identity"] = identity
+        module = load_function_module(route.code_dir)
+        response = module.lambda_handler(event, LocalLambdaContext(route.function))
+        return response["statusCode"], json.loads(response["body"])
+
+    return invoke
