@@ -19,3 +19,33 @@ def register_many(
     for artifact in artifacts:
         manifest = registry.register(name, artifact).info.manifest
         results.put((manifest.version, manifest.sha256))
+
+
+def register_same(
+    registry_uri: str, endpoint: str | None, name: str, artifact: bytes, start: Any, results: Any
+) -> None:
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+    from registry.registry import ModelRegistry
+    from registry.store import open_store
+
+    registry = ModelRegistry(open_store(registry_uri))
+    start.wait()
+    registration = registry.register(name, artifact)
+    results.put((registration.info.manifest.version, registration.created))
+
+
+def move_aliases(
+    registry_uri: str, endpoint: str | None, name: str, index: int, start: Any, results: Any
+) -> None:
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+    from registry.registry import ModelRegistry
+    from registry.store import open_store
+
+    registry = ModelRegistry(open_store(registry_uri))
+    start.wait()
+    for round_number in range(3):
+        registry.set_alias(name, f"mover-{index}", round_number + 1)
+        registry.set_alias(name, "shared", index % 3 + 1)
+    results.put(index)
