@@ -13,13 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy
-import pytest
 from local_api import load_template, routes_from_template
-
-from tests.conftest import BUCKET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "local-test-key"
+
+
+def local_api_for(env: dict[str, str], *args: str) -> Iterator[str]:
+    process, url = start_local_api(env, *args)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
 
 
 def start_local_api(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
@@ -47,25 +51,6 @@ def request(
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-@pytest.fixture
-def api_url(server_env: dict[str, str]) -> Iterator[str]:
-    process, url = start_local_api(server_env, "--api-key", API_KEY)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
-@pytest.fixture(params=["local-directory", "s3-moto-server"])
-def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if request.param == "local-directory":
-        env["REGISTRY_URI"] = str(tmp_path / "registry")
-    else:
-        endpoint = request.getfixturevalue("moto_server")
-        env.update(REGISTRY_URI=f"s3://{BUCKET}/registry", AWS_ENDPOINT_URL_S3=endpoint)
-    return env
 
 
 def register(url: str, artifact: bytes, name: str = "moons") -> tuple[int, Any]:

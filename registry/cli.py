@@ -1,0 +1,231 @@
+"""model-registry: register, inspect, alias, archive and classify from the command line."""
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from registry.client import DEFAULT_INLINE_LIMIT, DEFAULT_URL, ApiError, RegistryClient
+
+
+def _pairs(values: list[str], kind: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        key, separator, item = value.partition("=")
+        if not separator or not key:
+            parser.error(f"--{kind} takes key=value, got {value!r}")
+        pairs[key] = item
+    return pairs
+
+
+def _metrics(values: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
+    metrics = {}
+    for key, value in _pairs(values, "metric", parser).items():
+        try:
+            metrics[key] = float(value)
+        except ValueError:
+            parser.error(f"--metric {key} needs a number, got {value!r}")
+    return metrics
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        max([len(column), *(len(line[index]) for line in cells)])
+        for index, column in enumerate(columns)
+    ]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items()) or "-"
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return str(value)
+
+
+def _progress(sent: int, total: int) -> None:
+    width = 30
+    filled = width * sent // max(total, 1)
+    sys.stderr.write(
+        f"\ruploading [{'#' * filled}{'.' * (width - filled)}] "
+        f"{100 * sent // max(total, 1):3d}% {sent / 1e6:.1f}/{total / 1e6:.1f} MB"
+    )
+    if sent >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _readable(command: str, answer: Any) -> str:
+    if command == "list":
+        return _table(answer["models"], ["name", "latest_version", "version_count", "aliases"])
+    if command == "show" and "versions" in answer:
+        head = (
+            f"{answer['name']}: {answer['version_count']} versions, "
+            f"latest active {answer['latest_version']}, aliases {_cell(answer['aliases'])}"
+        )
+        columns = ["version", "status", "created_at", "aliases", "sha256", "description"]
+        rows = [{**row, "sha256": row["sha256"][:12]} for row in answer["versions"]]
+        return head + "\n" + _table(rows, columns)
+    if command == "classify":
+        columns = ["instance", "prediction"] + (
+            ["probabilities"] if "probabilities" in answer else []
+        )
+        rows = [
+            {
+                "instance": index,
+                "prediction": label,
+                "probabilities": (answer.get("probabilities") or [None] * (index + 1))[index],
+            }
+            for index, label in enumerate(answer["predictions"])
+        ]
+        return f"{answer['model']} version {answer['version']}\n" + _table(rows, columns)
+    if isinstance(answer, dict):
+        width = max(map(len, answer), default=0)
+        return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in answer.items())
+    return json.dumps(answer)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="model-registry", description=__doc__)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("MODEL_REGISTRY_URL", DEFAULT_URL),
+        help="the API's base URL (default: $MODEL_REGISTRY_URL or the local server)",
+    )
+    parser.add_argument("--api-key", default=os.environ.get("MODEL_REGISTRY_API_KEY"))
+    parser.add_argument(
+        "--sign",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SigV4-sign /models requests (default: only for execute-api URLs)",
+    )
+    parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    # --json is accepted before or after the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    register = commands.add_parser(
+        "register", parents=[common], help="register a joblib file as a new version"
+    )
+    register.add_argument("path", type=Path)
+    register.add_argument("--name", required=True)
+    register.add_argument("--description", default="")
+    register.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    register.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
+    register.add_argument(
+        "--inline-limit",
+        type=int,
+        default=DEFAULT_INLINE_LIMIT,
+        help="larger artifacts go through a presigned upload (default: %(default)s bytes)",
+    )
+
+    commands.add_parser(
+        "list", parents=[common], help="every model with its latest version and aliases"
+    )
+
+    show = commands.add_parser(
+        "show", parents=[common], help="a model's versions, or one version's manifest"
+    )
+    show.add_argument("name")
+    show.add_argument("--version", type=int)
+
+    alias = commands.add_parser("alias", parents=[common], help="set or remove an alias")
+    alias_commands = alias.add_subparsers(dest="alias_command", required=True)
+    alias_set = alias_commands.add_parser("set", parents=[common])
+    alias_set.add_argument("name")
+    alias_set.add_argument("alias")
+    alias_set.add_argument("version", type=int)
+    alias_rm = alias_commands.add_parser("rm", parents=[common])
+    alias_rm.add_argument("name")
+    alias_rm.add_argument("alias")
+
+    archive = commands.add_parser("archive", parents=[common], help="archive a version")
+    archive.add_argument("name")
+    archive.add_argument("version", type=int)
+
+    classify = commands.add_parser("classify", parents=[common], help="predict with a model")
+    classify.add_argument("name")
+    pin = classify.add_mutually_exclusive_group()
+    pin.add_argument("--version", type=int)
+    pin.add_argument("--alias")
+    classify.add_argument("--instances", required=True, help='JSON, e.g. "[[0.5, 0.2]]"')
+    classify.add_argument("--probabilities", action="store_true")
+    return parser
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    client = RegistryClient(
+        args.url,
+        api_key=args.api_key,
+        sign=args.sign,
+        region=args.region,
+        inline_limit=getattr(args, "inline_limit", DEFAULT_INLINE_LIMIT),
+    )
+    match args.command:
+        case "register":
+            try:
+                artifact = args.path.read_bytes()
+            except OSError as exc:
+                parser.error(f"cannot read {args.path}: {exc.strerror}")
+            return client.register(
+                args.name,
+                artifact,
+                description=args.description,
+                tags=_pairs(args.tag, "tag", parser),
+                metrics=_metrics(args.metric, parser),
+                progress=None if args.json else _progress,
+            )
+        case "list":
+            return client.list_models()
+        case "show":
+            return client.show(args.name, args.version)
+        case "alias" if args.alias_command == "set":
+            return client.set_alias(args.name, args.alias, args.version)
+        case "alias":
+            return client.delete_alias(args.name, args.alias)
+        case "archive":
+            return client.archive(args.name, args.version)
+        case "classify":
+            try:
+                instances = json.loads(args.instances)
+            except ValueError:
+                parser.error("--instances must be JSON, e.g. '[[0.5, 0.2]]'")
+            return client.classify(
+                args.name, instances, args.version, args.alias, args.probabilities
+            )
+    parser.error(f"unknown command {args.command!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        answer = run(args, parser)
+    except ApiError as error:
+        print(
+            json.dumps({"status": error.status, "code": error.code, "message": error.message})
+            if args.json
+            else f"error: {error}",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as error:
+        print(f"error: cannot reach {args.url}: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2) if args.json else _readable(args.command, answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The e2e tier's servers: scripts/local_api.py over a directory store or moto's S3 server."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BUCKET
+from tests.e2e.test_local_api import API_KEY, local_api_for
+
+
+@pytest.fixture(params=["local-directory", "s3-moto-server"])
+def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if request.param == "local-directory":
+        env["REGISTRY_URI"] = str(tmp_path / "registry")
+    else:
+        endpoint = request.getfixturevalue("moto_server")
+        env.update(REGISTRY_URI=f"s3://{BUCKET}/registry", AWS_ENDPOINT_URL_S3=endpoint)
+    return env
+
+
+@pytest.fixture
+def api_url(server_env: dict[str, str]) -> Iterator[str]:
+    yield from local_api_for(server_env, "--api-key", API_KEY)

@@ -1,0 +1,107 @@
+"""The model-registry CLI against scripts/local_api.py: every subcommand, and the upload flow."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+from tests.conftest import distinct_model_bytes
+from tests.e2e.test_local_api import API_KEY
+
+
+def cli(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "registry.cli", "--url", url, "--api-key", API_KEY, *args]
+    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+
+
+def cli_json(url: str, *args: str) -> Any:
+    return json.loads(cli(url, *args, "--json").stdout)
+
+
+def test_register_inline_then_again_is_retry_safe(
+    api_url: str, tmp_path: Path, moons_bytes: bytes
+) -> None:
+    path = tmp_path / "moons.joblib"
+    path.write_bytes(moons_bytes)
+
+    first = cli_json(
+        api_url,
+        "register",
+        str(path),
+        "--name",
+        "moons",
+        "--tag",
+        "team=ml",
+        "--metric",
+        "accuracy=0.93",
+        "--description",
+        "blog",
+    )
+    again = cli_json(api_url, "register", str(path), "--name", "moons")
+
+    assert (first["version"], first["created"]) == (1, True)
+    assert (first["tags"], first["metrics"]) == ({"team": "ml"}, {"accuracy": 0.93})
+    assert (again["version"], again["created"]) == (1, False)
+
+
+def test_a_large_artifact_goes_through_the_upload_url(
+    api_url: str, tmp_path: Path, moons_bytes: bytes
+) -> None:
+    path = tmp_path / "moons.joblib"
+    path.write_bytes(moons_bytes)
+
+    result = cli(api_url, "register", str(path), "--name", "moons", "--inline-limit", "100")
+    shown = cli_json(api_url, "show", "moons", "--version", "1")
+
+    assert "uploading [" in result.stderr and "100%" in result.stderr
+    assert "created            True" in result.stdout
+    assert shown["size_bytes"] == len(moons_bytes)
+
+
+def test_list_show_alias_classify_and_archive(
+    api_url: str, tmp_path: Path, moons_bytes: bytes, moons_model: Any
+) -> None:
+    for index, artifact in enumerate([moons_bytes, distinct_model_bytes(3)]):
+        (tmp_path / f"{index}.joblib").write_bytes(artifact)
+        cli(api_url, "register", str(tmp_path / f"{index}.joblib"), "--name", "moons")
+
+    assert cli_json(api_url, "alias", "set", "moons", "production", "1")["version"] == 1
+    listing = cli_json(api_url, "list")
+    assert listing["models"] == [
+        {"name": "moons", "latest_version": 2, "version_count": 2, "aliases": {"production": 1}}
+    ]
+    table = cli(api_url, "show", "moons").stdout
+    assert "moons: 2 versions, latest active 2, aliases production=1" in table
+    rows = [[0.5, 0.2], [1.5, -0.4]]
+    answer = cli_json(
+        api_url,
+        "classify",
+        "moons",
+        "--alias",
+        "production",
+        "--instances",
+        json.dumps(rows),
+        "--probabilities",
+    )
+    assert answer["predictions"] == moons_model.predict(numpy.array(rows)).tolist()
+    assert answer["probabilities"] == moons_model.predict_proba(numpy.array(rows)).tolist()
+
+    refused = cli(api_url, "archive", "moons", "1", check=False)
+    assert refused.returncode == 1
+    assert "409 version_in_use" in refused.stderr
+    assert cli_json(api_url, "alias", "rm", "moons", "production")["version"] == 1
+    assert cli_json(api_url, "archive", "moons", "1")["status"] == "archived"
+
+
+def test_cli_errors_exit_1_with_the_code(api_url: str, tmp_path: Path) -> None:
+    missing = cli(api_url, "show", "nobody", check=False)
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        "error: 404 model_not_found: no model named 'nobody'",
+    )
+    unreadable = cli(api_url, "register", str(tmp_path / "none.joblib"), "--name", "m", check=False)
+    assert unreadable.returncode == 2
+    assert "cannot read" in unreadable.stderr
