@@ -1,5 +1,6 @@
 """What both HTTP functions share: the resolver, its error responses, one log line a request."""
 
+import json
 import time
 from typing import Any
 
@@ -9,8 +10,11 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from registry.errors import RegistryError
 from registry.observability import MetricUnit, logger, metrics
+from registry.schemas import ErrorResponse
 
 MAX_ERROR_DETAILS = 5
+API_TITLE = "Model registry API"
+API_VERSION = "0.1.0"
 
 
 def create_resolver() -> APIGatewayRestResolver:
@@ -96,3 +100,30 @@ def _without_content_type(event: dict[str, Any]) -> dict[str, Any]:
         "headers": strip(event.get("headers")),
         "multiValueHeaders": strip(event.get("multiValueHeaders")),
     }
+
+
+def openapi_document(apps: list[APIGatewayRestResolver]) -> dict[str, Any]:
+    """One OpenAPI document for several resolvers, with the errors they really answer.
+
+    Powertools documents validation failures as its own HTTPValidationError;
+    every error here is an ErrorResponse {code, message} instead.
+    """
+    combined: dict[str, Any] = {"paths": {}, "components": {"schemas": {}}}
+    for app in apps:
+        schema = json.loads(app.get_openapi_json_schema(title=API_TITLE, version=API_VERSION))
+        combined = {**schema, "paths": combined["paths"], "components": combined["components"]}
+        combined["paths"].update(schema.get("paths", {}))
+        combined["components"]["schemas"].update(schema.get("components", {}).get("schemas", {}))
+    schemas = combined["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    schemas["ErrorResponse"] = ErrorResponse.model_json_schema()
+    error = {
+        "description": "an error: `code` says which (see docs/api.md), `message` why",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    for operation in (op for item in combined["paths"].values() for op in item.values()):
+        operation["responses"].pop("422", None)
+        operation["responses"]["4XX"] = error
+        operation["responses"]["5XX"] = error
+    return combined

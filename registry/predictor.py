@@ -8,6 +8,7 @@ and a warm container sees an alias move or an archive within that time.
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,11 @@ DEFAULT_ALIAS_TTL_SECONDS = 30.0
 DEFAULT_MAX_INSTANCES = 10_000
 # Past this many models seen, expired views are dropped (names come from requests).
 MAX_MODEL_VIEWS = 1024
+# Named instances are put in the model's feature order before predict() sees an array;
+# scikit-learn's reminder that the array has no names is then noise in every log.
+warnings.filterwarnings(
+    "ignore", message="X does not have valid feature names", category=UserWarning
+)
 
 Instance = Sequence[float] | Mapping[str, float]
 

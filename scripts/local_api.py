@@ -33,6 +33,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from registry.api import openapi_document  # noqa: E402
 from registry.config import Settings  # noqa: E402
 from registry.manifest import UPLOAD_KEY_PATTERN  # noqa: E402
 from registry.store import open_store  # noqa: E402
@@ -220,20 +221,8 @@ class LocalApi:
 
     def openapi(self) -> dict[str, Any]:
         """One OpenAPI document combining every function's resolver."""
-        combined: dict[str, Any] = {}
-        for route in self.routes:
-            module = load_function_module(route.code_dir)
-            schema = json.loads(
-                module.app.get_openapi_json_schema(title="Model registry API", version="0.1.0")
-            )
-            if not combined:
-                combined = schema
-                continue
-            combined["paths"].update(schema.get("paths", {}))
-            combined.setdefault("components", {}).setdefault("schemas", {}).update(
-                schema.get("components", {}).get("schemas", {})
-            )
-        return combined
+        code_dirs = dict.fromkeys(route.code_dir for route in self.routes)
+        return openapi_document([load_function_module(path).app for path in code_dirs])
 
     def handle(
         self, method: str, raw_path: str, headers: dict[str, str], body: bytes

@@ -66,3 +66,9 @@ def test_the_dev_venv_runs_the_versions_the_layer_pins() -> None:
     assert {"scikit-learn", "joblib", "numpy", "scipy"} <= set(pins)
     installed = {package: importlib.metadata.version(package) for package in pins}
     assert installed == pins
+
+
+def test_the_committed_openapi_document_is_up_to_date() -> None:
+    from export_openapi import OPENAPI_PATH, openapi_document
+
+    assert OPENAPI_PATH.read_text() == openapi_document(), "stale: run `make openapi`"
