@@ -13,6 +13,8 @@ from registry.observability import MetricUnit, logger, metrics
 from registry.schemas import ErrorResponse
 
 MAX_ERROR_DETAILS = 5
+# What a 503 (the store failed, or contention) asks the client to wait before retrying.
+RETRY_AFTER_SECONDS = "1"
 API_TITLE = "Model registry API"
 API_VERSION = "0.1.0"
 
@@ -34,6 +36,7 @@ def error_response(http_status: int, code: str, message: str) -> Response[dict[s
         status_code=http_status,
         content_type=content_types.APPLICATION_JSON,
         body={"code": code, "message": message},
+        headers={"Retry-After": RETRY_AFTER_SECONDS} if http_status == 503 else None,
     )
 
 
