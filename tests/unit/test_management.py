@@ -18,7 +18,7 @@ from registry.errors import (
     VersionInUseError,
     VersionNotFoundError,
 )
-from registry.manifest import VersionStatus
+from registry.manifest import VersionStatus, manifest_key
 from registry.registry import ModelRegistry
 from registry.store import LocalStore
 from registry.store.base import ObjectStore
@@ -319,3 +319,20 @@ def test_upload_urls_need_the_local_api_for_a_directory_store(tmp_path: Path) ->
     assert upload.upload_url == f"http://127.0.0.1:3000/_uploads/{upload.upload_key}"
     assert upload.upload_key.startswith("uploads/moons/")
     assert upload.expires_in == 60
+
+
+def test_listing_stays_correct_past_one_s3_page_of_versions(
+    registry: ModelRegistry, moons_bytes: bytes
+) -> None:
+    manifest = registry.register("moons", moons_bytes).info.manifest
+    # 1,499 more versions: S3 lists 1,000 keys a page, so this needs the second page.
+    for version in range(2, 1501):
+        copy = manifest.model_copy(update={"version": version})
+        registry.store.create(manifest_key("moons", version), copy.model_dump_json().encode())
+
+    (summary,) = registry.list_models()
+    last_page = registry.describe_model("moons", limit=1000, after=1000)
+
+    assert (summary.latest_version, summary.version_count) == (1500, 1500)
+    assert [info.manifest.version for info in last_page.versions] == list(range(1001, 1501))
+    assert registry.register("moons", distinct_model_bytes(1)).info.manifest.version == 1501
