@@ -2,9 +2,16 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The SAM CLI (and its template translator) lives in a venv of its own: its pins
+# (boto3, pydantic) differ from the runtime's, which .venv must match.
+SAM_CLI_VERSION := 1.170.0
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+# sam build needs python3.12 on PATH (the runtime's); .venv/bin has it.
+SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 PORT ?= 3000
 
-.PHONY: run test lint typecheck openapi clean
+.PHONY: run test lint typecheck pytest openapi package clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml layer/requirements.txt
@@ -12,6 +19,12 @@ $(STAMP): pyproject.toml layer/requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(SAM_STAMP):
+	@test -x $(SAM_VENV)/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	@touch $(SAM_STAMP)
 
 run: $(STAMP)
 	$(PY) scripts/train_moons.py --register-if-empty
@@ -24,11 +37,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy registry
 
-test: lint typecheck
-	$(PY) -m pytest
+# sam build without Docker, then each function's unzipped size with its layers.
+package: $(STAMP) $(SAM_STAMP)
+	rm -rf .aws-sam
+	$(SAM) build
+	$(PY) scripts/package_sizes.py
+
+pytest: $(STAMP) $(SAM_STAMP)
+	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python $(PY) -m pytest
+
+test: lint typecheck package pytest
 
 openapi: $(STAMP)
 	$(PY) scripts/export_openapi.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
