@@ -24,6 +24,7 @@ class Settings(BaseModel):
     MAX_ARTIFACT_BYTES: the largest artifact registration accepts (checked before loading).
     UPLOAD_EXPIRES_SECONDS: how long an upload URL stays valid.
     LOCAL_UPLOAD_URL: where scripts/local_api.py takes uploads for a directory store.
+    PRELOAD_DEFAULT_MODEL: load DEFAULT_MODEL while the predict function initialises.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -36,6 +37,7 @@ class Settings(BaseModel):
     max_artifact_bytes: int = Field(default=DEFAULT_MAX_ARTIFACT_BYTES, ge=1)
     upload_expires_seconds: int = Field(default=DEFAULT_UPLOAD_EXPIRES_IN, ge=1, le=7 * 24 * 3600)
     local_upload_url: str | None = None
+    preload_default_model: bool = False
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":

@@ -3,7 +3,8 @@
 Loaded models are cached for ever per (name, version): versions are immutable.
 What can change (aliases, archived versions, which version is latest) is
 cached per model for alias_ttl_seconds, so a warm request makes no S3 call
-and a warm container sees an alias move or an archive within that time.
+and a warm container sees an alias move or an archive within that time. An
+alias the cached state does not know is looked up again at once.
 """
 
 import threading
@@ -79,11 +80,11 @@ class Predictor:
         self._views: dict[str, _ModelView] = {}
         self._views_lock = threading.Lock()
 
-    def _view(self, name: str) -> _ModelView:
+    def _view(self, name: str, fresh: bool = False) -> _ModelView:
         now = self.clock()
         with self._views_lock:
             view = self._views.get(name)
-        if view is None or view.expires_at <= now:
+        if fresh or view is None or view.expires_at <= now:
             view = _ModelView(now + self.alias_ttl_seconds, self.registry.state(name))
             with self._views_lock:
                 if len(self._views) >= MAX_MODEL_VIEWS:
@@ -92,6 +93,11 @@ class Predictor:
                     }
                 self._views[name] = view
         return view
+
+    def forget_views(self) -> None:
+        """Re-read aliases, archived versions and "latest" on the next request."""
+        with self._views_lock:
+            self._views = {}
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
         """The version to serve: explicit, an alias, else alias 'default', else latest active."""
@@ -103,6 +109,10 @@ class Predictor:
             if version in view.state.archived:
                 raise VersionArchivedError(f"version {version} of {name!r} is archived")
             return version
+        if alias is not None and alias not in view.state.aliases:
+            # What is missing is read again at once: a new alias works from its first
+            # request; only moves of existing aliases wait for the TTL.
+            view = self._view(name, fresh=True)
         resolved = view.resolved.get(alias)
         if resolved is None:
             resolved = self.registry.resolve_version(name, view.state, None, alias)

@@ -15,6 +15,11 @@ from registry.schemas import ClassifyRequest, ClassifyResponse
 
 app = create_resolver()
 
+# At init (and so inside a SnapStart snapshot): the default model, ready for the first request.
+if service.settings().preload_default_model:
+    service.preload_default_model()
+service.register_snapshot_hooks()
+
 
 @app.post(
     "/classify",

@@ -52,6 +52,10 @@ class ObjectStore(Protocol):
         """Every key that starts with prefix, in ascending order."""
         ...
 
+    def renew(self) -> None:
+        """Drop connections and credentials that must not outlive a SnapStart snapshot."""
+        ...
+
     def presign_put(self, key: str, expires_in: int) -> str:
         """A URL that accepts one HTTP PUT of the object's bytes for expires_in seconds."""
         ...

@@ -33,6 +33,9 @@ class LocalStore:
             raise InvalidNameError(f"key {key!r} leaves the store")
         return path
 
+    def renew(self) -> None:
+        """Nothing to reconnect."""
+
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()

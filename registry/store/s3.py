@@ -39,7 +39,13 @@ class S3Store:
     def __init__(self, bucket: str, prefix: str = "", s3_client: Any = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self._owns_client = s3_client is None
         self.s3 = s3_client if s3_client is not None else default_s3_client()
+
+    def renew(self) -> None:
+        """Open new connections (after a SnapStart restore); an injected client is kept."""
+        if self._owns_client:
+            self.s3 = default_s3_client()
 
     def _unavailable(self, action: str, key: str, exc: Exception) -> StoreUnavailableError:
         return StoreUnavailableError(f"S3 {action} of {key!r} failed: {exc}")

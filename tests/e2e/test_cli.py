@@ -105,3 +105,28 @@ def test_cli_errors_exit_1_with_the_code(api_url: str, tmp_path: Path) -> None:
     unreadable = cli(api_url, "register", str(tmp_path / "none.joblib"), "--name", "m", check=False)
     assert unreadable.returncode == 2
     assert "cannot read" in unreadable.stderr
+
+
+def test_the_smoke_script_passes_against_the_local_api(api_url: str) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "smoke.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--url", api_url, "--api-key", API_KEY, "--name", "smoke"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke test passed" in result.stdout
+    assert cli_json(api_url, "show", "smoke", "--version", "1")["status"] == "archived"
+
+
+def test_the_smoke_script_fails_when_the_api_key_is_wrong(api_url: str) -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "smoke.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--url", api_url, "--api-key", "wrong"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "403 forbidden" in result.stderr

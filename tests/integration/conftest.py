@@ -21,7 +21,7 @@ from registry.observability import logger
 from tests.conftest import BUCKET
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-EVENTS = REPO_ROOT / "tests" / "events"
+EVENTS = REPO_ROOT / "events"
 
 Invoke = Callable[..., tuple[int, dict[str, Any]]]
 

@@ -9,7 +9,14 @@ from local_api import LocalLambdaContext, load_function_module
 
 from registry import service
 from tests.conftest import BUCKET, distinct_model_bytes
-from tests.integration.conftest import REPO_ROOT, Invoke, LogLines, artifact_body, event_from
+from tests.integration.conftest import (
+    EVENTS,
+    REPO_ROOT,
+    Invoke,
+    LogLines,
+    artifact_body,
+    event_from,
+)
 
 ROWS = [[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0], [2.0, 0.5]]
 
@@ -219,3 +226,20 @@ def test_an_unknown_route_is_a_json_404(classify: Invoke) -> None:
 
     assert response["statusCode"] == 404
     assert json.loads(response["body"])["code"] == "route_not_found"
+
+
+@pytest.mark.parametrize(
+    "event_file",
+    sorted(path.name for path in EVENTS.glob("*.json") if path.name != "local-env.json"),
+)
+def test_the_sample_events_for_sam_local_invoke_are_served(
+    event_file: str, registered: dict[str, Any], register: Invoke, classify: Invoke
+) -> None:
+    event = json.loads((EVENTS / event_file).read_text())
+    invoke = classify if event["resource"] == "/classify" else register
+    if event_file == "register.json":
+        event["body"] = json.dumps(artifact_body("moons", distinct_model_bytes(11)))
+    if event_file == "classify_batch.json":
+        register("set_alias")  # the batch sample classifies alias "production"
+    status, answer = invoke(event_file.removesuffix(".json"), raw_body=event["body"])
+    assert status in (200, 201), answer

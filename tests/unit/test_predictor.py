@@ -235,3 +235,11 @@ def test_more_instances_than_the_limit_are_refused_before_loading(
     with pytest.raises(TooManyInstancesError, match="4 instances"):
         predictor.predict("moons", 1, ROWS)
     assert counting_store.calls == Counter()
+
+
+def test_a_new_alias_is_served_at_once_without_waiting_for_the_ttl(
+    ttl_predictor: Predictor,
+) -> None:
+    assert ttl_predictor.predict("moons", 1, ROWS).manifest.version == 1  # state now cached
+    ttl_predictor.registry.set_alias("moons", "canary", 3)
+    assert ttl_predictor.predict("moons", None, ROWS, alias="canary").manifest.version == 3

@@ -1,0 +1,123 @@
+"""The functions as `make package` built them, in a bare interpreter, as Lambda runs them.
+
+Only the built function folder, its layer and boto3 (which the Lambda runtime
+provides) are on the path: no site-packages, no repository. The slimmed layer
+must still import every scikit-learn estimator and serve a real request.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from package_sizes import BUDGET, BUILD_DIR, function_sizes
+
+# What the Lambda Python runtime provides besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+BARE_SCRIPT = r"""
+import base64, json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+import app as register_app  # the register function's folder comes first
+sys.path.remove(json.loads(sys.argv[1])[0])
+del sys.modules["app"]
+sys.path.insert(0, sys.argv[2])
+import app as predict_app
+assert "site-packages" not in " ".join(sys.path), sys.path
+
+from sklearn.utils import all_estimators
+estimators = len(all_estimators())
+
+class Context:
+    function_name = "bare"; memory_limit_in_mb = 1024; aws_request_id = "r"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:bare"
+
+def event(method, path, body, query=None):
+    return {"httpMethod": method, "path": path, "resource": path, "headers": {},
+            "queryStringParameters": query, "body": json.dumps(body),
+            "requestContext": {"requestId": "bare-1", "identity": {}}}
+
+artifact = base64.b64encode(open(sys.argv[3], "rb").read()).decode()
+registered = register_app.lambda_handler(
+    event("POST", "/models", {"name": "moons", "artifact": artifact}), Context())
+classified = predict_app.lambda_handler(
+    event("POST", "/classify", {"data1": "0.5", "data2": "0.2"}, {"version": "1"}), Context())
+print("RESULT " + json.dumps({"estimators": estimators, "register": registered["statusCode"],
+                              "classify": json.loads(classified["body"])}))
+"""
+
+
+@pytest.fixture(scope="module")
+def built() -> Path:
+    assert (BUILD_DIR / "template.yaml").exists(), "no build: run `make package` (make test does)"
+    return BUILD_DIR
+
+
+@pytest.fixture(scope="module")
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """boto3 and its dependencies alone, as the Lambda runtime has them."""
+    runtime = tmp_path_factory.mktemp("lambda-runtime")
+    for package in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        assert spec is not None and spec.origin is not None
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    return runtime
+
+
+def test_every_function_fits_in_60_percent_of_lambdas_limit(built: Path) -> None:
+    sizes = function_sizes(built)
+    assert set(sizes) == {"PredictFunction", "RegisterFunction"}
+    for code, layers in sizes.values():
+        assert code + sum(layers.values()) <= BUDGET
+
+
+def test_the_build_leaves_out_tests_caches_and_boto3(built: Path) -> None:
+    layer = built / "RegistryLayer" / "python"
+    assert (layer / "sklearn").is_dir() and (layer / "registry").is_dir()
+    assert not list(layer.rglob("tests"))
+    assert not list(layer.rglob("__pycache__"))
+    assert not (layer / "boto3").exists() and not (layer / "botocore").exists()
+    assert sorted(path.name for path in (built / "PredictFunction").iterdir()) == ["app.py"]
+
+
+def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
+    built: Path, runtime_dir: Path, tmp_path: Path, moons_bytes: bytes, moons_model: object
+) -> None:
+    artifact = tmp_path / "moons.joblib"
+    artifact.write_bytes(moons_bytes)
+    paths = [
+        str(built / "RegisterFunction"),
+        str(built / "RegistryLayer" / "python"),
+        str(runtime_dir),
+    ]
+    env = {"REGISTRY_URI": str(tmp_path / "registry"), "PATH": "/usr/bin:/bin"}
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            BARE_SCRIPT,
+            json.dumps(paths),
+            str(built / "PredictFunction"),
+            str(artifact),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    outcome = json.loads(line.removeprefix("RESULT "))
+    assert outcome["estimators"] > 150
+    assert outcome["register"] == 201
+    expected = str(moons_model.predict([[0.5, 0.2]])[0])  # type: ignore[attr-defined]
+    assert outcome["classify"] == {"prediction": expected, "model": "moons", "version": 1}

@@ -1,0 +1,191 @@
+"""The CloudFormation AWS SAM makes of template.yaml: auth, least privilege, bucket, logs.
+
+The template goes through SAM's own translator (samtranslator, in the SAM CLI's
+venv), offline, and these tests read what it produced.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAM_PYTHON = os.environ.get("SAM_PYTHON", str(REPO_ROOT / ".venv-sam" / "bin" / "python"))
+WRITE_OR_DELETE = ("Put", "Delete", "Create", "Restore", "Replicate", "Abort", "*")
+
+
+@pytest.fixture(scope="module")
+def cloudformation() -> dict[str, Any]:
+    assert Path(SAM_PYTHON).exists(), (
+        "the SAM CLI venv is missing: run `make test` (or `make package`)"
+    )
+    result = subprocess.run(
+        [SAM_PYTHON, str(REPO_ROOT / "scripts" / "sam_transform.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def resources_of(cloudformation: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {
+        name: resource["Properties"]
+        for name, resource in cloudformation["Resources"].items()
+        if resource["Type"] == kind
+    }
+
+
+def statements_of(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in role.get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
+def actions_of(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else list(actions)
+
+
+def test_classify_needs_an_api_key_and_every_models_route_needs_iam(
+    cloudformation: dict[str, Any],
+) -> None:
+    (api,) = resources_of(cloudformation, "AWS::ApiGateway::RestApi").values()
+    operations = {
+        (method, path): operation
+        for path, item in api["Body"]["paths"].items()
+        for method, operation in item.items()
+    }
+    assert ("post", "/classify") in operations and len(operations) == 9
+    for (method, path), operation in operations.items():
+        if path == "/classify":
+            assert operation["security"] == [{"api_key": []}]
+        else:
+            assert path.startswith("/models"), path
+            assert operation["security"] == [{"AWS_IAM": []}], (method, path)
+            # API Gateway invokes the function itself; callers need only execute-api:Invoke.
+            assert "credentials" not in operation["x-amazon-apigateway-integration"]
+    assert api["Body"]["securityDefinitions"]["AWS_IAM"]["x-amazon-apigateway-authtype"] == (
+        "awsSigv4"
+    )
+
+
+def test_the_stack_creates_an_api_key_and_a_throttled_usage_plan(
+    cloudformation: dict[str, Any],
+) -> None:
+    (plan,) = resources_of(cloudformation, "AWS::ApiGateway::UsagePlan").values()
+    assert set(plan["Throttle"]) == {"RateLimit", "BurstLimit"}
+    assert set(plan["Quota"]) == {"Limit", "Period"}
+    assert resources_of(cloudformation, "AWS::ApiGateway::ApiKey")
+    assert resources_of(cloudformation, "AWS::ApiGateway::UsagePlanKey")
+    assert set(cloudformation["Outputs"]) >= {"ApiUrl", "ApiKeyId", "BucketName"}
+
+
+def test_the_predict_role_may_only_read_the_registry(cloudformation: dict[str, Any]) -> None:
+    role = resources_of(cloudformation, "AWS::IAM::Role")["PredictFunctionRole"]
+    statements = statements_of(role)
+    actions = {action for statement in statements for action in actions_of(statement)}
+
+    assert actions == {"s3:GetObject", "s3:ListBucket"}
+    assert not any(word in action for action in actions for word in WRITE_OR_DELETE)
+    for statement in statements:
+        resource = json.dumps(statement["Resource"])
+        if "s3:GetObject" in actions_of(statement):
+            assert "/registry/*" in resource
+        else:
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["registry/*"]}}
+
+
+def test_the_register_role_writes_only_under_the_registry_prefix(
+    cloudformation: dict[str, Any],
+) -> None:
+    role = resources_of(cloudformation, "AWS::IAM::Role")["RegisterFunctionRole"]
+    statements = statements_of(role)
+    actions = {action for statement in statements for action in actions_of(statement)}
+
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    for statement in statements:
+        if "s3:PutObject" in actions_of(statement):
+            assert "/registry/*" in json.dumps(statement["Resource"])
+
+
+def test_no_role_gets_every_s3_action(cloudformation: dict[str, Any]) -> None:
+    for role in resources_of(cloudformation, "AWS::IAM::Role").values():
+        for statement in statements_of(role):
+            assert statement["Effect"] == "Allow"
+            assert not any(action in ("s3:*", "*") for action in actions_of(statement))
+
+
+def test_the_bucket_is_versioned_encrypted_private_and_tls_only(
+    cloudformation: dict[str, Any],
+) -> None:
+    bucket = resources_of(cloudformation, "AWS::S3::Bucket")["RegistryBucket"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"], True
+    )
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireUnregisteredUploads"]["Prefix"] == "registry/uploads/"
+    assert rules["ExpireUnregisteredUploads"]["ExpirationInDays"] == 1
+    assert rules["ExpireNoncurrentVersions"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == {
+        "Ref": "NoncurrentVersionExpirationDays"
+    }
+    (policy,) = resources_of(cloudformation, "AWS::S3::BucketPolicy").values()
+    (deny,) = policy["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+
+
+def test_an_existing_bucket_can_be_used_instead(cloudformation: dict[str, Any]) -> None:
+    assert cloudformation["Resources"]["RegistryBucket"]["Condition"] == "CreateBucket"
+    assert cloudformation["Conditions"]["CreateBucket"] == {
+        "Fn::Equals": [{"Ref": "ExistingBucketName"}, ""]
+    }
+
+
+def test_each_function_logs_to_a_group_with_retention_and_is_traced(
+    cloudformation: dict[str, Any],
+) -> None:
+    groups = resources_of(cloudformation, "AWS::Logs::LogGroup")
+    functions = resources_of(cloudformation, "AWS::Lambda::Function")
+    assert set(functions) == {"PredictFunction", "RegisterFunction"}
+    for name, function in functions.items():
+        group = groups[f"{name}LogGroup"]
+        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert function["TracingConfig"] == {"Mode": "Active"}
+        variables = function["Environment"]["Variables"]
+        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(variables)
+        assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+        assert function["Runtime"] == "python3.12"
+
+
+def test_an_alarm_watches_the_apis_5xx_rate(cloudformation: dict[str, Any]) -> None:
+    (alarm,) = resources_of(cloudformation, "AWS::CloudWatch::Alarm").values()
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/ApiGateway",
+        "5XXError",
+        "Average",
+    )
+
+
+def test_snapstart_is_a_parameter_on_the_predict_functions_published_alias(
+    cloudformation: dict[str, Any],
+) -> None:
+    predict = resources_of(cloudformation, "AWS::Lambda::Function")["PredictFunction"]
+    assert predict["SnapStart"] == {
+        "ApplyOn": {"Fn::If": ["UseSnapStart", "PublishedVersions", "None"]}
+    }
+    assert "PredictFunctionAliaslive" in cloudformation["Resources"]
+    assert predict["Environment"]["Variables"]["PRELOAD_DEFAULT_MODEL"] == {
+        "Ref": "PreloadDefaultModel"
+    }
