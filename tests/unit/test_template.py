@@ -72,3 +72,14 @@ def test_the_committed_openapi_document_is_up_to_date() -> None:
     from export_openapi import OPENAPI_PATH, openapi_document
 
     assert OPENAPI_PATH.read_text() == openapi_document(), "stale: run `make openapi`"
+
+
+def test_template_routes_equal_the_committed_openapi_document() -> None:
+    from export_openapi import OPENAPI_PATH
+
+    document = json.loads(OPENAPI_PATH.read_text())
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
+    template_routes = {
+        (route.method.lower(), route.path) for route in routes_from_template(load_template())
+    }
+    assert documented == template_routes
