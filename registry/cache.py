@@ -41,6 +41,12 @@ class ModelCache[Value]:
         with self._lock:
             return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every entry (loads under way still finish)."""
+        with self._lock:
+            self._entries.clear()
+            self._total = 0
+
     def get(self, key: Hashable) -> Value | None:
         """The cached value, marked as recently used, or None."""
         with self._lock:

@@ -3,6 +3,7 @@
 Layout under the store (keys are relative to REGISTRY_URI):
     models/<name>/versions/<0000000001>.json   one immutable manifest per version
     models/<name>/artifacts/<sha256>.joblib    the bytes, content-addressed
+    models/<name>/serving/<sha256>.pickle      the validated estimator, pickled for quick loads
     models/<name>/state.json                   aliases and archived versions (compare-and-swap)
     models/<name>/sha256/<sha256>.json         which version holds these bytes (retry safety)
     uploads/<name>/<32 hex>.joblib             large artifacts PUT through a presigned URL
@@ -71,6 +72,11 @@ def artifact_key(name: str, sha256: str) -> str:
     return f"{model_prefix(name)}artifacts/{sha256}.joblib"
 
 
+def serving_key(name: str, sha256: str) -> str:
+    """The registry's quick-loading pickle of a validated artifact, content-addressed."""
+    return f"{model_prefix(name)}serving/{sha256}.pickle"
+
+
 def state_key(name: str) -> str:
     return f"{model_prefix(name)}state.json"
 
@@ -120,6 +126,9 @@ class ModelManifest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     registered_by: str | None = None
+    # The same estimator pickled by the registry after validation; predict loads this.
+    serving_key: str | None = None
+    serving_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 class ModelState(BaseModel):

@@ -24,6 +24,7 @@ from registry.errors import (
     TooManyInstancesError,
     VersionArchivedError,
 )
+from registry.fastpath import Predictors, predictors_for
 from registry.manifest import Label, ModelManifest, ModelState, validate_model_name
 from registry.registry import ModelRegistry
 
@@ -44,6 +45,10 @@ Instance = Sequence[float] | Mapping[str, float]
 class LoadedModel:
     manifest: ModelManifest
     estimator: Any
+    predictors: Predictors = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "predictors", predictors_for(self.estimator))
 
 
 @dataclass(frozen=True)
@@ -150,9 +155,11 @@ class Predictor:
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
         features = feature_matrix(instances, manifest.n_features_in, manifest.feature_names)
+        predictors = loaded.predictors
         try:
-            labels = loaded.estimator.predict(features)
-            scores = loaded.estimator.predict_proba(features) if probabilities else None
+            labels = predictors.predict(features)
+            proba = predictors.predict_proba
+            scores = proba(features) if probabilities and proba is not None else None
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(f"the model rejected the instances: {exc}"[:300]) from exc
         return Prediction(
@@ -169,7 +176,7 @@ def feature_matrix(
     """One float64 array of shape (rows, n_features), or a 422 that says what is wrong."""
     if len(instances) == 0:
         raise InvalidInputError("instances is empty: send at least one row")
-    if any(isinstance(row, Mapping) for row in instances):
+    if isinstance(instances[0], Mapping):  # validation made every row the same kind
         instances = _rows_from_named(instances, feature_names)
     try:
         features = numpy.asarray(instances, dtype=numpy.float64)

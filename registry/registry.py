@@ -22,6 +22,7 @@ from registry.artifacts import (
     describe_estimator,
     load_estimator,
     runtime_versions,
+    serving_bytes,
     sha256_hex,
 )
 from registry.errors import (
@@ -51,6 +52,7 @@ from registry.manifest import (
     claim_key,
     manifest_key,
     parse_version_key,
+    serving_key,
     state_key,
     upload_key,
     validate_model_name,
@@ -236,26 +238,36 @@ class ModelRegistry:
 
     def read_artifact(self, manifest: ModelManifest) -> bytes:
         """The artifact's bytes, refused unless they match the manifest's sha256."""
-        if manifest.artifact_key != artifact_key(manifest.name, manifest.sha256):
+        expected = artifact_key(manifest.name, manifest.sha256)
+        return self._read_verified(manifest, manifest.artifact_key, expected, manifest.sha256)
+
+    def _read_verified(
+        self, manifest: ModelManifest, key: str, expected_key: str, sha256: str
+    ) -> bytes:
+        where = f"{manifest.name!r} version {manifest.version}"
+        if key != expected_key:
             raise IntegrityError(
-                f"manifest of {manifest.name!r} version {manifest.version} points at an "
-                "unexpected object; it was not loaded"
+                f"manifest of {where} points at an unexpected object; it was not loaded"
             )
         try:
-            data = self.store.get(manifest.artifact_key)
+            data = self.store.get(key)
         except ObjectNotFoundError as exc:
+            raise IntegrityError(f"artifact of {where} is missing") from exc
+        if sha256_hex(data) != sha256:
             raise IntegrityError(
-                f"artifact of {manifest.name!r} version {manifest.version} is missing"
-            ) from exc
-        if sha256_hex(data) != manifest.sha256:
-            raise IntegrityError(
-                f"artifact of {manifest.name!r} version {manifest.version} does not match its "
-                "sha256; it was not loaded"
+                f"artifact of {where} does not match its sha256; it was not loaded"
             )
         return data
 
     def load_model(self, manifest: ModelManifest) -> Any:
-        return load_estimator(self.read_artifact(manifest))
+        """The estimator, from the serving copy when the version has one, checked first."""
+        if manifest.serving_key is None or manifest.serving_sha256 is None:
+            return load_estimator(self.read_artifact(manifest))
+        expected = serving_key(manifest.name, manifest.serving_sha256)
+        data = self._read_verified(
+            manifest, manifest.serving_key, expected, manifest.serving_sha256
+        )
+        return load_estimator(data, serving_copy=True)
 
     # Registering ---------------------------------------------------------
 
@@ -297,7 +309,8 @@ class ModelRegistry:
         """
         validate_model_name(name)
         self._check_size(len(artifact))
-        info = describe_estimator(load_estimator(artifact))
+        estimator = load_estimator(artifact)
+        info = describe_estimator(estimator)
         digest = sha256_hex(artifact)
         claim = self._claim(name, digest)
         if isinstance(claim, VersionInfo):
@@ -310,7 +323,7 @@ class ModelRegistry:
         }
 
         try:
-            manifest = self._store_version(name, artifact, digest, info, **metadata)
+            manifest = self._store_version(name, artifact, digest, estimator, info, **metadata)
         except BaseException:
             self._release(name, digest, claim)
             raise
@@ -321,11 +334,20 @@ class ModelRegistry:
         return Registration(VersionInfo(manifest, VersionStatus.ACTIVE, []), created=True)
 
     def _store_version(
-        self, name: str, artifact: bytes, digest: str, info: EstimatorInfo, **metadata: Any
+        self,
+        name: str,
+        artifact: bytes,
+        digest: str,
+        estimator: Any,
+        info: EstimatorInfo,
+        **metadata: Any,
     ) -> ModelManifest:
-        """Write the artifact, then commit the next free version's manifest."""
+        """Write the artifact and its serving copy, then commit the next free version."""
         key = artifact_key(name, digest)
         self.store.put(key, artifact)
+        serving = serving_bytes(estimator)
+        serving_digest = sha256_hex(serving)
+        self.store.put(serving_key(name, serving_digest), serving)
         manifest_fields = {
             "name": name,
             "artifact_key": key,
@@ -337,6 +359,8 @@ class ModelRegistry:
             "classes": info.classes,
             "has_predict_proba": info.has_predict_proba,
             "runtime": runtime_versions(),
+            "serving_key": serving_key(name, serving_digest),
+            "serving_sha256": serving_digest,
             **metadata,
         }
         return self._commit_next_version(name, manifest_fields)

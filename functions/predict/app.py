@@ -11,7 +11,7 @@ from registry import service
 from registry.api import create_resolver, resolve_logged
 from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import MetricUnit, logger, metrics
-from registry.schemas import ClassifyRequest, ClassifyResponse
+from registry.schemas import ClassifyRequest, ClassifyResponse, classify_response_json
 
 app = create_resolver()
 
@@ -35,7 +35,7 @@ def handle_classify(
     model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     alias: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
-) -> Response[dict[str, Any]]:
+) -> Response[str]:
     name = model or service.settings().default_model
     logger.append_keys(model=name, version=version, alias=alias)
     result = service.predictor().predict(
@@ -50,18 +50,14 @@ def handle_classify(
     metrics.add_metric(
         name="CacheHits" if result.cache_hit else "CacheMisses", unit=MetricUnit.Count, value=1
     )
-    answer = ClassifyResponse(
-        prediction=str(result.labels[0]) if body.is_single else None,
-        predictions=None if body.is_single else result.labels,
-        probabilities=result.probabilities,
-        classes=result.manifest.classes if body.probabilities else None,
-        model=name,
-        version=result.manifest.version,
-    )
+    # Serialised here, once, by the json module's C encoder: for large batches that is
+    # several times cheaper than Powertools' generic encoder. Shape: ClassifyResponse.
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=answer.model_dump(mode="json", exclude_none=True),
+        body=classify_response_json(
+            name, result, single=body.is_single, with_probabilities=body.probabilities
+        ),
     )
 
 

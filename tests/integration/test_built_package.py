@@ -101,6 +101,7 @@ def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
             sys.executable,
             "-I",
             "-S",
+            "-B",  # write no bytecode into the build: it would count in the sizes
             "-c",
             BARE_SCRIPT,
             json.dumps(paths),

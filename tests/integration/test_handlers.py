@@ -144,7 +144,7 @@ def test_a_tampered_artifact_is_refused_with_a_500_and_a_code(
     registered: dict[str, Any], classify: Invoke, registry_on_moto: Any
 ) -> None:
     registry_on_moto.put_object(
-        Bucket=BUCKET, Key=f"registry/{registered['artifact_key']}", Body=b"evil bytes"
+        Bucket=BUCKET, Key=f"registry/{registered['serving_key']}", Body=b"evil bytes"
     )
     status, answer = classify("classify", query={"version": "1"})
     assert (status, answer["code"]) == (500, "integrity_check_failed")

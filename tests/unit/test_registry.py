@@ -3,6 +3,7 @@
 import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy
@@ -196,16 +197,20 @@ def test_a_registration_that_fails_before_its_manifest_leaves_no_visible_version
     assert registry.register("moons", moons_bytes).info.manifest.version == 1
 
 
-def test_tampered_artifact_bytes_are_refused_without_being_unpickled(
-    registry: ModelRegistry, moons_bytes: bytes, tmp_path: Path
+@pytest.mark.parametrize("tampered", ["serving_key", "artifact_key"])
+def test_tampered_stored_bytes_are_refused_without_being_unpickled(
+    registry: ModelRegistry, moons_bytes: bytes, tmp_path: Path, tampered: str
 ) -> None:
     manifest = registry.register("moons", moons_bytes).info.manifest
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(CreatesFileWhenUnpickled(marker))
-    registry.store.put(manifest.artifact_key, payload)
+    registry.store.put(getattr(manifest, tampered), payload)
 
     with pytest.raises(IntegrityError, match="does not match its sha256"):
-        registry.load_model(manifest)
+        if tampered == "serving_key":
+            registry.load_model(manifest)  # what predict loads
+        else:
+            registry.read_artifact(manifest)
     assert not marker.exists()
 
     # The payload really is harmful when loaded, so the check above can fail.
@@ -213,15 +218,33 @@ def test_tampered_artifact_bytes_are_refused_without_being_unpickled(
     assert marker.exists()
 
 
+@pytest.mark.parametrize("pointer", ["serving_key", "artifact_key"])
 def test_a_manifest_pointing_at_another_object_is_refused(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, pointer: str
 ) -> None:
     manifest = registry.register("moons", moons_bytes).info.manifest
     other = registry.register("other", distinct_model_bytes(3)).info.manifest
-    redirected = manifest.model_copy(update={"artifact_key": other.artifact_key})
+    redirected = manifest.model_copy(update={pointer: getattr(other, pointer)})
 
     with pytest.raises(IntegrityError, match="unexpected object"):
-        registry.load_model(redirected)
+        if pointer == "serving_key":
+            registry.load_model(redirected)
+        else:
+            registry.read_artifact(redirected)
+
+
+def test_a_version_without_a_serving_copy_loads_from_its_artifact(
+    registry: ModelRegistry, moons_bytes: bytes, moons_model: Any
+) -> None:
+    manifest = registry.register("moons", moons_bytes).info.manifest
+    older = manifest.model_copy(update={"serving_key": None, "serving_sha256": None})
+    rows = numpy.array([[0.5, 0.2]])
+    numpy.testing.assert_array_equal(
+        registry.load_model(older).predict(rows), moons_model.predict(rows)
+    )
+    registry.store.put(manifest.artifact_key, b"evil")
+    with pytest.raises(IntegrityError):
+        registry.load_model(older)
 
 
 def test_a_loaded_model_predicts_like_the_original(

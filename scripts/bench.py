@@ -1,0 +1,421 @@
+"""Benchmark the prediction path against the blog's design and against raw scikit-learn.
+
+One run, against moto's ThreadedMotoServer on 127.0.0.1 as the S3 endpoint,
+invoking the real handlers in-process with API Gateway REST events. Every
+figure is a median over many repetitions, and what is reported are ratios
+measured side by side (absolute times on a shared machine are noise).
+
+    python scripts/bench.py          # full run: writes docs/benchmarks.md and docs/benchmarks.png
+    python scripts/bench.py --quick  # few repetitions, to a temporary folder (make test runs it)
+"""
+
+import argparse
+import base64
+import contextlib
+import gc
+import io
+import json
+import logging
+import os
+import pickle
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
+
+import boto3  # noqa: E402
+import joblib  # noqa: E402
+import numpy  # noqa: E402
+import sklearn  # noqa: E402
+from local_api import (  # noqa: E402
+    LocalLambdaContext,
+    build_event,
+    load_function_module,
+    load_template,
+    routes_from_template,
+)
+from moto.server import ThreadedMotoServer  # noqa: E402
+from sklearn.datasets import make_moons  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+from train_moons import train_moons  # noqa: E402
+
+from registry import service  # noqa: E402
+from registry.observability import logger  # noqa: E402
+from registry.schemas import ClassifyRequest  # noqa: E402
+
+BUCKET = "bench-registry"
+LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
+GOALS = {
+    "warm single row / raw predict": ("<=", 1.3),
+    "blog request / warm single row": (">=", 20.0),
+    "1,000 rows / raw predict": ("<=", 2.0),
+    "first request of a version / blog request": ("<=", 1.2),
+}
+
+
+@dataclass
+class Row:
+    name: str
+    ratio: float
+    detail: str
+
+    def goal(self) -> str:
+        for prefix, (op, target) in GOALS.items():
+            if self.name.startswith(prefix):
+                met = self.ratio <= target if op == "<=" else self.ratio >= target
+                return f"{op} {target} {'met' if met else 'MISSED'}"
+        return ""
+
+
+def median_seconds(call: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """The handlers still format and write their log lines and metrics, to /dev/null."""
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        previous = logger.registered_handler.setStream(devnull)
+        try:
+            yield
+        finally:
+            logger.registered_handler.setStream(previous or sys.stdout)
+
+
+class Bench:
+    def __init__(self, endpoint: str, quick: bool) -> None:
+        self.endpoint = endpoint
+        self.quick = quick
+        self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        self.routes = {
+            (route.method, route.path): route for route in routes_from_template(load_template())
+        }
+        self.register_app = load_function_module(REPO_ROOT / "functions" / "register")
+        self.predict_app = load_function_module(REPO_ROOT / "functions" / "predict")
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-"))
+
+    def reps(self, full: int) -> int:
+        return max(3, full // 100) if self.quick else full
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        return (1_000, 2_000) if self.quick else (1_000, 10_000, self.largest_batch())
+
+    def invoke(self, method: str, path: str, body: Any, query: dict[str, str] | None = None) -> Any:
+        route = self.routes[(method, path)]
+        data = json.dumps(body).encode()
+        queries = {key: [value] for key, value in (query or {}).items()}
+        event = build_event(route, method, path, {}, queries, {}, data)
+        app = self.predict_app if path == "/classify" else self.register_app
+        response = app.lambda_handler(event, LocalLambdaContext(route.function))
+        assert response["statusCode"] in (200, 201), response["body"][:500]
+        return json.loads(response["body"])
+
+    def register(self, name: str, model: Any) -> int:
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        body = {"name": name, "artifact": base64.b64encode(buffer.getvalue()).decode()}
+        return int(self.invoke("POST", "/models", body)["version"])
+
+    def blog_request(self, key: str, row: tuple[float, float]) -> Callable[[], Any]:
+        """The blog's handler body: download, unpickle and predict on every request."""
+        temp_file_path = str(self.tmp / key.replace("/", "_"))
+
+        def request() -> Any:
+            self.s3.download_file(BUCKET, key, temp_file_path)
+            with open(temp_file_path, "rb") as pickled:
+                model = pickle.load(pickled)
+            return model.predict([[float(row[0]), float(row[1])]])[0]
+
+        return request
+
+    def upload_blog_model(self, model: Any, key: str) -> None:
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=pickle.dumps(model))
+
+    def model_rows(self, label: str, name: str, model: Any) -> list[Row]:
+        """Rows 1 to 4 for one model."""
+        version = self.register(name, model)
+        query = {"model": name, "version": str(version)}
+        single = {"data1": "0.5", "data2": "0.2"}
+        one = numpy.array([[0.5, 0.2]])
+        rows: list[Row] = []
+
+        classify = lambda: self.invoke("POST", "/classify", single, query)  # noqa: E731
+        assert classify()["prediction"] == str(model.predict(one)[0])
+        warm = median_seconds(classify, self.reps(2000))
+        raw = median_seconds(lambda: model.predict(one), self.reps(2000))
+        rows.append(
+            Row(
+                f"warm single row / raw predict ({label})", warm / raw, f"{fmt(warm)} vs {fmt(raw)}"
+            )
+        )
+
+        blog_key = f"blog/{name}.p"
+        self.upload_blog_model(model, blog_key)
+        blog = median_seconds(self.blog_request(blog_key, (0.5, 0.2)), self.reps(200))
+        rows.append(
+            Row(
+                f"blog request / warm single row ({label})",
+                blog / warm,
+                f"{fmt(blog)} vs {fmt(warm)}",
+            )
+        )
+
+        rng = numpy.random.default_rng(0)
+        for count in self.batch_sizes():
+            batch = rng.normal(size=(count, 2)).round(6)
+            body = {"instances": batch.tolist()}
+            answer = self.invoke("POST", "/classify", body, query)
+            assert answer["predictions"] == model.predict(batch).tolist()
+            reps = self.reps(200 if count <= 1_000 else 10)
+            ours = median_seconds(lambda b=body: self.invoke("POST", "/classify", b, query), reps)
+            theirs = median_seconds(lambda b=batch: model.predict(b), reps)
+            size = len(json.dumps(body))
+            rows.append(
+                Row(
+                    f"{count:,} rows / raw predict ({label})",
+                    ours / theirs,
+                    f"{fmt(ours)} vs {fmt(theirs)}, body {size:,} bytes",
+                )
+            )
+
+        def first_request() -> Any:
+            service.predictor().cache.clear()
+            return classify()
+
+        first = median_seconds(first_request, self.reps(100))
+        rows.append(
+            Row(
+                f"first request of a version / blog request ({label})",
+                first / blog,
+                f"{fmt(first)} vs {fmt(blog)}",
+            )
+        )
+        return rows
+
+    def validation_row(self) -> Row:
+        """What request validation costs per row: Pydantic (strict floats) against numpy."""
+        rows = numpy.random.default_rng(1).normal(size=(1_000, 2)).round(6).tolist()
+        body = {"instances": rows}
+        reps = self.reps(300)
+        pydantic = median_seconds(lambda: ClassifyRequest.model_validate(body), reps)
+        conversion = median_seconds(lambda: numpy.asarray(rows, dtype=numpy.float64), reps)
+        return Row(
+            "Pydantic validation of 1,000 rows / numpy conversion of them",
+            pydantic / conversion,
+            f"{fmt(pydantic)} vs {fmt(conversion)}: {pydantic / 1_000 * 1e9:.0f} ns a row",
+        )
+
+    @staticmethod
+    def largest_batch() -> int:
+        """The most rows of two 6-decimal features whose JSON fits Lambda's 6 MB payload."""
+        row_bytes = len(json.dumps([[-1.234567, -1.234567]])) - 1
+        return (LAMBDA_PAYLOAD_LIMIT - len('{"instances": []}')) // (row_bytes + 1)
+
+    def memory_row(self) -> Row:
+        """Cycle through 50 versions with a cache that holds 5: resident memory stays bounded."""
+        versions, held = (12, 3) if self.quick else (50, 5)
+        features, labels = make_moons(n_samples=300, noise=0.25, random_state=3)
+        for seed in range(versions):
+            model = RandomForestClassifier(n_estimators=40, random_state=seed)
+            self.register("memory", model.fit(features, labels))
+        registry = service.model_registry()
+        largest = max(registry.get_manifest("memory", v).size_bytes for v in range(1, versions + 1))
+        cache = service.predictor().cache
+        cache.clear()
+        cache.max_bytes = int(largest * (held + 0.5))
+        single = {"data1": "0.5", "data2": "0.2"}
+        rounds = 1 if self.quick else 3
+
+        def classify(version: int) -> None:
+            self.invoke("POST", "/classify", single, {"model": "memory", "version": str(version)})
+
+        def rss() -> int:
+            gc.collect()
+            pages = int(Path("/proc/self/statm").read_text().split()[1])
+            return pages * os.sysconf("SC_PAGE_SIZE")
+
+        for version in range(1, held + 1):
+            classify(version)
+        after_held = peak = rss()
+        for _ in range(rounds):
+            for version in range(1, versions + 1):
+                classify(version)
+                peak = max(peak, rss())
+        return Row(
+            f"memory: peak RSS cycling {versions} versions / RSS with {held} loaded",
+            peak / after_held,
+            f"{len(cache)} cached, {cache.total_bytes:,} of {cache.max_bytes:,} bytes; RSS "
+            f"{after_held / 1e6:.0f} MB, peak {peak / 1e6:.0f} MB over {rounds * versions} loads",
+        )
+
+    def cold_init_rows(self) -> list[Row]:
+        """Import time of the predict handler against its third-party imports alone."""
+        env = {**os.environ, "AWS_ENDPOINT_URL_S3": self.endpoint, "PYTHONPATH": str(REPO_ROOT)}
+        deps = (
+            "import numpy, scipy, sklearn, joblib, pydantic, boto3,"
+            " aws_lambda_powertools.event_handler"
+        )
+        handler = (
+            "import importlib.util as u; s = u.spec_from_file_location('app', "
+            f"{str(REPO_ROOT / 'functions/predict/app.py')!r}); m = u.module_from_spec(s); "
+            "s.loader.exec_module(m)"
+        )
+        reps = 3 if self.quick else 9
+
+        def import_seconds(code: str, extra: dict[str, str]) -> float:
+            timed = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+            runs = [
+                float(  # the last line: what the handler logs at init comes before it
+                    subprocess.run(
+                        [sys.executable, "-c", timed],
+                        env={**env, **extra},
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout.splitlines()[-1]
+                )
+                for _ in range(reps)
+            ]
+            return statistics.median(runs)
+
+        uri = {"REGISTRY_URI": f"s3://{BUCKET}/registry", "DEFAULT_MODEL": "moons"}
+        deps_only = import_seconds(deps, uri)
+        plain = import_seconds(handler, {**uri, "PRELOAD_DEFAULT_MODEL": "false"})
+        preload = import_seconds(handler, {**uri, "PRELOAD_DEFAULT_MODEL": "true"})
+        return [
+            Row(
+                "cold init: import predict handler / its third-party imports",
+                plain / deps_only,
+                f"{fmt(plain)} vs {fmt(deps_only)}",
+            ),
+            Row(
+                "cold init with the default model preloaded / without",
+                preload / plain,
+                f"{fmt(preload)} vs {fmt(plain)}: the load moves from the first request to init",
+            ),
+        ]
+
+
+def write_report(rows: list[Row], output_dir: Path, quick: bool) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    chart = output_dir / "benchmarks.png"
+    figure, axis = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.2))
+    names = [row.name for row in rows][::-1]
+    axis.barh(names, [row.ratio for row in rows][::-1], color="#4c78a8")
+    axis.set_xscale("log")
+    axis.axvline(1.0, color="grey", linewidth=0.8)
+    axis.set_xlabel("ratio (log scale)")
+    axis.set_title("model-registry benchmark ratios")
+    axis.tick_params(axis="y", labelsize=8)
+    figure.tight_layout()
+    figure.savefig(chart, dpi=110)
+    plt.close(figure)
+
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (`scripts/bench.py`"
+        f"{' --quick' if quick else ''}): the real handlers invoked in-process with API Gateway"
+        " REST events, S3 from moto's ThreadedMotoServer on 127.0.0.1. Each figure is a median;"
+        " ratios are measured side by side, so they travel across machines better than times.",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+        f"Python {platform.python_version()}, scikit-learn {sklearn.__version__}, "
+        f"numpy {numpy.__version__}, joblib {joblib.__version__}.",
+        "",
+        "| measure | ratio | goal | medians |",
+        "| --- | ---: | --- | --- |",
+        *[f"| {row.name} | {row.ratio:.2f} | {row.goal()} | {row.detail} |" for row in rows],
+        "",
+        "The blog request is the blog's handler body: `download_file` from S3 to /tmp, "
+        "`pickle.load`, `predict`, on every request. The small model is the blog's "
+        "RandomForestClassifier(n_estimators=5) on make_moons; the large one has 300 trees.",
+        "",
+        "![benchmark ratios](benchmarks.png)",
+        "",
+    ]
+    report = output_dir / "benchmarks.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repetitions, for make test")
+    parser.add_argument(
+        "--output-dir", type=Path, help="default: docs/ (a temp folder with --quick)"
+    )
+    args = parser.parse_args()
+    output_dir = args.output_dir or (
+        Path(tempfile.mkdtemp(prefix="bench-report-")) if args.quick else REPO_ROOT / "docs"
+    )
+
+    for variable, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        os.environ[variable] = value
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ.update(
+        AWS_ENDPOINT_URL_S3=endpoint,
+        REGISTRY_URI=f"s3://{BUCKET}/registry",
+        MAX_INSTANCES=str(Bench.largest_batch()),
+        ALIAS_TTL_SECONDS="30",
+    )
+    service.reset()
+    try:
+        bench = Bench(endpoint, args.quick)
+        bench.s3.create_bucket(Bucket=BUCKET)
+        rows: list[Row] = []
+        with quiet():
+            rows += bench.model_rows("blog's model", "moons", train_moons())
+            trees = 30 if args.quick else 300
+            rows += bench.model_rows(f"{trees} trees", "forest", train_moons(n_estimators=trees))
+            rows.append(bench.validation_row())
+            rows.append(bench.memory_row())
+        rows += bench.cold_init_rows()
+    finally:
+        server.stop()
+
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f"{row.name.ljust(width)}  {row.ratio:8.2f}  {row.goal():14}  {row.detail}")
+    report = write_report(rows, output_dir, args.quick)
+    print(f"wrote {report} and {report.with_suffix('.png').name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

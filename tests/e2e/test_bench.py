@@ -1,0 +1,36 @@
+"""The benchmark's quick mode, so it never rots. Speed goals belong to the benchmark, not here."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "scripts" / "bench.py"),
+            "--quick",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = (tmp_path / "benchmarks.md").read_text()
+    for measure in (
+        "warm single row / raw predict",
+        "blog request / warm single row",
+        "1,000 rows / raw predict",
+        "first request of a version / blog request",
+        "memory: peak RSS",
+        "cold init",
+        "Pydantic validation",
+    ):
+        assert measure in report, measure
+    assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
