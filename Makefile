@@ -11,7 +11,7 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 PORT ?= 3000
 
-.PHONY: run test lint typecheck pytest openapi package clean
+.PHONY: run test lint typecheck pytest openapi package bench clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml layer/requirements.txt
@@ -47,6 +47,10 @@ pytest: $(STAMP) $(SAM_STAMP)
 	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python $(PY) -m pytest
 
 test: lint typecheck package pytest
+
+# The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
+bench: $(STAMP)
+	$(PY) scripts/bench.py
 
 openapi: $(STAMP)
 	$(PY) scripts/export_openapi.py

@@ -4,6 +4,7 @@ import json
 import time
 from typing import Any
 
+import orjson
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -21,7 +22,9 @@ API_VERSION = "0.1.0"
 
 def create_resolver() -> APIGatewayRestResolver:
     """A validating resolver whose every error is JSON with a `code` and a `message`."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    # orjson parses request bodies about twice as fast as the json module, and refuses what
+    # is not JSON (NaN, Infinity, numbers beyond a double) as malformed, per RFC 8259.
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=orjson.loads)
     app.exception_handler(RegistryError)(_registry_error_response)
     app.exception_handler(RequestValidationError)(_validation_error_response)
     app.not_found(_route_not_found_response)
@@ -48,8 +51,11 @@ def _registry_error_response(exc: RegistryError) -> Response[dict[str, str]]:
 
 def _validation_error_response(exc: RequestValidationError) -> Response[dict[str, str]]:
     errors = list(exc.errors())
-    if any(error.get("type") == "json_invalid" for error in errors):
-        return error_response(400, "malformed_json", "the request body is not valid JSON")
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            reason = error.get("ctx", {}).get("error", "")
+            message = "the request body is not valid JSON" + (f": {reason}" if reason else "")
+            return error_response(400, "malformed_json", message)
     details = "; ".join(
         f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
         for error in errors[:MAX_ERROR_DETAILS]

@@ -27,6 +27,14 @@ from sklearn.ensemble import (
 Features = Any  # a float64 array of shape (rows, features), finite, checked by the caller
 
 
+def _as_float32(features: Features) -> Any:
+    """What scikit-learn's input check makes of the rows, and the error it raises."""
+    rows = numpy.asarray(features, dtype=numpy.float32)
+    if not numpy.isfinite(rows).all():
+        raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
+    return rows
+
+
 @dataclass(frozen=True)
 class Predictors:
     predict: Callable[[Features], Any]
@@ -47,7 +55,7 @@ def _forest_classifier(forest: Any) -> Predictors:
     n_classes = int(forest.n_classes_)
 
     def predict_proba(features: Features) -> Any:
-        rows = numpy.asarray(features, dtype=numpy.float32)
+        rows = _as_float32(features)
         proba = numpy.zeros((rows.shape[0], n_classes), dtype=numpy.float64)
         for tree in trees:
             proba += tree.predict_proba(rows, check_input=False)
@@ -64,7 +72,7 @@ def _forest_regressor(forest: Any) -> Predictors:
     trees = list(forest.estimators_)
 
     def predict(features: Features) -> Any:
-        rows = numpy.asarray(features, dtype=numpy.float32)
+        rows = _as_float32(features)
         total = numpy.zeros(rows.shape[0], dtype=numpy.float64)
         for tree in trees:
             total += tree.predict(rows, check_input=False)

@@ -61,3 +61,15 @@ def test_other_estimators_and_parallel_or_multi_output_forests_use_their_own_met
     assert predictors_for(boosted).predict_proba == boosted.predict_proba
     assert predictors_for(parallel).predict == parallel.predict
     assert predictors_for(multi).predict == multi.predict
+
+
+def test_values_beyond_float32_are_refused_as_scikit_learn_refuses_them(
+    classification: tuple[Any, Any],
+) -> None:
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(*classification)
+    rows = numpy.full((1, 6), 1e300)
+    with pytest.raises(ValueError, match="too large for dtype") as ours:
+        predictors_for(model).predict(rows)
+    with pytest.raises(ValueError, match="too large for dtype") as theirs:
+        model.predict(rows)
+    assert str(ours.value) in str(theirs.value)
