@@ -14,15 +14,10 @@ estimator's own methods.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 
 Features = Any  # a float64 array of shape (rows, features), finite, checked by the caller
 
@@ -82,17 +77,29 @@ def _forest_regressor(forest: Any) -> Predictors:
     return Predictors(predict, None)
 
 
-_FAST = {
-    RandomForestClassifier: _forest_classifier,
-    ExtraTreesClassifier: _forest_classifier,
-    RandomForestRegressor: _forest_regressor,
-    ExtraTreesRegressor: _forest_regressor,
-}
+@cache
+def _fast_paths() -> dict[type, Callable[[Any], Predictors]]:
+    # Imported on first use: sklearn.ensemble costs cold-start time a model may not need.
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    return {
+        RandomForestClassifier: _forest_classifier,
+        ExtraTreesClassifier: _forest_classifier,
+        RandomForestRegressor: _forest_regressor,
+        ExtraTreesRegressor: _forest_regressor,
+    }
 
 
 def predictors_for(estimator: Any) -> Predictors:
     """The fastest bit-identical predict (and predict_proba) for this estimator."""
-    fast = _FAST.get(type(estimator))
+    fast = None
+    if type(estimator).__module__.startswith("sklearn.ensemble"):
+        fast = _fast_paths().get(type(estimator))
     if fast is not None and _sequential_single_output(estimator):
         return fast(estimator)
     proba = getattr(estimator, "predict_proba", None)
