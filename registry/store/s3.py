@@ -6,6 +6,7 @@ AWS_ENDPOINT_URL variables point it at another endpoint such as moto's server.
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -53,33 +54,31 @@ class S3Store:
     def get(self, key: str) -> bytes:
         return self.get_versioned(key).data
 
-    def get_versioned(self, key: str) -> Versioned:
+    @contextmanager
+    def _translated_errors(self, action: str, key: str) -> Iterator[None]:
+        """botocore's errors as the store's: a missing key, or S3 being unavailable."""
         try:
+            yield
+        except ClientError as exc:
+            if _error_code(exc) in NOT_FOUND_CODES:
+                raise ObjectNotFoundError(f"no object at {key!r}") from exc
+            raise self._unavailable(action, key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(action, key, exc) from exc
+
+    def get_versioned(self, key: str) -> Versioned:
+        with self._translated_errors("get", key):
             response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
             return Versioned(bytes(response["Body"].read()), str(response["ETag"]))
-        except ClientError as exc:
-            if _error_code(exc) in NOT_FOUND_CODES:
-                raise ObjectNotFoundError(f"no object at {key!r}") from exc
-            raise self._unavailable("get", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._unavailable("get", key, exc) from exc
 
     def size(self, key: str) -> int:
-        try:
+        with self._translated_errors("head", key):
             response = self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
             return int(response["ContentLength"])
-        except ClientError as exc:
-            if _error_code(exc) in NOT_FOUND_CODES:
-                raise ObjectNotFoundError(f"no object at {key!r}") from exc
-            raise self._unavailable("head", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._unavailable("head", key, exc) from exc
 
     def put(self, key: str, data: bytes) -> None:
-        try:
+        with self._translated_errors("put", key):
             self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
-        except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable("put", key, exc) from exc
 
     def create(self, key: str, data: bytes) -> bool:
         if self._conditional_put(key, data, IfNoneMatch="*"):
@@ -116,12 +115,10 @@ class S3Store:
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")
-        try:
+        with self._translated_errors("list", prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
                     yield item["Key"][len(self.prefix) :]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._unavailable("list", prefix, exc) from exc
 
     def presign_put(self, key: str, expires_in: int) -> str:
         return str(

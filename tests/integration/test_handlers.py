@@ -3,11 +3,13 @@
 import json
 from typing import Any
 
+import boto3
 import numpy
 import pytest
 from local_api import LocalLambdaContext, load_function_module
 
 from registry import service
+from registry.store.s3 import DEFAULT_CLIENT_CONFIG
 from tests.conftest import BUCKET, distinct_model_bytes
 from tests.integration.conftest import (
     EVENTS,
@@ -246,3 +248,27 @@ def test_the_sample_events_for_sam_local_invoke_are_served(
         register("set_alias")  # the batch sample classifies alias "production"
     status, answer = invoke(event_file.removesuffix(".json"), raw_body=event["body"])
     assert status in (200, 201), answer
+
+
+def test_with_s3_unreachable_cached_versions_serve_and_others_get_a_503(
+    registered: dict[str, Any], register: Invoke, classify: Invoke
+) -> None:
+    register("register", body=artifact_body("moons", distinct_model_bytes(21)))
+    assert classify("classify", query={"version": "1"})[0] == 200  # version 1 is now cached
+    service.predictor()._view("moons")  # and so is what the model's state said
+    store = service.model_registry().store
+    store.s3 = boto3.client(  # type: ignore[attr-defined]
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        config=DEFAULT_CLIENT_CONFIG,
+    )
+
+    assert classify("classify", query={"version": "1"})[0] == 200
+    module = load_function_module(REPO_ROOT / "functions" / "predict")
+    response = module.lambda_handler(
+        event_from("classify", query={"version": "2"}), LocalLambdaContext("PredictFunction")
+    )
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["code"] == "store_unavailable"
+    assert response["multiValueHeaders"]["Retry-After"] == ["1"]

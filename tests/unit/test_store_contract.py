@@ -83,3 +83,27 @@ def test_s3_create_retried_by_botocore_after_its_write_landed_still_succeeds(s3_
     assert store.create("models/a/versions/1.json", b"mine") is True
     assert retried == [1]
     assert store.create("models/a/versions/1.json", b"theirs") is False
+
+
+def test_an_unreachable_s3_is_store_unavailable_not_a_crash() -> None:
+    import boto3
+
+    from registry.errors import StoreUnavailableError
+    from registry.store.s3 import DEFAULT_CLIENT_CONFIG
+
+    # Nothing listens on port 9 of the loopback: every connection is refused at once.
+    client = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        config=DEFAULT_CLIENT_CONFIG,
+    )
+    store = S3Store("test-registry", "registry", s3_client=client)
+    for call in (
+        lambda: store.get("k"),
+        lambda: store.put("k", b"x"),
+        lambda: list(store.list_keys("models/")),
+        lambda: store.create("k", b"x"),
+    ):
+        with pytest.raises(StoreUnavailableError):
+            call()
