@@ -59,6 +59,7 @@ from registry.manifest import (
     validate_name,
     versions_prefix,
 )
+from registry.observability import logger
 from registry.store.base import ObjectStore
 
 # How many taken version numbers one registration steps over before it lists
@@ -327,10 +328,18 @@ class ModelRegistry:
         except BaseException:
             self._release(name, digest, claim)
             raise
-        self.store.put(
-            claim_key(name, digest),
-            _encode(claim.model_copy(update={"version": manifest.version})),
-        )
+        try:
+            self.store.put(
+                claim_key(name, digest),
+                _encode(claim.model_copy(update={"version": manifest.version})),
+            )
+        except RegistryError as exc:
+            # The version is committed: answer with it. The claim stays pending, so an
+            # identical registration waits (503) until the claim is stale, then makes a new one.
+            logger.warning(
+                "registered, but the sha256 claim was not updated",
+                extra={"model": name, "version": manifest.version, "error_code": exc.code},
+            )
         return Registration(VersionInfo(manifest, VersionStatus.ACTIVE, []), created=True)
 
     def _store_version(

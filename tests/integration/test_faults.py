@@ -1,0 +1,101 @@
+"""S3 failing at each step of a registration: nothing half-written, a 503, and a retry works."""
+
+import json
+from typing import Any
+
+import pytest
+
+from registry import service
+from registry.errors import StoreUnavailableError
+from registry.store.base import ObjectStore
+from tests.integration.conftest import Invoke, artifact_body
+
+
+class FailOnce:
+    """The real store, except that the first `method` call on a key containing `part` fails."""
+
+    def __init__(self, store: ObjectStore, method: str, part: str) -> None:
+        self.store = store
+        self.method = method
+        self.part = part
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.store, name)
+
+        def call(key: str, *args: Any, **kwargs: Any) -> Any:
+            if name == self.method and self.part in key and not self.failed:
+                self.failed = True
+                raise StoreUnavailableError(f"injected: S3 {name} of {key} failed")
+            return real(key, *args, **kwargs)
+
+        return call
+
+
+def assert_consistent(store: ObjectStore) -> None:
+    """Every visible version has an artifact and a serving copy matching its hashes."""
+    registry = service.model_registry()
+    for version in registry.list_versions("moons"):
+        manifest = registry.get_manifest("moons", version)
+        registry.read_artifact(manifest)
+        registry.load_model(manifest)
+
+
+STEPS = [
+    ("create", "/sha256/"),  # claiming the bytes
+    ("put", "/artifacts/"),  # the artifact
+    ("put", "/serving/"),  # the serving copy
+    ("list_keys", "/versions/"),  # finding the next version number
+    ("create", "/versions/"),  # committing the manifest
+]
+
+
+@pytest.mark.parametrize(("method", "part"), STEPS, ids=[f"{m}{p}" for m, p in STEPS])
+def test_a_failed_step_answers_503_leaves_nothing_half_written_and_a_retry_succeeds(
+    register: Invoke, moons_bytes: bytes, method: str, part: str
+) -> None:
+    registry = service.model_registry()
+    faulty = FailOnce(registry.store, method, part)
+    registry.store = faulty  # type: ignore[assignment]
+    body = artifact_body("moons", moons_bytes)
+
+    status, answer = register("register", body=body)
+
+    assert faulty.failed
+    assert (status, answer["code"]) == (503, "store_unavailable")
+    assert registry.list_versions("moons") == []
+    assert_consistent(registry.store)
+    status, answer = register("register", body=body)
+    assert (status, answer["version"], answer["created"]) == (201, 1, True)
+    assert registry.list_versions("moons") == [1]
+    assert_consistent(registry.store)
+
+
+def test_the_503_carries_retry_after(register: Invoke, moons_bytes: bytes) -> None:
+    from local_api import LocalLambdaContext, load_function_module
+
+    from tests.integration.conftest import REPO_ROOT, event_from
+
+    registry = service.model_registry()
+    registry.store = FailOnce(registry.store, "put", "/artifacts/")  # type: ignore[assignment]
+    module = load_function_module(REPO_ROOT / "functions" / "register")
+    event = event_from("register", body=artifact_body("moons", moons_bytes))
+
+    response = module.lambda_handler(event, LocalLambdaContext("RegisterFunction"))
+
+    assert response["statusCode"] == 503
+    assert response["multiValueHeaders"]["Retry-After"] == ["1"]
+    assert json.loads(response["body"])["code"] == "store_unavailable"
+
+
+def test_a_failure_after_the_commit_still_answers_with_the_committed_version(
+    register: Invoke, moons_bytes: bytes
+) -> None:
+    registry = service.model_registry()
+    registry.store = FailOnce(registry.store, "put", "/sha256/")  # type: ignore[assignment]
+
+    status, answer = register("register", body=artifact_body("moons", moons_bytes))
+
+    assert (status, answer["version"]) == (201, 1)
+    assert registry.list_versions("moons") == [1]
+    assert_consistent(registry.store)
