@@ -1,6 +1,7 @@
 """End to end over HTTP: scripts/local_api.py in its own process, as `make run` starts it."""
 
 import base64
+import io
 import json
 import os
 import subprocess
@@ -12,8 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy
 from local_api import load_template, routes_from_template
+
+from tests.conftest import distinct_model_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "local-test-key"
@@ -142,3 +146,47 @@ def test_make_runs_example_model_is_registered_once_and_served(tmp_path: Path) -
         process.terminate()
         process.wait(timeout=10)
     assert (status, answer["model"], answer["version"]) == (200, "moons", 1)
+
+
+def test_concurrent_classify_while_registering_and_evicting_serves_the_right_models(
+    server_env: dict[str, str],
+) -> None:
+    models = {seed: distinct_model_bytes(seed) for seed in range(8)}
+    # Room for about two models: every few requests evict a loaded version.
+    env = {**server_env, "CACHE_MAX_BYTES": str(2 * max(map(len, models.values())) + 100)}
+    process, url = start_local_api(env, "--api-key", API_KEY)
+    try:
+        answers, later = run_concurrent_traffic(url, models)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert sorted(version for version in later) == [5, 6, 7, 8]
+    estimators = {seed + 1: joblib.load(io.BytesIO(data)) for seed, data in models.items()}
+    for status, answer, rows, version in answers:
+        assert status == 200, answer
+        assert answer["version"] == version
+        assert answer["predictions"] == estimators[version].predict(numpy.array(rows)).tolist()
+
+
+def run_concurrent_traffic(
+    url: str, models: dict[int, bytes]
+) -> tuple[list[tuple[int, Any, list[list[float]], int]], list[int]]:
+    """60 classify requests over versions 1-4 on 8 threads while versions 5-8 register."""
+    for seed in range(4):
+        assert register(url, models[seed])[1]["version"] == seed + 1
+    rng = numpy.random.default_rng(3)
+    jobs = [(int(rng.integers(1, 5)), rng.normal(size=(3, 2)).round(3).tolist()) for _ in range(60)]
+
+    def classify(job: tuple[int, list[list[float]]]) -> tuple[int, Any, list[list[float]], int]:
+        version, rows = job
+        status, answer = request(
+            f"{url}/classify?model=moons&version={version}",
+            body={"instances": rows},
+            headers={"x-api-key": API_KEY},
+        )
+        return status, answer, rows, version
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        later = [pool.submit(register, url, models[seed]) for seed in range(4, 8)]
+        answers = list(pool.map(classify, jobs))
+    return answers, [future.result()[1]["version"] for future in later]

@@ -14,7 +14,7 @@ from tests.conftest import BUCKET, REGION, distinct_model_bytes
 from tests.integration.registration_worker import move_aliases, register_many, register_same
 
 PROCESSES = 4
-REGISTRATIONS_PER_PROCESS = 6
+REGISTRATIONS_PER_PROCESS = 16  # 4 x 16 = 64 versions
 
 
 def run_processes(target: Any, args_for: list[tuple[Any, ...]], expected: int) -> list[Any]:
