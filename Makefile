@@ -11,7 +11,7 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 PORT ?= 3000
 
-.PHONY: run test lint typecheck pytest openapi package bench clean
+.PHONY: run test lint typecheck pytest openapi package bench fuzz clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml layer/requirements.txt
@@ -51,6 +51,10 @@ test: lint typecheck package pytest
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
 bench: $(STAMP)
 	$(PY) scripts/bench.py
+
+# A longer schemathesis run than the bounded one in make test.
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=500 $(PY) -m pytest tests/e2e/test_fuzz.py -s
 
 openapi: $(STAMP)
 	$(PY) scripts/export_openapi.py

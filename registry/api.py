@@ -1,5 +1,7 @@
 """What both HTTP functions share: the resolver, its error responses, one log line a request."""
 
+import base64
+import binascii
 import json
 import time
 from typing import Any
@@ -84,7 +86,12 @@ def resolve_logged(
     clients did).
     """
     started = time.perf_counter()
-    response = app.resolve(_without_content_type(event), context)
+    try:
+        json_event = _as_json_event(event)
+    except (ValueError, binascii.Error):
+        response = _proxy_error(400, "malformed_json", "the request body is not UTF-8 JSON text")
+    else:
+        response = app.resolve(json_event, context)
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     logger.info(
         "request",
@@ -98,16 +105,38 @@ def resolve_logged(
     return response
 
 
-def _without_content_type(event: dict[str, Any]) -> dict[str, Any]:
+def _as_json_event(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without its Content-Type, and with a base64 body decoded to text.
+
+    Raises ValueError when a base64 body is not UTF-8 text (it cannot be JSON).
+    """
+
     def strip(headers: dict[str, Any] | None) -> dict[str, Any] | None:
         if headers is None:
             return None
         return {key: value for key, value in headers.items() if key.lower() != "content-type"}
 
-    return {
+    json_event = {
         **event,
         "headers": strip(event.get("headers")),
         "multiValueHeaders": strip(event.get("multiValueHeaders")),
+    }
+    if event.get("isBase64Encoded") and event.get("body"):
+        text = base64.b64decode(event["body"]).decode("utf-8")
+        json_event.update(body=text, isBase64Encoded=False)
+    return json_event
+
+
+def _proxy_error(http_status: int, code: str, message: str) -> dict[str, Any]:
+    """An error answered before routing, in the shape the resolver would give it."""
+    logger.append_keys(error_code=code)
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    return {
+        "statusCode": http_status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "multiValueHeaders": {},
+        "body": json.dumps({"code": code, "message": message}),
+        "isBase64Encoded": False,
     }
 
 

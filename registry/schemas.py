@@ -1,7 +1,6 @@
 """Pydantic models of the HTTP API's requests and responses."""
 
 import base64
-import binascii
 import json
 from datetime import datetime
 from typing import Annotated, Any, Self
@@ -67,7 +66,7 @@ class RegisterModelRequest(BaseModel):
     def artifact_bytes(self) -> bytes:
         try:
             return base64.b64decode(self.artifact or "", validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or characters outside ASCII
             raise InvalidArtifactError("artifact is not valid base64") from exc
 
 

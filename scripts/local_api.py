@@ -306,7 +306,17 @@ def make_server(host: str, port: int) -> LocalApiServer:
             self.end_headers()
             self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method, even one http.server does not know (TRACE, QUERY), is routed:
+            # what no route serves is a JSON 404, as API Gateway answers it.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def do_HEAD(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the handlers print one JSON line per request already

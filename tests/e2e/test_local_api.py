@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -41,6 +42,8 @@ def start_local_api(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[s
     assert process.stdout is not None
     first_line = process.stdout.readline()
     assert first_line.startswith("Serving on http://127.0.0.1:"), first_line
+    # The server logs a JSON line a request: keep reading, or a full pipe would block it.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
     return process, first_line.split()[2]
 
 
@@ -190,3 +193,9 @@ def run_concurrent_traffic(
         later = [pool.submit(register, url, models[seed]) for seed in range(4, 8)]
         answers = list(pool.map(classify, jobs))
     return answers, [future.result()[1]["version"] for future in later]
+
+
+def test_methods_no_route_serves_are_a_json_404(api_url: str) -> None:
+    for method in ("TRACE", "QUERY", "OPTIONS"):
+        status, answer = request(f"{api_url}/classify", method=method)
+        assert (status, answer["code"]) == (404, "route_not_found"), method

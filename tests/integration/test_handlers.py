@@ -1,5 +1,6 @@
 """The register and predict handlers, end to end over moto's in-process S3."""
 
+import base64
 import json
 from typing import Any
 
@@ -272,3 +273,23 @@ def test_with_s3_unreachable_cached_versions_serve_and_others_get_a_503(
     assert response["statusCode"] == 503
     assert json.loads(response["body"])["code"] == "store_unavailable"
     assert response["multiValueHeaders"]["Retry-After"] == ["1"]
+
+
+# Found by schemathesis (tests/e2e/test_fuzz.py); each answered 500 before it was fixed.
+def test_a_body_that_is_not_utf8_is_malformed_json_not_a_crash(
+    registered: dict[str, Any],
+) -> None:
+    for function in ("predict", "register"):
+        event = event_from("classify" if function == "predict" else "register")
+        event.update(body=base64.b64encode(b"\x03\x9agv").decode(), isBase64Encoded=True)
+        module = load_function_module(REPO_ROOT / "functions" / function)
+        response = module.lambda_handler(event, LocalLambdaContext(function))
+        assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "malformed_json"
+
+
+def test_an_artifact_with_characters_outside_base64_is_an_invalid_artifact(
+    register: Invoke,
+) -> None:
+    status, answer = register("register", body={"name": "moons", "artifact": "m\u00e9\u00d2"})
+    assert (status, answer["code"]) == (422, "invalid_artifact")
