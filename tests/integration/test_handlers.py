@@ -293,3 +293,22 @@ def test_an_artifact_with_characters_outside_base64_is_an_invalid_artifact(
 ) -> None:
     status, answer = register("register", body={"name": "moons", "artifact": "m\u00e9\u00d2"})
     assert (status, answer["code"]) == (422, "invalid_artifact")
+
+
+def test_logs_never_hold_artifact_bytes_api_keys_or_authorization_headers(
+    register: Invoke, classify: Invoke, log_lines: LogLines, moons_bytes: bytes
+) -> None:
+    secret_key = "key-0123456789-secret"
+    signature = "AWS4-HMAC-SHA256 Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    headers = {"x-api-key": secret_key, "Authorization": signature}
+    body = artifact_body("moons", moons_bytes)
+    register("register", body=body, headers=headers)
+    classify("classify", query={"version": "1"}, headers=headers)
+
+    logged = json.dumps(log_lines.lines)
+    assert [line["status"] for line in log_lines.lines if line["message"] == "request"] == [
+        201,
+        200,
+    ]
+    for secret in (secret_key, signature, body["artifact"][:64], "0f1e2d3c4b5a6978"):
+        assert secret not in logged
