@@ -199,3 +199,8 @@ def test_methods_no_route_serves_are_a_json_404(api_url: str) -> None:
     for method in ("TRACE", "QUERY", "OPTIONS"):
         status, answer = request(f"{api_url}/classify", method=method)
         assert (status, answer["code"]) == (404, "route_not_found"), method
+
+
+def test_a_body_over_the_payload_limit_is_a_413(api_url: str) -> None:
+    status, answer = request(f"{api_url}/models", body=b"x" * (6 * 1024 * 1024 + 1))
+    assert (status, answer["code"]) == (413, "payload_too_large")

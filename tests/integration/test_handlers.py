@@ -7,7 +7,9 @@ from typing import Any
 import boto3
 import numpy
 import pytest
+import sklearn.base
 from local_api import LocalLambdaContext, load_function_module
+from sklearn.linear_model import LinearRegression
 
 from registry import service
 from registry.store.s3 import DEFAULT_CLIENT_CONFIG
@@ -20,6 +22,7 @@ from tests.integration.conftest import (
     artifact_body,
     event_from,
 )
+from tests.unit.test_registry import joblib_of
 
 ROWS = [[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0], [2.0, 0.5]]
 
@@ -153,6 +156,21 @@ def test_a_tampered_artifact_is_refused_with_a_500_and_a_code(
     assert (status, answer["code"]) == (500, "integrity_check_failed")
 
 
+def b64_joblib(value: object) -> str:
+    return base64.b64encode(joblib_of(value)).decode()
+
+
+def b64_pickled_by_old_scikit_learn() -> str:
+    """A fitted model whose pickle says scikit-learn 1.5.2 made it."""
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    current = sklearn.base.__version__
+    sklearn.base.__version__ = "1.5.2"
+    try:
+        return b64_joblib(model)
+    finally:
+        sklearn.base.__version__ = current
+
+
 @pytest.mark.parametrize(
     ("overrides", "status", "code"),
     [
@@ -185,7 +203,9 @@ def test_a_tampered_artifact_is_refused_with_a_500_and_a_code(
         ({"query": {"model": "nobody"}}, 404, "model_not_found"),
         ({"query": {"model": "../etc"}}, 422, "invalid_request"),
         ({"query": {"model": "UPPER"}}, 422, "invalid_request"),
+        ({"body": {"instances": [[0.5, 0.2]] * 10_001}}, 413, "too_many_instances"),
     ],
+    ids=lambda value: str(value)[:60] if isinstance(value, dict) else None,
 )
 def test_bad_classify_requests_get_a_4xx_with_a_code(
     registered: dict[str, Any],
@@ -212,7 +232,15 @@ def test_bad_classify_requests_get_a_4xx_with_a_code(
         ({"name": "moons"}, 422, "invalid_request"),
         ({"name": "moons", "artifact": "", "tags": {"k": 1}}, 422, "invalid_request"),
         ({"name": "moons", "artifact": "bm90", "tags": ["a"]}, 422, "invalid_request"),
+        ({"name": "moons", "artifact": b64_joblib({"weights": [1]})}, 422, "invalid_artifact"),
+        ({"name": "moons", "artifact": b64_joblib(LinearRegression())}, 422, "invalid_artifact"),
+        (
+            {"name": "moons", "artifact": b64_pickled_by_old_scikit_learn()},
+            422,
+            "incompatible_artifact",
+        ),
     ],
+    ids=lambda value: str(value)[:60] if isinstance(value, dict) else None,
 )
 def test_bad_registrations_get_a_4xx_and_store_nothing(
     register: Invoke, registry_on_moto: Any, body: dict[str, Any], status: int, code: str
