@@ -8,7 +8,8 @@ import pytest
 from registry import service
 from registry.errors import StoreUnavailableError
 from registry.store.base import ObjectStore
-from tests.integration.conftest import Invoke, artifact_body
+from tests.conftest import distinct_model_bytes
+from tests.integration.conftest import Call, Invoke, artifact_body
 
 
 class FailOnce:
@@ -99,3 +100,41 @@ def test_a_failure_after_the_commit_still_answers_with_the_committed_version(
     assert (status, answer["version"]) == (201, 1)
     assert registry.list_versions("moons") == [1]
     assert_consistent(registry.store)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "fail"),
+    [
+        ("PUT", "/models/moons/aliases/production", {"version": 1}, ("create", "/state.json")),
+        ("PUT", "/models/moons/aliases/production", {"version": 1}, ("get_versioned", "/state")),
+        ("DELETE", "/models/moons/versions/1", None, ("create", "/state.json")),
+    ],
+    ids=["alias-first-write", "alias-read", "archive-first-write"],
+)
+def test_a_failed_state_write_answers_503_changes_nothing_and_a_retry_succeeds(
+    call: Call, moons_bytes: bytes, method: str, path: str, body: Any, fail: tuple[str, str]
+) -> None:
+    assert call("POST", "/models", artifact_body("moons", moons_bytes))[0] == 201
+    registry = service.model_registry()
+    registry.store = FailOnce(registry.store, *fail)  # type: ignore[assignment]
+
+    status, answer = call(method, path, body)
+
+    assert (status, answer["code"]) == (503, "store_unavailable")
+    assert registry.state("moons").aliases == {} and registry.state("moons").archived == []
+    assert call(method, path, body)[0] == 200
+
+
+def test_a_failed_alias_move_keeps_the_old_target(call: Call, moons_bytes: bytes) -> None:
+    call("POST", "/models", artifact_body("moons", moons_bytes))
+    call("POST", "/models", artifact_body("moons", distinct_model_bytes(2)))
+    assert call("PUT", "/models/moons/aliases/production", {"version": 1})[0] == 200
+    registry = service.model_registry()
+    registry.store = FailOnce(registry.store, "replace", "/state.json")  # type: ignore[assignment]
+
+    status, answer = call("PUT", "/models/moons/aliases/production", {"version": 2})
+
+    assert (status, answer["code"]) == (503, "store_unavailable")
+    assert registry.state("moons").aliases == {"production": 1}
+    assert call("PUT", "/models/moons/aliases/production", {"version": 2})[0] == 200
+    assert registry.state("moons").aliases == {"production": 2}

@@ -255,3 +255,17 @@ def test_a_loaded_model_predicts_like_the_original(
     numpy.testing.assert_array_equal(
         registry.load_model(manifest).predict(rows), moons_model.predict(rows)
     )
+
+
+@pytest.mark.parametrize("hash_field", ["serving_sha256", "sha256"])
+def test_a_manifest_with_a_changed_hash_is_refused(
+    registry: ModelRegistry, moons_bytes: bytes, hash_field: str
+) -> None:
+    manifest = registry.register("moons", moons_bytes).info.manifest
+    edited = manifest.model_copy(update={hash_field: "0" * 64})
+
+    with pytest.raises(IntegrityError):
+        if hash_field == "serving_sha256":
+            registry.load_model(edited)
+        else:
+            registry.read_artifact(edited)
