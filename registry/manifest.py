@@ -24,7 +24,7 @@ _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 VERSION_DIGITS = 10
 MAX_VERSION = 10**VERSION_DIGITS - 1
 UPLOADS_PREFIX = "uploads/"
-UPLOAD_KEY_PATTERN = r"^uploads/[a-z0-9][a-z0-9_-]{0,63}/[0-9a-f]{32}\.joblib$"
+UPLOAD_KEY_PATTERN = rf"^uploads/{MODEL_NAME_PATTERN[1:-1]}/[0-9a-f]{{32}}\.joblib$"
 
 Label = bool | int | float | str
 MetricValue = Annotated[float, Field(allow_inf_nan=False)]

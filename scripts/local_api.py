@@ -212,6 +212,7 @@ class LocalApi:
         self.routes = routes
         self.api_key = api_key
         self.settings = Settings.from_environ()
+        self.upload_store = open_store(self.settings.registry_uri)
         self.handlers: dict[str, Handler] = {}
         self.locks: dict[str, threading.Lock] = {}
         for route in routes:
@@ -266,7 +267,7 @@ class LocalApi:
                 413,
                 {"code": "artifact_too_large", "message": f"uploads are limited to {limit} bytes"},
             )
-        open_store(self.settings.registry_uri).put(key, body)
+        self.upload_store.put(key, body)
         return HttpResponse(200, {}, b"")
 
 

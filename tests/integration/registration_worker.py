@@ -1,19 +1,24 @@
-"""Run in a separate process: register several artifacts of one model name at once."""
+"""Run in separate processes: registrations and alias moves of one model at once."""
 
 import os
 from typing import Any
+
+from registry.registry import ModelRegistry
+from registry.store import open_store
+from tests.conftest import distinct_model_bytes
+
+
+def open_registry(registry_uri: str, endpoint: str | None) -> ModelRegistry:
+    """This process's registry; an S3 endpoint is set before the client is made."""
+    if endpoint:
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+    return ModelRegistry(open_store(registry_uri))
 
 
 def register_many(
     registry_uri: str, endpoint: str | None, name: str, seeds: list[int], start: Any, results: Any
 ) -> None:
-    if endpoint:
-        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
-    from registry.registry import ModelRegistry
-    from registry.store import open_store
-    from tests.conftest import distinct_model_bytes
-
-    registry = ModelRegistry(open_store(registry_uri))
+    registry = open_registry(registry_uri, endpoint)
     artifacts = [distinct_model_bytes(seed) for seed in seeds]
     start.wait()
     for artifact in artifacts:
@@ -24,12 +29,7 @@ def register_many(
 def register_same(
     registry_uri: str, endpoint: str | None, name: str, artifact: bytes, start: Any, results: Any
 ) -> None:
-    if endpoint:
-        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
-    from registry.registry import ModelRegistry
-    from registry.store import open_store
-
-    registry = ModelRegistry(open_store(registry_uri))
+    registry = open_registry(registry_uri, endpoint)
     start.wait()
     registration = registry.register(name, artifact)
     results.put((registration.info.manifest.version, registration.created))
@@ -38,12 +38,7 @@ def register_same(
 def move_aliases(
     registry_uri: str, endpoint: str | None, name: str, index: int, start: Any, results: Any
 ) -> None:
-    if endpoint:
-        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
-    from registry.registry import ModelRegistry
-    from registry.store import open_store
-
-    registry = ModelRegistry(open_store(registry_uri))
+    registry = open_registry(registry_uri, endpoint)
     start.wait()
     for round_number in range(3):
         registry.set_alias(name, f"mover-{index}", round_number + 1)
