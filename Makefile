@@ -11,7 +11,7 @@ SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 PORT ?= 3000
 
-.PHONY: run test lint typecheck pytest openapi package bench fuzz clean
+.PHONY: run test lint typecheck pytest openapi dashboard package bench fuzz clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml layer/requirements.txt
@@ -58,6 +58,10 @@ fuzz: $(STAMP)
 
 openapi: $(STAMP)
 	$(PY) scripts/export_openapi.py
+
+# template.yaml's CloudWatch dashboard, from the metric names in registry/observability.py.
+dashboard: $(STAMP)
+	$(PY) scripts/render_dashboard.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

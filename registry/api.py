@@ -11,8 +11,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from registry import observability
 from registry.errors import RegistryError
-from registry.observability import MetricUnit, logger, metrics
+from registry.observability import logger
 from registry.schemas import ErrorResponse
 
 MAX_ERROR_DETAILS = 5
@@ -35,8 +36,7 @@ def create_resolver() -> APIGatewayRestResolver:
 
 
 def error_response(http_status: int, code: str, message: str) -> Response[dict[str, str]]:
-    logger.append_keys(error_code=code)
-    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    observability.note(error_code=code)
     return Response(
         status_code=http_status,
         content_type=content_types.APPLICATION_JSON,
@@ -77,31 +77,27 @@ def _unexpected_error_response(exc: Exception) -> Response[dict[str, str]]:
 
 
 def resolve_logged(
-    app: APIGatewayRestResolver, event: dict[str, Any], context: Any
+    app: APIGatewayRestResolver, event: dict[str, Any], context: Any, service: str
 ) -> dict[str, Any]:
-    """Resolve the event and log one structured line with its status and latency.
+    """Resolve the event; log one structured line and emit the request's metrics.
 
     This API speaks only JSON, so bodies are read as JSON whatever Content-Type
     the client sent (curl -d sends a form type by default, as the blog's
     clients did).
     """
     started = time.perf_counter()
+    outcome = observability.begin_request(
+        service, event.get("httpMethod"), event.get("resource") or event.get("path")
+    )
     try:
         json_event = _as_json_event(event)
     except (ValueError, binascii.Error):
         response = _proxy_error(400, "malformed_json", "the request body is not UTF-8 JSON text")
     else:
         response = app.resolve(json_event, context)
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-    logger.info(
-        "request",
-        extra={
-            "method": event.get("httpMethod"),
-            "route": event.get("resource") or event.get("path"),
-            "status": response["statusCode"],
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        },
-    )
+    outcome.status = response["statusCode"]
+    outcome.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+    observability.finish_request(outcome)
     return response
 
 
@@ -129,8 +125,7 @@ def _as_json_event(event: dict[str, Any]) -> dict[str, Any]:
 
 def _proxy_error(http_status: int, code: str, message: str) -> dict[str, Any]:
     """An error answered before routing, in the shape the resolver would give it."""
-    logger.append_keys(error_code=code)
-    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1)
+    observability.note(error_code=code)
     return {
         "statusCode": http_status,
         "headers": {"Content-Type": content_types.APPLICATION_JSON},

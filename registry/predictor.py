@@ -26,6 +26,7 @@ from registry.errors import (
 )
 from registry.fastpath import Predictors, predictors_for
 from registry.manifest import Label, ModelManifest, ModelState, validate_model_name
+from registry.observability import logger
 from registry.registry import ModelRegistry
 
 DEFAULT_ALIAS_TTL_SECONDS = 30.0
@@ -52,11 +53,22 @@ class LoadedModel:
 
 
 @dataclass(frozen=True)
+class ServedModel:
+    """A loaded model; on a cache miss, the milliseconds spent reading, checking and unpickling it
+    (or waiting for a concurrent request's load of the same version)."""
+
+    loaded: LoadedModel
+    cache_hit: bool
+    load_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class Prediction:
     manifest: ModelManifest
     labels: list[Label]
     cache_hit: bool
     probabilities: list[list[float]] | None = None
+    load_ms: float | None = None
 
 
 @dataclass
@@ -91,6 +103,14 @@ class Predictor:
             view = self._views.get(name)
         if fresh or view is None or view.expires_at <= now:
             view = _ModelView(now + self.alias_ttl_seconds, self.registry.state(name))
+            logger.debug(
+                "model state read",
+                extra={
+                    "model": name,
+                    "aliases": view.state.aliases,
+                    "archived_versions": len(view.state.archived),
+                },
+            )
             with self._views_lock:
                 if len(self._views) >= MAX_MODEL_VIEWS:
                     self._views = {
@@ -124,16 +144,30 @@ class Predictor:
             view.resolved[alias] = resolved
         return resolved
 
-    def model(
-        self, name: str, version: int | None = None, alias: str | None = None
-    ) -> tuple[LoadedModel, bool]:
-        """The loaded model and whether it came from the cache."""
+    def model(self, name: str, version: int | None = None, alias: str | None = None) -> ServedModel:
+        """The loaded model, whether it came from the cache, and how long loading it took."""
         resolved = self.resolve(name, version, alias)
-        return self.cache.get_or_load((name, resolved), lambda: self._load(name, resolved))
+        started = time.perf_counter()
+        loaded, cache_hit = self.cache.get_or_load(
+            (name, resolved), lambda: self._load(name, resolved)
+        )
+        if cache_hit:
+            return ServedModel(loaded, cache_hit=True)
+        return ServedModel(loaded, False, round((time.perf_counter() - started) * 1000, 3))
 
     def _load(self, name: str, version: int) -> Sized[LoadedModel]:
         manifest = self.registry.get_manifest(name, version)
         estimator = self.registry.load_model(manifest)
+        logger.debug(
+            "model loaded",
+            extra={
+                "model": name,
+                "version": version,
+                "size_bytes": manifest.size_bytes,
+                "estimator_class": manifest.estimator_class,
+                "cached_bytes": self.cache.total_bytes,
+            },
+        )
         return Sized(LoadedModel(manifest, estimator), manifest.size_bytes)
 
     def predict(
@@ -148,14 +182,14 @@ class Predictor:
             raise TooManyInstancesError(
                 f"{len(instances)} instances in one request; the limit is {self.max_instances}"
             )
-        loaded, cache_hit = self.model(name, version, alias)
-        manifest = loaded.manifest
+        served = self.model(name, version, alias)
+        manifest = served.loaded.manifest
         if probabilities and not manifest.has_predict_proba:
             raise ProbabilitiesUnavailableError(
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
         features = feature_matrix(instances, manifest.n_features_in, manifest.feature_names)
-        predictors = loaded.predictors
+        predictors = served.loaded.predictors
         try:
             labels = predictors.predict(features)
             proba = predictors.predict_proba
@@ -165,8 +199,9 @@ class Predictor:
         return Prediction(
             manifest,
             numpy.asarray(labels).tolist(),
-            cache_hit,
+            served.cache_hit,
             numpy.asarray(scores).tolist() if scores is not None else None,
+            served.load_ms,
         )
 
 

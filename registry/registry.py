@@ -87,6 +87,8 @@ class VersionInfo:
 class Registration:
     info: VersionInfo
     created: bool
+    # Version numbers another registration took first (each an S3 412) before this one won.
+    conflict_retries: int = 0
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,9 @@ class ModelRegistry:
         }
 
         try:
-            manifest = self._store_version(name, artifact, digest, estimator, info, **metadata)
+            manifest, conflict_retries = self._store_version(
+                name, artifact, digest, estimator, info, **metadata
+            )
         except BaseException:
             self._release(name, digest, claim)
             raise
@@ -340,7 +344,7 @@ class ModelRegistry:
                 "registered, but the sha256 claim was not updated",
                 extra={"model": name, "version": manifest.version, "error_code": exc.code},
             )
-        return Registration(VersionInfo(manifest, VersionStatus.ACTIVE, []), created=True)
+        return Registration(VersionInfo(manifest, VersionStatus.ACTIVE, []), True, conflict_retries)
 
     def _store_version(
         self,
@@ -350,8 +354,11 @@ class ModelRegistry:
         estimator: Any,
         info: EstimatorInfo,
         **metadata: Any,
-    ) -> ModelManifest:
-        """Write the artifact and its serving copy, then commit the next free version."""
+    ) -> tuple[ModelManifest, int]:
+        """Write the artifact and its serving copy, then commit the next free version.
+
+        Returns the manifest and how many taken versions were stepped over.
+        """
         key = artifact_key(name, digest)
         self.store.put(key, artifact)
         serving = serving_bytes(estimator)
@@ -380,7 +387,8 @@ class ModelRegistry:
         with contextlib.suppress(RegistryError):
             self.store.put(claim_key(name, digest), _encode(released))
 
-    def _commit_next_version(self, name: str, fields: dict[str, Any]) -> ModelManifest:
+    def _commit_next_version(self, name: str, fields: dict[str, Any]) -> tuple[ModelManifest, int]:
+        conflicts = 0
         for _ in range(LISTINGS_PER_REGISTRATION):
             existing = self.list_versions(name)
             candidate = existing[-1] + 1 if existing else 1
@@ -389,7 +397,12 @@ class ModelRegistry:
                     raise VersionAllocationError(f"model {name!r} has no version numbers left")
                 manifest = ModelManifest(version=version, created_at=self.clock(), **fields)
                 if self.store.create(manifest_key(name, version), _encode(manifest)):
-                    return manifest
+                    return manifest, conflicts
+                conflicts += 1
+                logger.debug(
+                    "version taken by a concurrent registration",
+                    extra={"model": name, "version": version},
+                )
         raise VersionAllocationError(
             f"too many concurrent registrations of {name!r}; retry the request"
         )

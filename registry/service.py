@@ -54,12 +54,13 @@ def preload_default_model() -> bool:
     """
     name = settings().default_model
     try:
-        loaded, _ = predictor().model(name)
+        served = predictor().model(name)
     except RegistryError as exc:
         logger.warning("default model not preloaded", extra={"model": name, "error_code": exc.code})
         return False
     logger.info(
-        "default model preloaded", extra={"model": name, "version": loaded.manifest.version}
+        "default model preloaded",
+        extra={"model": name, "version": served.loaded.manifest.version, "load_ms": served.load_ms},
     )
     return True
 

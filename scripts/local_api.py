@@ -40,6 +40,7 @@ from registry.store import open_store  # noqa: E402
 
 DEFAULT_REGISTRY_DIR = REPO_ROOT / ".registry"
 UPLOADS_PATH = "/_uploads/"
+REQUEST_ID_HEADER = "x-amzn-RequestId"
 # Lambda's synchronous invocation payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -255,7 +256,10 @@ class LocalApi:
             event = build_event(route, method, url.path, path_parameters, query, headers, body)
             with self.locks[route.function]:
                 result = self.handlers[route.function](event, LocalLambdaContext(route.function))
-            return _to_http_response(result)
+            response = _to_http_response(result)
+            # As API Gateway does: the request id, which the logs call correlation_id.
+            response.headers[REQUEST_ID_HEADER] = event["requestContext"]["requestId"]
+            return response
         return _json_response(404, {"code": "route_not_found", "message": "no such route"})
 
     def take_upload(self, key: str, body: bytes) -> HttpResponse:

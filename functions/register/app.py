@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from registry import service
 from registry.api import create_resolver, resolve_logged
 from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
-from registry.observability import MetricUnit, logger, metrics
+from registry.observability import REGISTER_SERVICE, logger, note
 from registry.schemas import (
     AliasResponse,
     ModelDetailsResponse,
@@ -41,6 +41,7 @@ def _caller() -> str | None:
     },
 )
 def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelResponse]:
+    note(model=body.name)
     registry = service.model_registry()
     metadata: dict[str, Any] = {
         "description": body.description,
@@ -52,9 +53,11 @@ def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelR
         registration = registry.register_upload(body.name, body.upload_key, **metadata)
     else:
         registration = registry.register(body.name, body.artifact_bytes(), **metadata)
-    logger.append_keys(model=body.name, version=registration.info.manifest.version)
-    if registration.created:
-        metrics.add_metric(name="Registrations", unit=MetricUnit.Count, value=1)
+    note(
+        version=registration.info.manifest.version,
+        new_version=registration.created,
+        conflict_retries=registration.conflict_retries,
+    )
     return Response(
         status_code=201 if registration.created else 200,
         content_type=content_types.APPLICATION_JSON,
@@ -73,19 +76,19 @@ def handle_get_model(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     after: Annotated[int, Query(ge=0, le=MAX_VERSION)] = 0,
 ) -> ModelDetailsResponse:
-    logger.append_keys(model=name)
+    note(model=name)
     return ModelDetailsResponse.of(service.model_registry().describe_model(name, limit, after))
 
 
 @app.get("/models/<name>/versions/<version>")
 def handle_get_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
-    logger.append_keys(model=name, version=version)
+    note(model=name, version=version)
     return ModelVersionResponse.of(service.model_registry().get_version(name, version))
 
 
 @app.delete("/models/<name>/versions/<version>")
 def handle_archive_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
-    logger.append_keys(model=name, version=version)
+    note(model=name, version=version)
     return ModelVersionResponse.of(service.model_registry().archive(name, version))
 
 
@@ -93,7 +96,7 @@ def handle_archive_version(name: NamePath, version: VersionPath) -> ModelVersion
 def handle_set_alias(
     name: NamePath, alias: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], body: SetAliasRequest
 ) -> AliasResponse:
-    logger.append_keys(model=name, alias=alias, version=body.version)
+    note(model=name, alias=alias, version=body.version)
     service.model_registry().set_alias(name, alias, body.version)
     return AliasResponse(name=name, alias=alias, version=body.version)
 
@@ -102,14 +105,14 @@ def handle_set_alias(
 def handle_delete_alias(
     name: NamePath, alias: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
 ) -> AliasResponse:
-    logger.append_keys(model=name, alias=alias)
+    note(model=name, alias=alias)
     version = service.model_registry().delete_alias(name, alias)
     return AliasResponse(name=name, alias=alias, version=version)
 
 
 @app.post("/models/<name>/uploads", responses={201: {"description": "an upload URL"}})
 def handle_create_upload(name: NamePath) -> Response[UploadResponse]:
-    logger.append_keys(model=name)
+    note(model=name)
     upload = service.model_registry().create_upload(
         name, expires_in=service.settings().upload_expires_seconds
     )
@@ -121,6 +124,5 @@ def handle_create_upload(name: NamePath) -> Response[UploadResponse]:
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
 )
-@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolve_logged(app, event, context)
+    return resolve_logged(app, event, context, REGISTER_SERVICE)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import numpy
 from local_api import load_template, routes_from_template
 
 from tests.conftest import distinct_model_bytes
+from tests.emf import read_output
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "local-test-key"
@@ -31,7 +33,10 @@ def local_api_for(env: dict[str, str], *args: str) -> Iterator[str]:
     process.wait(timeout=10)
 
 
-def start_local_api(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+def start_local_api(
+    env: dict[str, str], *args: str, printed: list[str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """The server and its URL; what it prints after its banner goes to `printed`, if given."""
     process = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", "0", *args],
         env=env,
@@ -43,7 +48,14 @@ def start_local_api(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[s
     first_line = process.stdout.readline()
     assert first_line.startswith("Serving on http://127.0.0.1:"), first_line
     # The server logs a JSON line a request: keep reading, or a full pipe would block it.
-    threading.Thread(target=process.stdout.read, daemon=True).start()
+    stdout = process.stdout
+
+    def drain() -> None:
+        for line in stdout:
+            if printed is not None:
+                printed.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
     return process, first_line.split()[2]
 
 
@@ -204,3 +216,36 @@ def test_methods_no_route_serves_are_a_json_404(api_url: str) -> None:
 def test_a_body_over_the_payload_limit_is_a_413(api_url: str) -> None:
     status, answer = request(f"{api_url}/models", body=b"x" * (6 * 1024 * 1024 + 1))
     assert (status, answer["code"]) == (413, "payload_too_large")
+
+
+def test_the_server_prints_the_log_line_and_metrics_cloudwatch_would_get(
+    tmp_path: Path, moons_bytes: bytes
+) -> None:
+    printed: list[str] = []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REGISTRY_URI": str(tmp_path / "registry")}
+    process, url = start_local_api(env, printed=printed)
+    try:
+        assert register(url, moons_bytes)[0] == 201
+        call = urllib.request.Request(
+            f"{url}/classify?version=1", data=b'{"data1":0.5,"data2":0.2}', method="POST"
+        )
+        with urllib.request.urlopen(call, timeout=30) as response:
+            request_id = response.headers["x-amzn-RequestId"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(request_id in line for line in printed) < 2:
+            time.sleep(0.05)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+    output = read_output("".join(line for line in printed if line.startswith("{")))
+    (line,) = [line for line in output.requests if line["correlation_id"] == request_id]
+    assert (line["service"], line["route"], line["status"], line["cache"]) == (
+        "predict",
+        "/classify",
+        200,
+        "miss",
+    )
+    (document,) = [doc for doc in output.documents if doc["correlation_id"] == request_id]
+    assert {"Requests", "Latency", "CacheMisses"} <= set(document)
+    assert len(output.requests) == 2  # the registration's line, then the classify's

@@ -5,31 +5,11 @@ venv), offline, and these tests read what it produced.
 """
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SAM_PYTHON = os.environ.get("SAM_PYTHON", str(REPO_ROOT / ".venv-sam" / "bin" / "python"))
 WRITE_OR_DELETE = ("Put", "Delete", "Create", "Restore", "Replicate", "Abort", "*")
-
-
-@pytest.fixture(scope="module")
-def cloudformation() -> dict[str, Any]:
-    assert Path(SAM_PYTHON).exists(), (
-        "the SAM CLI venv is missing: run `make test` (or `make package`)"
-    )
-    result = subprocess.run(
-        [SAM_PYTHON, str(REPO_ROOT / "scripts" / "sam_transform.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
 
 
 def resources_of(cloudformation: dict[str, Any], kind: str) -> dict[str, Any]:

@@ -1,0 +1,27 @@
+"""The unit tier's shared fixture: the CloudFormation that AWS SAM makes of template.yaml."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAM_PYTHON = os.environ.get("SAM_PYTHON", str(REPO_ROOT / ".venv-sam" / "bin" / "python"))
+
+
+@pytest.fixture(scope="session")
+def cloudformation() -> dict[str, Any]:
+    assert Path(SAM_PYTHON).exists(), (
+        "the SAM CLI venv is missing: run `make test` (or `make package`)"
+    )
+    result = subprocess.run(
+        [SAM_PYTHON, str(REPO_ROOT / "scripts" / "sam_transform.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
