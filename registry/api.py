@@ -87,7 +87,10 @@ def resolve_logged(
     """
     started = time.perf_counter()
     outcome = observability.begin_request(
-        service, event.get("httpMethod"), event.get("resource") or event.get("path")
+        service,
+        event.get("httpMethod"),
+        event.get("resource") or event.get("path"),
+        (event.get("requestContext") or {}).get("requestId"),
     )
     try:
         json_event = _as_json_event(event)

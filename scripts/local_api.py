@@ -10,6 +10,12 @@ Like a Lambda container, each function handles one request at a time (a lock
 per function); requests to different functions run concurrently. Routes with
 ApiKeyRequired need the x-api-key header when --api-key is given; IAM (SigV4)
 routes are not verified locally.
+
+It prints what CloudWatch would get: one JSON log line and the EMF documents
+of each request (docs/observability.md). Both functions share one logger in
+this process, so while a classify and a registration run at once, a line
+other than the request line may carry the other request's keys; each request
+line is built from its own request alone.
 """
 
 import argparse

@@ -1,9 +1,12 @@
 """registry/observability.py: what a request outcome becomes in EMF; the docs that explain it."""
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from registry import observability
 from registry.observability import (
@@ -14,6 +17,7 @@ from registry.observability import (
     MetricName,
     RequestOutcome,
     emit_metrics,
+    metric_documents,
 )
 from tests.emf import Output, read_output
 
@@ -194,3 +198,47 @@ def test_the_docs_describe_every_metric_with_its_unit_services_and_dimensions() 
         for definition in METRICS
     }
     assert documented == expected
+
+
+def powertools_document(document: dict[str, Any]) -> dict[str, Any]:
+    """The document Powertools' EphemeralMetrics builds from the same metrics and dimensions."""
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    first, *others = directive["Dimensions"]
+    assert first == ["service"]  # Powertools adds it from `service`
+    builder = EphemeralMetrics(namespace=directive["Namespace"], service=document["service"])
+    builder.set_timestamp(document["_aws"]["Timestamp"])
+    for metric in directive["Metrics"]:
+        (value,) = document[metric["Name"]]
+        builder.add_metric(name=metric["Name"], unit=metric["Unit"], value=value)
+    for dimension_set in others:
+        builder.add_dimensions(**{key: document[key] for key in dimension_set})
+    for key in ("correlation_id", "version"):
+        if key in document:
+            builder.add_metadata(key=key, value=document[key])
+    return dict(builder.serialize_metric_set())
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        served_classify(cold_start=True, correlation_id="abc"),
+        served_classify(cache="hit", load_ms=None),
+        RequestOutcome(REGISTER_SERVICE, status=422, error_code="invalid_artifact"),
+    ],
+    ids=["cold-miss", "hit", "validation-failure"],
+)
+def test_the_documents_are_the_ones_powertools_builds(outcome: RequestOutcome) -> None:
+    documents = metric_documents(outcome, "Test/Namespace", 1795501238444)
+
+    assert documents
+    for document in documents:
+        assert json.dumps(document) == json.dumps(powertools_document(document))
+
+
+def test_powertools_metrics_disabled_turns_the_documents_off(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    assert emitted(served_classify(), capsys).documents == []
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    assert len(emitted(served_classify(), capsys).documents) == 1
