@@ -1,9 +1,10 @@
 """The logger every module imports, and the one place metric names, units and dimensions live.
 
 Each request ends in one JSON log line and one CloudWatch embedded-metric-format
-(EMF) document (two when it failed). Both are built here from a RequestOutcome
-that the handlers fill in while they work; docs/observability.md explains every
-field and metric, and template.yaml's dashboard is rendered from METRICS.
+(EMF) document, plus one when it failed and one on a cold start. All are built
+here from a RequestOutcome that the handlers fill in while they work;
+docs/observability.md explains every field and metric, and template.yaml's
+dashboard is rendered from METRICS.
 
 The EMF documents are built here rather than by Powertools' Metrics object and
 its decorator: the dimension sets differ from request to request (a model only
