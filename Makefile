@@ -9,9 +9,13 @@ SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
 # sam build needs python3.12 on PATH (the runtime's); .venv/bin has it.
 SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+# checkov, too, has pins of its own (boto3 among them): a venv of its own.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PORT ?= 3000
 
-.PHONY: run test lint typecheck pytest openapi dashboard package bench fuzz clean
+.PHONY: run test lint typecheck checkov pytest openapi dashboard package bench fuzz clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml layer/requirements.txt
@@ -26,6 +30,12 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
 	@touch $(SAM_STAMP)
 
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $(CHECKOV_STAMP)
+
 run: $(STAMP)
 	$(PY) scripts/train_moons.py --register-if-empty
 	$(PY) scripts/local_api.py --port $(PORT)
@@ -37,6 +47,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy registry
 
+# The template through checkov, offline; skipped checks and their reasons are in .checkov.yaml.
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+
 # sam build without Docker, then each function's unzipped size with its layers.
 package: $(STAMP) $(SAM_STAMP)
 	rm -rf .aws-sam
@@ -46,7 +60,7 @@ package: $(STAMP) $(SAM_STAMP)
 pytest: $(STAMP) $(SAM_STAMP)
 	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python $(PY) -m pytest
 
-test: lint typecheck package pytest
+test: lint typecheck checkov package pytest
 
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
 bench: $(STAMP)
@@ -64,4 +78,4 @@ dashboard: $(STAMP)
 	$(PY) scripts/render_dashboard.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -1,6 +1,10 @@
 """Leave out of the built layer what Lambda never runs, keeping every import working.
 
 Run by layer/Makefile on the layer's python/ folder after pip installed it:
+- what only skops's model cards and command line import (`skops/card`, `skops/cli`, and
+  their dependencies prettytable and wcwidth, 3.3 MB of Unicode tables): skops.io, the one
+  part of skops a function loads, imports none of them (tests/integration/test_built_package.py
+  loads a skops artifact from the built layer);
 - test suites (`tests/`, `joblib/test/`), caches (`__pycache__`), C and Cython sources,
   headers, type stubs, and pip's RECORD lists (nothing will uninstall from a layer);
 - debug symbols of the extension modules (`strip --strip-unneeded`); not of the libraries
@@ -21,7 +25,9 @@ import sys
 from pathlib import Path
 
 TEST_DIRS = {"tests", "__pycache__"}
-TEST_DIRS_BY_PACKAGE = {Path("joblib/test")}
+TEST_DIRS_BY_PACKAGE = {Path("joblib/test"), Path("skops/card"), Path("skops/cli")}
+# Whole distributions that only the parts of skops left out above import.
+UNIMPORTED_DISTRIBUTIONS = ("prettytable", "wcwidth")
 DEAD_SUFFIXES = {".pyx", ".pxd", ".pxi", ".pyi", ".c", ".cpp", ".h", ".hpp"}
 DOCSTRING_FREE_PACKAGES = (
     "scipy",
@@ -47,6 +53,13 @@ def remove_dead_files(root: Path) -> None:
             or (path.name == "RECORD" and path.parent.name.endswith(".dist-info"))
         ):
             path.unlink()
+
+
+def remove_unimported_distributions(root: Path) -> None:
+    for name in UNIMPORTED_DISTRIBUTIONS:
+        for path in [root / name, *root.glob(f"{name}-*.dist-info")]:
+            if path.is_dir():
+                shutil.rmtree(path)
 
 
 def strip_shared_libraries(root: Path) -> None:
@@ -110,6 +123,7 @@ def main() -> None:
     root = Path(sys.argv[1])
     before = tree_bytes(root)
     remove_dead_files(root)
+    remove_unimported_distributions(root)
     strip_shared_libraries(root)
     blank_all_docstrings(root)
     after = tree_bytes(root)

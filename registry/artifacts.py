@@ -1,12 +1,19 @@
-"""joblib bytes <-> estimator: hashing, validated loading and introspection."""
+"""Artifact bytes -> estimator: loading by format and pickle policy, and introspection.
 
-import hashlib
+Only two places import this module: the validator's child process, which loads caller
+bytes with no way to write anything, and predict, which loads only bytes whose sha256
+it checked against a manifest. Register never does (a test keeps it so).
+
+Loading failures are ArtifactRejected with a reason code: the text of whatever the
+artifact raised is never kept, since a pickle can build it from the environment.
+"""
+
 import io
 import pickle
 import platform
 import threading
 import warnings
-from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import joblib
@@ -15,38 +22,31 @@ import sklearn
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from registry.errors import IncompatibleArtifactError, InvalidArtifactError
-from registry.manifest import Label, RuntimeVersions
+from registry.config import PicklePolicy
+from registry.manifest import ArtifactFormat, Label, RuntimeVersions
+from registry.validation import EstimatorDescription, RejectionReason, reject
 
 # warnings.catch_warnings swaps process-wide state; loads are rare (cache
 # misses and registrations), so they are serialised rather than racing on it.
 _LOAD_LOCK = threading.Lock()
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def runtime_versions() -> RuntimeVersions:
+    try:
+        skops_version: str | None = version("skops")
+    except PackageNotFoundError:
+        skops_version = None
     return RuntimeVersions(
         python=platform.python_version(),
         scikit_learn=sklearn.__version__,
         joblib=joblib.__version__,
         numpy=numpy.__version__,
+        skops=skops_version,
     )
 
 
-@dataclass(frozen=True)
-class EstimatorInfo:
-    estimator_class: str
-    n_features_in: int | None
-    feature_names: list[str] | None
-    classes: list[Label] | None
-    has_predict_proba: bool
-
-
 def serving_bytes(estimator: Any) -> bytes:
-    """The registry's own copy of a validated estimator, quick to load.
+    """A joblib artifact's estimator as plain pickle: quicker for predict to load.
 
     joblib reads every numpy array of a pickle through Python code: for a forest of
     300 trees that is about eight times slower than plain pickle (see docs/benchmarks.md).
@@ -54,56 +54,111 @@ def serving_bytes(estimator: Any) -> bytes:
     return pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_estimator(data: bytes, serving_copy: bool = False) -> Any:
-    """Unpickle joblib bytes (or a serving copy); refuse another scikit-learn version's.
+def trusted_skops_types(data: bytes) -> list[str]:
+    """The types skops does not trust by default that we do: scikit-learn's own only.
 
-    Only call this on bytes that were validated at registration or whose sha256
-    was checked against a manifest: unpickling runs code.
+    skops trusts most scikit-learn classes already; the rest are internal structures such
+    as sklearn.tree._tree.Tree. Anything outside scikit-learn is refused with its names.
     """
+    from skops.io import get_untrusted_types
+
+    try:
+        untrusted = get_untrusted_types(data=data)
+    except Exception:  # not a skops archive, or a damaged one
+        raise reject(RejectionReason.NOT_LOADABLE) from None
+    foreign = sorted(name for name in untrusted if name.split(".")[0] != "sklearn")
+    if foreign:
+        raise reject(RejectionReason.UNTRUSTED_TYPES, untrusted_types=_python_names(foreign))
+    return list(untrusted)
+
+
+def _python_names(names: list[str]) -> list[str]:
+    """The names that are dotted Python names (the schema's); others are shown as '?'."""
+    return [
+        name if name.replace("_", "a").replace(".", "a").isalnum() and len(name) < 200 else "?"
+        for name in names
+    ]
+
+
+def load_estimator(
+    data: bytes, format: ArtifactFormat, pickle_policy: PicklePolicy = PicklePolicy.ALLOW
+) -> Any:
+    """The object an artifact holds; raises ArtifactRejected with the reason it cannot be loaded.
+
+    A joblib file is a pickle: call this on one only where nothing can be written (the
+    validator's child) or on bytes whose sha256 was checked against a manifest.
+    """
+    if format is ArtifactFormat.SKOPS:
+        return _load_skops(data)
+    if pickle_policy is PicklePolicy.DENY:
+        raise reject(RejectionReason.PICKLE_REFUSED)
+    return _load_pickled(lambda: joblib.load(io.BytesIO(data)))
+
+
+def load_serving_copy(data: bytes, pickle_policy: PicklePolicy = PicklePolicy.ALLOW) -> Any:
+    """A serving copy (plain pickle) whose sha256 was checked against its manifest."""
+    if pickle_policy is PicklePolicy.DENY:
+        raise reject(RejectionReason.PICKLE_REFUSED)
+    return _load_pickled(lambda: pickle.loads(data))
+
+
+def _load_skops(data: bytes) -> Any:
+    from skops.io import loads
+
+    trusted = trusted_skops_types(data)
+    try:
+        with _LOAD_LOCK:
+            return loads(data, trusted=trusted)
+    except Exception:
+        raise reject(RejectionReason.NOT_LOADABLE) from None
+
+
+def _load_pickled(load: Any) -> Any:
     with _LOAD_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
         try:
-            estimator = pickle.loads(data) if serving_copy else joblib.load(io.BytesIO(data))
-        except Exception as exc:  # unpickling can raise nearly anything
-            raise InvalidArtifactError(
-                f"artifact is not a loadable joblib file ({type(exc).__name__}: {exc})"[:300]
-            ) from exc
+            estimator = load()
+        except Exception:  # unpickling can raise nearly anything; its text is not kept
+            raise reject(RejectionReason.NOT_LOADABLE) from None
     for warning in caught:
         if isinstance(warning.message, InconsistentVersionWarning):
-            pickled_with = warning.message.original_sklearn_version
-            runs = warning.message.current_sklearn_version
-            raise IncompatibleArtifactError(
-                f"artifact was pickled with scikit-learn {pickled_with}; this registry runs {runs}"
+            pickled_with = str(warning.message.original_sklearn_version)
+            raise reject(
+                RejectionReason.OTHER_SCIKIT_LEARN,
+                pickled_with=pickled_with if _is_version(pickled_with) else None,
             )
     return estimator
 
 
-def describe_estimator(estimator: Any) -> EstimatorInfo:
+def _is_version(text: str) -> bool:
+    return 0 < len(text) <= 40 and all(c.isalnum() or c in ".+-" for c in text)
+
+
+def describe_estimator(estimator: Any) -> EstimatorDescription:
     """Check that the object is a fitted estimator with predict and read its signature."""
+    type_name = _type_name(estimator)
     if not callable(getattr(estimator, "predict", None)):
-        raise InvalidArtifactError(
-            f"artifact holds a {type(estimator).__name__}, not an estimator with predict()"
-        )
+        raise reject(RejectionReason.NOT_AN_ESTIMATOR, type_name=type_name)
     try:
         check_is_fitted(estimator)
-    except NotFittedError as exc:
-        raise InvalidArtifactError(
-            f"artifact holds an unfitted {type(estimator).__name__}: fit it before registering"
-        ) from exc
-    except TypeError as exc:
-        raise InvalidArtifactError(
-            f"artifact holds a {type(estimator).__name__}, not a scikit-learn estimator"
-        ) from exc
+    except NotFittedError:
+        raise reject(RejectionReason.UNFITTED, type_name=type_name) from None
+    except TypeError:
+        raise reject(RejectionReason.NOT_SCIKIT_LEARN, type_name=type_name) from None
     n_features = getattr(estimator, "n_features_in_", None)
     feature_names = getattr(estimator, "feature_names_in_", None)
-    classes = getattr(estimator, "classes_", None)
-    return EstimatorInfo(
+    return EstimatorDescription(
         estimator_class=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
         n_features_in=int(n_features) if n_features is not None else None,
         feature_names=[str(name) for name in feature_names] if feature_names is not None else None,
-        classes=_class_labels(classes),
+        classes=_class_labels(getattr(estimator, "classes_", None)),
         has_predict_proba=_has_predict_proba(estimator),
     )
+
+
+def _type_name(estimator: Any) -> str | None:
+    name = type(estimator).__qualname__
+    return name if _python_names([name]) == [name] else None
 
 
 def _has_predict_proba(estimator: Any) -> bool:

@@ -116,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     register = commands.add_parser(
-        "register", parents=[common], help="register a joblib file as a new version"
+        "register", parents=[common], help="register a .skops or joblib file as a new version"
     )
-    register.add_argument("path", type=Path)
+    register.add_argument(
+        "path", type=Path, help="a file of skops.io.dump (.skops) or joblib.dump (.joblib)"
+    )
     register.add_argument("--name", required=True)
     register.add_argument("--description", default="")
     register.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")

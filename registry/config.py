@@ -1,16 +1,29 @@
-"""Typed settings read from the environment, in one place."""
+"""Typed settings read from the environment, in one place.
+
+It imports nothing of ours, so reading the settings never loads scikit-learn: the
+defaults other modules use live here, and they import them from here.
+"""
 
 import os
 from collections.abc import Mapping
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry.predictor import DEFAULT_ALIAS_TTL_SECONDS, DEFAULT_MAX_INSTANCES
-from registry.registry import DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_UPLOAD_EXPIRES_IN
-
 DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_ALIAS_TTL_SECONDS = 30.0
+DEFAULT_MAX_INSTANCES = 10_000
+DEFAULT_MAX_ARTIFACT_BYTES = 128 * 1024 * 1024
+DEFAULT_UPLOAD_EXPIRES_IN = 900
 # Only scripts/local_api.py sets these; a Lambda function never needs them.
 LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url"})
+
+
+class PicklePolicy(StrEnum):
+    """Whether joblib and pickle artifacts are accepted at all (skops ones always are)."""
+
+    ALLOW = "allow"
+    DENY = "deny"
 
 
 class Settings(BaseModel):
@@ -21,10 +34,13 @@ class Settings(BaseModel):
     ALIAS_TTL_SECONDS: how long a warm predict container trusts what it read of aliases,
       archived versions and the latest version.
     MAX_INSTANCES: the most instances one classify request may carry.
-    MAX_ARTIFACT_BYTES: the largest artifact registration accepts (checked before loading).
+    MAX_ARTIFACT_BYTES: the largest artifact registration accepts (counted on the bytes read).
     UPLOAD_EXPIRES_SECONDS: how long an upload URL stays valid.
     LOCAL_UPLOAD_URL: where scripts/local_api.py takes uploads for a directory store.
     PRELOAD_DEFAULT_MODEL: load DEFAULT_MODEL while the predict function initialises.
+    PICKLE_ARTIFACTS: 'allow' joblib/pickle artifacts, or 'deny' them (skops only).
+    VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
+      unset, a local child process with no credentials does it (scripts/local_api.py).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -38,6 +54,8 @@ class Settings(BaseModel):
     upload_expires_seconds: int = Field(default=DEFAULT_UPLOAD_EXPIRES_IN, ge=1, le=7 * 24 * 3600)
     local_upload_url: str | None = None
     preload_default_model: bool = False
+    pickle_artifacts: PicklePolicy = PicklePolicy.ALLOW
+    validator_function: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":

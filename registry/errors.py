@@ -24,7 +24,7 @@ class InvalidNameError(RegistryError):
 
 
 class InvalidArtifactError(RegistryError):
-    """The uploaded bytes are not a joblib file of a fitted estimator with predict."""
+    """The uploaded bytes are not a joblib or skops file of a fitted estimator with predict."""
 
     code = "invalid_artifact"
     http_status = 422
@@ -148,4 +148,25 @@ class RegistrationInProgressError(RegistryError):
     """The same bytes are being registered by another request right now; retry."""
 
     code = "registration_in_progress"
+    http_status = 503
+
+
+class PickleRefusedError(RegistryError):
+    """This deployment refuses joblib and pickle artifacts (PICKLE_ARTIFACTS=deny)."""
+
+    code = "pickle_refused"
+    http_status = 422
+
+
+class ObjectTooLargeError(RegistryError):
+    """A bounded read found more bytes than its limit; callers say what the limit was for."""
+
+    code = "object_too_large"
+    http_status = 413
+
+
+class ValidatorUnavailableError(RegistryError):
+    """The validator function could not be invoked (throttled, unreachable); retry."""
+
+    code = "validator_unavailable"
     http_status = 503

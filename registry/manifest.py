@@ -2,13 +2,18 @@
 
 Layout under the store (keys are relative to REGISTRY_URI):
     models/<name>/versions/<0000000001>.json   one immutable manifest per version
-    models/<name>/artifacts/<sha256>.joblib    the bytes, content-addressed
-    models/<name>/serving/<sha256>.pickle      the validated estimator, pickled for quick loads
+    models/<name>/artifacts/<sha256>.<format>  the bytes, content-addressed (.joblib or .skops)
+    models/<name>/serving/<sha256>.pickle      a joblib artifact re-pickled by the validator
     models/<name>/state.json                   aliases and archived versions (compare-and-swap)
     models/<name>/sha256/<sha256>.json         which version holds these bytes (retry safety)
     uploads/<name>/<32 hex>.joblib             large artifacts PUT through a presigned URL
+    uploads/<name>/<32 hex>.staged|.serving    what register hands the validator, and its answer
+
+Manifests, artifacts and serving copies are written once (If-None-Match: *), and the
+bucket policy refuses any other write to them; state.json changes only by If-Match.
 """
 
+import hashlib
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -25,9 +30,27 @@ VERSION_DIGITS = 10
 MAX_VERSION = 10**VERSION_DIGITS - 1
 UPLOADS_PREFIX = "uploads/"
 UPLOAD_KEY_PATTERN = rf"^uploads/{MODEL_NAME_PATTERN[1:-1]}/[0-9a-f]{{32}}\.joblib$"
+# The prefixes (under models/<name>/) whose objects are never overwritten.
+WRITE_ONCE_FOLDERS = ("versions", "artifacts", "serving")
 
 Label = bool | int | float | str
 MetricValue = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class ArtifactFormat(StrEnum):
+    """joblib (a pickle: loading it runs code) or skops (loaded with trusted types only)."""
+
+    JOBLIB = "joblib"
+    SKOPS = "skops"
+
+
+def artifact_format_of(data: bytes) -> ArtifactFormat:
+    """skops files are zip archives; anything else is taken for a joblib file (read, not loaded)."""
+    return ArtifactFormat.SKOPS if data[:4] == b"PK\x03\x04" else ArtifactFormat.JOBLIB
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def validate_name(name: str, kind: str = "model") -> str:
@@ -67,9 +90,9 @@ def parse_version_key(key: str) -> tuple[str, int] | None:
     return parts[1], int(stem)
 
 
-def artifact_key(name: str, sha256: str) -> str:
+def artifact_key(name: str, sha256: str, format: ArtifactFormat = ArtifactFormat.JOBLIB) -> str:
     """Artifacts are content-addressed: identical bytes share one object."""
-    return f"{model_prefix(name)}artifacts/{sha256}.joblib"
+    return f"{model_prefix(name)}artifacts/{sha256}.{format.value}"
 
 
 def serving_key(name: str, sha256: str) -> str:
@@ -85,8 +108,9 @@ def claim_key(name: str, sha256: str) -> str:
     return f"{model_prefix(name)}sha256/{sha256}.json"
 
 
-def upload_key(name: str, token: str) -> str:
-    return f"{UPLOADS_PREFIX}{validate_model_name(name)}/{token}.joblib"
+def upload_key(name: str, token: str, suffix: str = "joblib") -> str:
+    """Client uploads end in .joblib; what register stages for the validator in .staged/.serving."""
+    return f"{UPLOADS_PREFIX}{validate_model_name(name)}/{token}.{suffix}"
 
 
 class VersionStatus(StrEnum):
@@ -103,6 +127,7 @@ class RuntimeVersions(BaseModel):
     scikit_learn: str
     joblib: str
     numpy: str
+    skops: str | None = None
 
 
 class ModelManifest(BaseModel):
@@ -115,6 +140,8 @@ class ModelManifest(BaseModel):
     artifact_key: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0)
+    # Versions registered before skops was accepted are joblib files.
+    format: ArtifactFormat = ArtifactFormat.JOBLIB
     created_at: datetime
     estimator_class: str
     n_features_in: int | None = None
@@ -126,7 +153,7 @@ class ModelManifest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     registered_by: str | None = None
-    # The same estimator pickled by the registry after validation; predict loads this.
+    # A joblib artifact's estimator re-pickled by the validator; predict loads this instead.
     serving_key: str | None = None
     serving_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 

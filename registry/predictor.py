@@ -17,10 +17,13 @@ from typing import Any
 import numpy
 
 from registry.cache import ModelCache, Sized
+from registry.config import DEFAULT_ALIAS_TTL_SECONDS, DEFAULT_MAX_INSTANCES, PicklePolicy
 from registry.errors import (
     InvalidInputError,
     InvalidRequestError,
+    PickleRefusedError,
     ProbabilitiesUnavailableError,
+    RegistryError,
     TooManyInstancesError,
     VersionArchivedError,
 )
@@ -28,9 +31,8 @@ from registry.fastpath import Predictors, predictors_for
 from registry.manifest import Label, ModelManifest, ModelState, validate_model_name
 from registry.observability import logger
 from registry.registry import ModelRegistry
+from registry.validation import ArtifactRejected, RejectionReason, rejection_error
 
-DEFAULT_ALIAS_TTL_SECONDS = 30.0
-DEFAULT_MAX_INSTANCES = 10_000
 # Past this many models seen, expired views are dropped (names come from requests).
 MAX_MODEL_VIEWS = 1024
 # Named instances are put in the model's feature order before predict() sees an array;
@@ -88,8 +90,10 @@ class Predictor:
         alias_ttl_seconds: float = DEFAULT_ALIAS_TTL_SECONDS,
         max_instances: int = DEFAULT_MAX_INSTANCES,
         clock: Callable[[], float] = time.monotonic,
+        pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
     ) -> None:
         self.registry = registry
+        self.pickle_policy = pickle_policy
         self.cache = cache
         self.alias_ttl_seconds = alias_ttl_seconds
         self.max_instances = max_instances
@@ -157,7 +161,7 @@ class Predictor:
 
     def _load(self, name: str, version: int) -> Sized[LoadedModel]:
         manifest = self.registry.get_manifest(name, version)
-        estimator = self.registry.load_model(manifest)
+        estimator = load_model(self.registry, manifest, self.pickle_policy)
         logger.debug(
             "model loaded",
             extra={
@@ -203,6 +207,38 @@ class Predictor:
             numpy.asarray(scores).tolist() if scores is not None else None,
             served.load_ms,
         )
+
+
+def load_model(
+    registry: ModelRegistry,
+    manifest: ModelManifest,
+    pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+) -> Any:
+    """The version's estimator, from its serving copy if it has one; bytes checked first.
+
+    registry.artifacts (scikit-learn, joblib, skops) is imported here, on the first load,
+    so that importing this module loads none of them.
+    """
+    from registry.artifacts import (
+        load_estimator,
+        load_serving_copy,
+        runtime_versions,
+    )
+
+    try:
+        if manifest.serving_key is not None and manifest.serving_sha256 is not None:
+            return load_serving_copy(registry.read_serving_copy(manifest), pickle_policy)
+        data = registry.read_artifact(manifest)
+        return load_estimator(data, manifest.format, pickle_policy)
+    except ArtifactRejected as exc:
+        if exc.rejection.reason is RejectionReason.PICKLE_REFUSED:
+            raise PickleRefusedError(
+                f"version {manifest.version} of {manifest.name!r} is a joblib artifact, and this "
+                "deployment refuses pickle (PICKLE_ARTIFACTS=deny): register it again as a "
+                ".skops file (skops.io.dump)"
+            ) from None
+        error: RegistryError = rejection_error(exc.rejection, runtime_versions())
+        raise error from None
 
 
 def feature_matrix(

@@ -18,7 +18,8 @@ from registry.manifest import (
     VersionStatus,
 )
 from registry.predictor import Prediction
-from registry.registry import ModelSummary, ModelVersions, Registration, Upload, VersionInfo
+from registry.registration import Registration, Upload
+from registry.registry import ModelSummary, ModelVersions, VersionInfo
 
 
 def _reject_bool(value: Any) -> Any:

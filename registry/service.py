@@ -1,21 +1,29 @@
 """Factories that build the registry from the settings once per warm container.
 
 They are lru_cache factories rather than module globals so tests can point
-them at another store with reset().
+them at another store with reset(). Nothing here loads scikit-learn: the
+register function imports this module too.
 """
 
+import atexit
 import random
 from functools import lru_cache
+from typing import Any
 
 import numpy
 
 from registry.cache import ModelCache
-from registry.config import Settings
+from registry.config import PicklePolicy, Settings
 from registry.errors import RegistryError
 from registry.observability import logger
 from registry.predictor import LoadedModel, Predictor
+from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import open_store
+from registry.validator import ChildProcessInvoker, Validator
+
+# How long register waits for the validator: less than API Gateway's 29 s.
+VALIDATOR_READ_TIMEOUT_SECONDS = 25
 
 
 @lru_cache(maxsize=1)
@@ -26,8 +34,51 @@ def settings() -> Settings:
 @lru_cache(maxsize=1)
 def model_registry() -> ModelRegistry:
     config = settings()
-    store = open_store(config.registry_uri, upload_url=config.local_upload_url)
-    return ModelRegistry(store, max_artifact_bytes=config.max_artifact_bytes)
+    return ModelRegistry(open_store(config.registry_uri, upload_url=config.local_upload_url))
+
+
+@lru_cache(maxsize=2)
+def local_validator_process(pickle_policy: PicklePolicy) -> ChildProcessInvoker:
+    """The local stand-in for the validator function: one child process, kept across resets."""
+    invoker = ChildProcessInvoker(pickle_policy)
+    atexit.register(invoker.close)
+    return invoker
+
+
+def lambda_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=2,
+        read_timeout=VALIDATOR_READ_TIMEOUT_SECONDS,
+        retries={"max_attempts": 1, "mode": "standard"},  # a validation is not retried
+    )
+    return boto3.client("lambda", config=config)
+
+
+@lru_cache(maxsize=1)
+def validator() -> Validator:
+    """The validator function when VALIDATOR_FUNCTION names one; else a local child process."""
+    config = settings()
+    store = model_registry().store
+    if config.validator_function:
+        return Validator(
+            lambda_client(), config.validator_function, store, config.max_artifact_bytes
+        )
+    invoker = local_validator_process(config.pickle_artifacts)
+    return Validator(invoker, "local", store, config.max_artifact_bytes, inline_limit=None)
+
+
+@lru_cache(maxsize=1)
+def registrar() -> Registrar:
+    config = settings()
+    return Registrar(
+        model_registry(),
+        validator(),
+        max_artifact_bytes=config.max_artifact_bytes,
+        pickle_policy=config.pickle_artifacts,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -38,12 +89,13 @@ def predictor() -> Predictor:
         ModelCache[LoadedModel](config.cache_max_bytes),
         alias_ttl_seconds=config.alias_ttl_seconds,
         max_instances=config.max_instances,
+        pickle_policy=config.pickle_artifacts,
     )
 
 
 def reset() -> None:
     """Forget the settings, store and cached models (tests use this between cases)."""
-    for factory in (settings, model_registry, predictor):
+    for factory in (settings, model_registry, validator, registrar, predictor):
         factory.cache_clear()
 
 

@@ -49,6 +49,8 @@ UPLOADS_PATH = "/_uploads/"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 # Lambda's synchronous invocation payload limit.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+# A body over its limit by up to this much is read in small chunks and dropped before the 413.
+DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -238,16 +240,10 @@ class LocalApi:
         url = urlsplit(raw_path)
         if method == "GET" and url.path == "/openapi.json":
             return _json_response(200, self.openapi())
+        if len(body) > self.body_limit(method, raw_path):
+            return self.too_large(method, raw_path)
         if method == "PUT" and url.path.startswith(UPLOADS_PATH):
             return self.take_upload(url.path.removeprefix(UPLOADS_PATH), body)
-        if len(body) > MAX_BODY_BYTES:
-            return _json_response(
-                413,
-                {
-                    "code": "payload_too_large",
-                    "message": f"bodies are limited to {MAX_BODY_BYTES} bytes",
-                },
-            )
         for route in self.routes:
             path_parameters = route.match(method, url.path)
             if path_parameters is None:
@@ -268,15 +264,27 @@ class LocalApi:
             return response
         return _json_response(404, {"code": "route_not_found", "message": "no such route"})
 
+    def body_limit(self, method: str, raw_path: str) -> int:
+        """The most bytes a request may send: an artifact on an upload URL, else Lambda's 6 MiB."""
+        if method == "PUT" and urlsplit(raw_path).path.startswith(UPLOADS_PATH):
+            return self.settings.max_artifact_bytes
+        return MAX_BODY_BYTES
+
+    def too_large(self, method: str, raw_path: str) -> HttpResponse:
+        limit = self.body_limit(method, raw_path)
+        if limit != MAX_BODY_BYTES:
+            message = f"uploads are limited to {limit} bytes (MAX_ARTIFACT_BYTES)"
+            return _json_response(413, {"code": "artifact_too_large", "message": message})
+        message = (
+            f"request bodies are limited to {MAX_BODY_BYTES} bytes, as Lambda's are: send a "
+            "large artifact through an upload URL (POST /models/{name}/uploads, then "
+            "upload_key), which `model-registry register` does for you; split large batches"
+        )
+        return _json_response(413, {"code": "payload_too_large", "message": message})
+
     def take_upload(self, key: str, body: bytes) -> HttpResponse:
         if not re.fullmatch(UPLOAD_KEY_PATTERN, key):
             return _json_response(404, {"code": "upload_not_found", "message": "no such upload"})
-        if len(body) > self.settings.max_artifact_bytes:
-            limit = self.settings.max_artifact_bytes
-            return _json_response(
-                413,
-                {"code": "artifact_too_large", "message": f"uploads are limited to {limit} bytes"},
-            )
         self.upload_store.put(key, body)
         return HttpResponse(200, {}, b"")
 
@@ -302,14 +310,45 @@ def make_server(host: str, port: int) -> LocalApiServer:
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            api = server.api
+            # The size is checked on the header, before any byte of the body is read.
+            declared = self.headers.get("Content-Length") or "0"
+            length = int(declared) if declared.isdigit() else -1
+            if length < 0:
+                message = "Content-Length must be a number of bytes"
+                response = _json_response(400, {"code": "bad_request", "message": message})
+            elif length > api.body_limit(self.command, self.path):
+                response = api.too_large(self.command, self.path)
+            else:
+                response = None
+            if response is not None:
+                # Nothing of the body is kept. A client that asked (Expect: 100-continue) never
+                # sends it; a small excess is read and dropped so that a client still writing
+                # (urllib, requests) reads the answer rather than a broken pipe; past that the
+                # connection is closed on it.
+                expects = self.headers.get("Expect", "").lower() == "100-continue"
+                if not expects and 0 < length <= DISCARD_LIMIT_BYTES:
+                    self._discard(length)
+                self.close_connection = True
+                self._send(response)
+                return
             if self.headers.get("Expect", "").lower() == "100-continue":
                 self.send_response_only(100)
                 self.end_headers()
             body = self.rfile.read(length) if length else b""
-            api = server.api
-            response = api.handle(self.command, self.path, dict(self.headers.items()), body)
+            self._send(api.handle(self.command, self.path, dict(self.headers.items()), body))
+
+        def _discard(self, length: int) -> None:
+            while length > 0:
+                chunk = self.rfile.read(min(length, 1 << 16))
+                if not chunk:
+                    return
+                length -= len(chunk)
+
+        def _send(self, response: HttpResponse) -> None:
             self.send_response(response.status)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             for key, value in response.headers.items():
                 if key.lower() != "content-length":
                     self.send_header(key, value)

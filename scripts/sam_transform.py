@@ -1,7 +1,9 @@
 """Print the CloudFormation that AWS SAM's translator makes of template.yaml, offline.
 
 Runs in the SAM CLI's venv (.venv-sam, where samtranslator lives): the tests call
-it as `$SAM_PYTHON scripts/sam_transform.py` and assert on the JSON it prints.
+it as `$SAM_PYTHON scripts/sam_transform.py [Name=value ...]` and assert on the JSON
+it prints. Parameters given are passed to the translator as CloudFormation passes a
+deployment's values (a CommaDelimitedList as a list); the others keep their defaults.
 Managed policies are looked up in a fixed map instead of IAM, which this needs
 no account for.
 """
@@ -44,7 +46,11 @@ def main() -> None:
         for uri in ("CodeUri", "ContentUri"):
             if uri in resource.get("Properties", {}):
                 resource["Properties"][uri] = f"s3://artifacts-bucket/{name}.zip"
-    parameters = {"AWS::Region": "eu-west-1", "AWS::Partition": "aws"}
+    parameters: dict[str, object] = {"AWS::Region": "eu-west-1", "AWS::Partition": "aws"}
+    for assignment in sys.argv[1:]:
+        name, _, value = assignment.partition("=")
+        kind = template["Parameters"][name]["Type"]
+        parameters[name] = value.split(",") if kind == "CommaDelimitedList" else value
     cloudformation = transform(template, parameters, FixedPolicyLoader())
     print(json.dumps(cloudformation, indent=1, default=str))
 

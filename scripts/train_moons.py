@@ -18,9 +18,7 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry.config import Settings
-from registry.registry import ModelRegistry
-from registry.store import open_store
+from registry import service
 
 EXAMPLE_MODEL_NAME = "moons"
 
@@ -56,17 +54,21 @@ def main() -> None:
         args.output.write_bytes(data)
         print(f"wrote {args.output} ({len(data)} bytes)")
     if args.register_if_empty:
-        settings = Settings.from_environ()
-        registry = ModelRegistry(open_store(settings.registry_uri))
-        versions = registry.list_versions(EXAMPLE_MODEL_NAME)
+        # As the local API registers: validated in a child process with no credentials.
+        settings = service.settings()
+        versions = service.model_registry().list_versions(EXAMPLE_MODEL_NAME)
         if versions:
             print(
                 f"{EXAMPLE_MODEL_NAME!r} already has versions {versions} in {settings.registry_uri}"
             )
         else:
-            manifest = registry.register(
-                EXAMPLE_MODEL_NAME, data, description="the blog's RandomForest on make_moons"
-            ).info.manifest
+            manifest = (
+                service.registrar()
+                .register(
+                    EXAMPLE_MODEL_NAME, data, description="the blog's RandomForest on make_moons"
+                )
+                .info.manifest
+            )
             where = settings.registry_uri
             print(f"registered {manifest.name!r} version {manifest.version} in {where}")
 

@@ -42,7 +42,7 @@ def _caller() -> str | None:
 )
 def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelResponse]:
     note(model=body.name)
-    registry = service.model_registry()
+    registrar = service.registrar()
     metadata: dict[str, Any] = {
         "description": body.description,
         "tags": body.tags,
@@ -50,9 +50,9 @@ def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelR
         "registered_by": _caller(),
     }
     if body.upload_key is not None:
-        registration = registry.register_upload(body.name, body.upload_key, **metadata)
+        registration = registrar.register_upload(body.name, body.upload_key, **metadata)
     else:
-        registration = registry.register(body.name, body.artifact_bytes(), **metadata)
+        registration = registrar.register(body.name, body.artifact_bytes(), **metadata)
     note(
         version=registration.info.manifest.version,
         new_version=registration.created,
@@ -113,7 +113,7 @@ def handle_delete_alias(
 @app.post("/models/<name>/uploads", responses={201: {"description": "an upload URL"}})
 def handle_create_upload(name: NamePath) -> Response[UploadResponse]:
     note(model=name)
-    upload = service.model_registry().create_upload(
+    upload = service.registrar().create_upload(
         name, expires_in=service.settings().upload_expires_seconds
     )
     return Response(

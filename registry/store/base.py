@@ -16,16 +16,16 @@ class Versioned:
 class ObjectStore(Protocol):
     """Keys are '/'-separated relative paths such as 'models/moons/versions/1.json'."""
 
-    def get(self, key: str) -> bytes:
-        """The object's bytes; raises ObjectNotFoundError if there is none."""
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; raises ObjectNotFoundError if there is none.
+
+        With max_bytes, reads at most max_bytes + 1 bytes and raises ObjectTooLargeError
+        when the object has more: the limit holds for the bytes actually read.
+        """
         ...
 
     def get_versioned(self, key: str) -> Versioned:
         """The object's bytes with its entity tag, for a later replace()."""
-        ...
-
-    def size(self, key: str) -> int:
-        """The object's size in bytes, without reading it; raises ObjectNotFoundError."""
         ...
 
     def put(self, key: str, data: bytes) -> None:
@@ -58,4 +58,8 @@ class ObjectStore(Protocol):
 
     def presign_put(self, key: str, expires_in: int) -> str:
         """A URL that accepts one HTTP PUT of the object's bytes for expires_in seconds."""
+        ...
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A URL that answers one HTTP GET of the object for expires_in seconds."""
         ...

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from registry.errors import InvalidNameError, ObjectNotFoundError, UploadsUnavailableError
+from registry.errors import (
+    InvalidNameError,
+    ObjectNotFoundError,
+    ObjectTooLargeError,
+    UploadsUnavailableError,
+)
 from registry.store.base import Versioned
 
 
@@ -36,21 +41,19 @@ class LocalStore:
     def renew(self) -> None:
         """Nothing to reconnect."""
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with self._path(key).open("rb") as stored:
+                data = stored.read() if max_bytes is None else stored.read(max_bytes + 1)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ObjectNotFoundError(f"no object at {key!r}") from exc
+        if max_bytes is not None and len(data) > max_bytes:
+            raise ObjectTooLargeError(f"the object at {key!r} is over {max_bytes} bytes")
+        return data
 
     def get_versioned(self, key: str) -> Versioned:
         data = self.get(key)
         return Versioned(data, _etag(data))
-
-    def size(self, key: str) -> int:
-        path = self._path(key)
-        if not path.is_file():
-            raise ObjectNotFoundError(f"no object at {key!r}")
-        return path.stat().st_size
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,3 +124,8 @@ class LocalStore:
                 "this directory store takes uploads only through scripts/local_api.py"
             )
         return f"{self.upload_url}/{key}"
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A directory store hands out no download URLs: its validator takes bytes inline."""
+        self._path(key)
+        raise UploadsUnavailableError("a directory store sends artifacts to its validator inline")

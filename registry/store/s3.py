@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from registry.errors import ObjectNotFoundError, StoreUnavailableError
+from registry.errors import ObjectNotFoundError, ObjectTooLargeError, StoreUnavailableError
 from registry.store.base import Versioned
 
 # Bounded so a request fails well inside API Gateway's 29-second limit.
@@ -51,8 +51,22 @@ class S3Store:
     def _unavailable(self, action: str, key: str, exc: Exception) -> StoreUnavailableError:
         return StoreUnavailableError(f"S3 {action} of {key!r} failed: {exc}")
 
-    def get(self, key: str) -> bytes:
-        return self.get_versioned(key).data
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        if max_bytes is None:
+            return self.get_versioned(key).data
+        with self._translated_errors("get", key):
+            try:
+                response = self.s3.get_object(
+                    Bucket=self.bucket, Key=self.prefix + key, Range=f"bytes=0-{max_bytes}"
+                )
+            except ClientError as exc:
+                if _error_code(exc) == "InvalidRange":  # an empty object has no byte 0
+                    return b""
+                raise
+            data = bytes(response["Body"].read(max_bytes + 1))
+        if len(data) > max_bytes:
+            raise ObjectTooLargeError(f"the object at {key!r} is over {max_bytes} bytes")
+        return data
 
     @contextmanager
     def _translated_errors(self, action: str, key: str) -> Iterator[None]:
@@ -70,11 +84,6 @@ class S3Store:
         with self._translated_errors("get", key):
             response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
             return Versioned(bytes(response["Body"].read()), str(response["ETag"]))
-
-    def size(self, key: str) -> int:
-        with self._translated_errors("head", key):
-            response = self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
-            return int(response["ContentLength"])
 
     def put(self, key: str, data: bytes) -> None:
         with self._translated_errors("put", key):
@@ -124,6 +133,15 @@ class S3Store:
         return str(
             self.s3.generate_presigned_url(
                 "put_object",
+                Params={"Bucket": self.bucket, "Key": self.prefix + key},
+                ExpiresIn=expires_in,
+            )
+        )
+
+    def presign_get(self, key: str, expires_in: int) -> str:
+        return str(
+            self.s3.generate_presigned_url(
+                "get_object",
                 Params={"Bucket": self.bucket, "Key": self.prefix + key},
                 ExpiresIn=expires_in,
             )

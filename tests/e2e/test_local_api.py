@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -216,6 +217,31 @@ def test_methods_no_route_serves_are_a_json_404(api_url: str) -> None:
 def test_a_body_over_the_payload_limit_is_a_413(api_url: str) -> None:
     status, answer = request(f"{api_url}/models", body=b"x" * (6 * 1024 * 1024 + 1))
     assert (status, answer["code"]) == (413, "payload_too_large")
+
+
+def raw_exchange(url: str, head: str) -> str:
+    """Send a request head (and no body) on a socket; the status line and headers answered."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode())
+        return connection.recv(65536).decode(errors="replace")
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_the_body_is_read(
+    api_url: str,
+) -> None:
+    upload = "/_uploads/uploads/moons/" + "a" * 32 + ".joblib"
+    for method, path in (("POST", "/models"), ("POST", "/classify"), ("PUT", upload)):
+        # 30 GB announced, nothing sent: answered at once, nothing allocated for it.
+        answer = raw_exchange(
+            api_url, f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 30000000000\r\n\r\n"
+        )
+        assert answer.startswith("HTTP/1.0 413") or answer.startswith("HTTP/1.1 413"), answer
+        assert "Connection: close" in answer
+    status, answer = request(f"{api_url}/models", method="GET")
+    assert status == 200  # the server is still serving
+    status, answer = request(f"{api_url}/models", body=b"x" * (6 * 1024 * 1024 + 1))
+    assert "upload" in answer["message"] and "model-registry register" in answer["message"]
 
 
 def test_the_server_prints_the_log_line_and_metrics_cloudwatch_would_get(

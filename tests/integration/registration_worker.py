@@ -5,7 +5,7 @@ from typing import Any
 
 from registry.registry import ModelRegistry
 from registry.store import open_store
-from tests.conftest import distinct_model_bytes
+from tests.conftest import distinct_model_bytes, registrar_for
 
 
 def open_registry(registry_uri: str, endpoint: str | None) -> ModelRegistry:
@@ -18,20 +18,20 @@ def open_registry(registry_uri: str, endpoint: str | None) -> ModelRegistry:
 def register_many(
     registry_uri: str, endpoint: str | None, name: str, seeds: list[int], start: Any, results: Any
 ) -> None:
-    registry = open_registry(registry_uri, endpoint)
+    registrar = registrar_for(open_registry(registry_uri, endpoint))
     artifacts = [distinct_model_bytes(seed) for seed in seeds]
     start.wait()
     for artifact in artifacts:
-        manifest = registry.register(name, artifact).info.manifest
+        manifest = registrar.register(name, artifact).info.manifest
         results.put((manifest.version, manifest.sha256))
 
 
 def register_same(
     registry_uri: str, endpoint: str | None, name: str, artifact: bytes, start: Any, results: Any
 ) -> None:
-    registry = open_registry(registry_uri, endpoint)
+    registrar = registrar_for(open_registry(registry_uri, endpoint))
     start.wait()
-    registration = registry.register(name, artifact)
+    registration = registrar.register(name, artifact)
     results.put((registration.info.manifest.version, registration.created))
 
 

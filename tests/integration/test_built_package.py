@@ -12,13 +12,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import skops.io
 from package_sizes import BUDGET, BUILD_DIR, function_sizes
 
 # What the Lambda Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
+# The built validator function, in a bare interpreter of its own: what register invokes.
+VALIDATE_SCRIPT = r"""
+import json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+import app
+answer = app.lambda_handler(json.loads(sys.stdin.buffer.read()), None)
+sys.stdout.write("ANSWER " + json.dumps(answer))
+"""
+
 BARE_SCRIPT = r"""
-import base64, json, sys
+import base64, io, json, subprocess, sys
 sys.path[:0] = json.loads(sys.argv[1])
 import app as register_app  # the register function's folder comes first
 sys.path.remove(json.loads(sys.argv[1])[0])
@@ -39,13 +49,30 @@ def event(method, path, body, query=None):
             "queryStringParameters": query, "body": json.dumps(body),
             "requestContext": {"requestId": "bare-1", "identity": {}}}
 
-artifact = base64.b64encode(open(sys.argv[3], "rb").read()).decode()
-registered = register_app.lambda_handler(
-    event("POST", "/models", {"name": "moons", "artifact": artifact}), Context())
-classified = predict_app.lambda_handler(
-    event("POST", "/classify", {"data1": "0.5", "data2": "0.2"}, {"version": "1"}), Context())
-print("RESULT " + json.dumps({"estimators": estimators, "register": registered["statusCode"],
-                              "classify": json.loads(classified["body"])}))
+class BuiltValidator:
+    # boto3's Lambda client's invoke(), answered by the built validate function's handler
+    def invoke(self, FunctionName, InvocationType, Payload):
+        done = subprocess.run([sys.executable, "-I", "-S", "-B", "-c", sys.argv[5], sys.argv[4]],
+                              input=Payload, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        answer = done.stdout.decode().rpartition("ANSWER ")[2].encode()
+        return {"StatusCode": 200, "Payload": io.BytesIO(answer)}
+
+from registry import service
+from registry.validator import Validator
+service.validator = lambda: Validator(BuiltValidator(), "validate", service.model_registry().store,
+                                      service.settings().max_artifact_bytes)
+
+outcome = {"estimators": estimators}
+for name, path in (("moons", sys.argv[3]), ("moons-skops", sys.argv[6])):
+    artifact = base64.b64encode(open(path, "rb").read()).decode()
+    registered = register_app.lambda_handler(
+        event("POST", "/models", {"name": name, "artifact": artifact}), Context())
+    classified = predict_app.lambda_handler(
+        event("POST", "/classify", {"data1": "0.5", "data2": "0.2"}, {"model": name}), Context())
+    outcome[name] = {"register": registered["statusCode"],
+                     "classify": json.loads(classified["body"])}
+print("RESULT " + json.dumps(outcome))
 """
 
 
@@ -70,7 +97,7 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_function_fits_in_60_percent_of_lambdas_limit(built: Path) -> None:
     sizes = function_sizes(built)
-    assert set(sizes) == {"PredictFunction", "RegisterFunction"}
+    assert set(sizes) == {"PredictFunction", "RegisterFunction", "ValidateFunction"}
     for code, layers in sizes.values():
         assert code + sum(layers.values()) <= BUDGET
 
@@ -89,6 +116,9 @@ def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
 ) -> None:
     artifact = tmp_path / "moons.joblib"
     artifact.write_bytes(moons_bytes)
+    skops_artifact = tmp_path / "moons.skops"
+    skops_artifact.write_bytes(skops.io.dumps(moons_model))
+    validate_paths = [str(built / "ValidateFunction"), str(built / "RegistryLayer" / "python")]
     paths = [
         str(built / "RegisterFunction"),
         str(built / "RegistryLayer" / "python"),
@@ -107,6 +137,9 @@ def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
             json.dumps(paths),
             str(built / "PredictFunction"),
             str(artifact),
+            json.dumps(validate_paths),
+            VALIDATE_SCRIPT,
+            str(skops_artifact),
         ],
         capture_output=True,
         text=True,
@@ -119,6 +152,7 @@ def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     outcome = json.loads(line.removeprefix("RESULT "))
     assert outcome["estimators"] > 150
-    assert outcome["register"] == 201
     expected = str(moons_model.predict([[0.5, 0.2]])[0])  # type: ignore[attr-defined]
-    assert outcome["classify"] == {"prediction": expected, "model": "moons", "version": 1}
+    for name in ("moons", "moons-skops"):
+        assert outcome[name]["register"] == 201, outcome
+        assert outcome[name]["classify"] == {"prediction": expected, "model": name, "version": 1}

@@ -7,10 +7,10 @@ from typing import Any
 import boto3
 import pytest
 
-from registry.artifacts import sha256_hex
+from registry.manifest import sha256_hex
 from registry.registry import ModelRegistry
 from registry.store import open_store
-from tests.conftest import BUCKET, REGION, distinct_model_bytes
+from tests.conftest import BUCKET, REGION, distinct_model_bytes, registrar_for
 from tests.integration.registration_worker import move_aliases, register_many, register_same
 
 PROCESSES = 4
@@ -77,7 +77,7 @@ def test_the_s3_store_honours_the_standard_endpoint_variable(
     moto_server: str, monkeypatch: pytest.MonkeyPatch, moons_bytes: bytes
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
-    ModelRegistry(open_store(f"s3://{BUCKET}/team")).register("moons", moons_bytes)
+    registrar_for(ModelRegistry(open_store(f"s3://{BUCKET}/team"))).register("moons", moons_bytes)
 
     direct: Any = boto3.client("s3", region_name=REGION, endpoint_url=moto_server)
     keys = [item["Key"] for item in direct.list_objects_v2(Bucket=BUCKET)["Contents"]]
@@ -117,7 +117,7 @@ def test_processes_moving_aliases_at_once_lose_no_update(
 ) -> None:
     registry = open_shared(shared_registry, monkeypatch)
     for seed in range(3):
-        registry.register("moons", distinct_model_bytes(seed))
+        registrar_for(registry).register("moons", distinct_model_bytes(seed))
     uri, endpoint = shared_registry
 
     finished = run_processes(

@@ -7,6 +7,7 @@ import pytest
 
 from registry import service
 from registry.errors import StoreUnavailableError
+from registry.predictor import load_model
 from registry.store.base import ObjectStore
 from tests.conftest import distinct_model_bytes
 from tests.integration.conftest import Call, Invoke, artifact_body
@@ -39,13 +40,13 @@ def assert_consistent(store: ObjectStore) -> None:
     for version in registry.list_versions("moons"):
         manifest = registry.get_manifest("moons", version)
         registry.read_artifact(manifest)
-        registry.load_model(manifest)
+        load_model(registry, manifest)
 
 
 STEPS = [
     ("create", "/sha256/"),  # claiming the bytes
-    ("put", "/artifacts/"),  # the artifact
-    ("put", "/serving/"),  # the serving copy
+    ("create", "/artifacts/"),  # the artifact
+    ("create", "/serving/"),  # the serving copy
     ("list_keys", "/versions/"),  # finding the next version number
     ("create", "/versions/"),  # committing the manifest
 ]
@@ -78,7 +79,7 @@ def test_the_503_carries_retry_after(register: Invoke, moons_bytes: bytes) -> No
     from tests.integration.conftest import REPO_ROOT, event_from
 
     registry = service.model_registry()
-    registry.store = FailOnce(registry.store, "put", "/artifacts/")  # type: ignore[assignment]
+    registry.store = FailOnce(registry.store, "create", "/artifacts/")  # type: ignore[assignment]
     module = load_function_module(REPO_ROOT / "functions" / "register")
     event = event_from("register", body=artifact_body("moons", moons_bytes))
 

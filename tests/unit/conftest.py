@@ -12,13 +12,26 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM_PYTHON = os.environ.get("SAM_PYTHON", str(REPO_ROOT / ".venv-sam" / "bin" / "python"))
 
 
+WRITERS = ["arn:aws:iam::123456789012:role/ci-*", "arn:aws:iam::123456789012:user/alice"]
+
+
 @pytest.fixture(scope="session")
 def cloudformation() -> dict[str, Any]:
+    return sam_transform()
+
+
+@pytest.fixture(scope="session")
+def cloudformation_with_writers() -> dict[str, Any]:
+    """The stack deployed with WriterPrincipals=WRITERS."""
+    return sam_transform(f"WriterPrincipals={','.join(WRITERS)}")
+
+
+def sam_transform(*parameters: str) -> dict[str, Any]:
     assert Path(SAM_PYTHON).exists(), (
         "the SAM CLI venv is missing: run `make test` (or `make package`)"
     )
     result = subprocess.run(
-        [SAM_PYTHON, str(REPO_ROOT / "scripts" / "sam_transform.py")],
+        [SAM_PYTHON, str(REPO_ROOT / "scripts" / "sam_transform.py"), *parameters],
         capture_output=True,
         text=True,
         timeout=120,

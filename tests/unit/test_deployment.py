@@ -4,9 +4,13 @@ The template goes through SAM's own translator (samtranslator, in the SAM CLI's
 venv), offline, and these tests read what it produced.
 """
 
+import fnmatch
 import json
+import re
 from pathlib import Path
 from typing import Any
+
+from tests.unit.conftest import WRITERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WRITE_OR_DELETE = ("Put", "Delete", "Create", "Restore", "Replicate", "Abort", "*")
@@ -89,10 +93,63 @@ def test_the_register_role_writes_only_under_the_registry_prefix(
     statements = statements_of(role)
     actions = {action for statement in statements for action in actions_of(statement)}
 
-    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "lambda:InvokeFunction"}
     for statement in statements:
         if "s3:PutObject" in actions_of(statement):
             assert "/registry/*" in json.dumps(statement["Resource"])
+        if "lambda:InvokeFunction" in actions_of(statement):
+            assert statement["Resource"] == {"Fn::GetAtt": ["ValidateFunction", "Arn"]}
+
+
+def test_the_validator_can_write_nothing_but_its_own_logs(cloudformation: dict[str, Any]) -> None:
+    role = resources_of(cloudformation, "AWS::IAM::Role")["ValidateFunctionRole"]
+    assert "ManagedPolicyArns" not in role  # not SAM's logs:* on every group, nor X-Ray
+    (statement,) = statements_of(role)
+    assert set(actions_of(statement)) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert statement["Resource"]["Fn::Sub"].endswith(
+        ":log-group:/aws/lambda/${AWS::StackName}-validate:*"
+    )
+    function = resources_of(cloudformation, "AWS::Lambda::Function")["ValidateFunction"]
+    assert function["Role"] == {"Fn::GetAtt": ["ValidateFunctionRole", "Arn"]}
+    variables = function["Environment"]["Variables"]
+    assert "REGISTRY_URI" not in variables and not any("SECRET" in name for name in variables)
+    # No route reaches it: only register invokes it.
+    permissions = resources_of(cloudformation, "AWS::Lambda::Permission").values()
+    assert all("ValidateFunction" not in json.dumps(p["FunctionName"]) for p in permissions)
+
+
+def test_registrations_cannot_use_up_the_concurrency_predict_needs(
+    cloudformation: dict[str, Any],
+) -> None:
+    functions = resources_of(cloudformation, "AWS::Lambda::Function")
+    for name in ("RegisterFunction", "ValidateFunction"):
+        assert functions[name]["ReservedConcurrentExecutions"] == {
+            "Ref": "RegisterReservedConcurrency"
+        }
+    assert "ReservedConcurrentExecutions" not in functions["PredictFunction"]
+
+
+def test_the_stage_writes_access_logs_with_api_gateways_own_refusals(
+    cloudformation: dict[str, Any],
+) -> None:
+    (stage,) = resources_of(cloudformation, "AWS::ApiGateway::Stage").values()
+    setting = stage["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    record = json.loads(setting["Format"])
+    assert record["status"] == "$context.status"
+    assert record["errorType"] == "$context.error.responseType"  # 403, 429, bad signatures
+    assert record["caller"] == "$context.identity.userArn"
+    group = resources_of(cloudformation, "AWS::Logs::LogGroup")["ApiAccessLogGroup"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # API Gateway logs through one role per account and region: set only when asked.
+    assert cloudformation["Resources"]["ApiGatewayAccount"]["Condition"] == "SetLoggingRole"
+
+
+def test_the_5xx_alarm_notifies_the_optional_topic(cloudformation: dict[str, Any]) -> None:
+    (alarm,) = resources_of(cloudformation, "AWS::CloudWatch::Alarm").values()
+    expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    assert alarm["AlarmActions"] == expected
+    assert alarm["OKActions"] == expected
 
 
 def test_no_role_gets_every_s3_action(cloudformation: dict[str, Any]) -> None:
@@ -118,7 +175,7 @@ def test_the_bucket_is_versioned_encrypted_private_and_tls_only(
         "Ref": "NoncurrentVersionExpirationDays"
     }
     (policy,) = resources_of(cloudformation, "AWS::S3::BucketPolicy").values()
-    (deny,) = policy["PolicyDocument"]["Statement"]
+    deny = policy["PolicyDocument"]["Statement"][0]  # the others: tests/unit/test_bucket_policy.py
     assert (deny["Effect"], deny["Condition"]) == (
         "Deny",
         {"Bool": {"aws:SecureTransport": "false"}},
@@ -137,11 +194,16 @@ def test_each_function_logs_to_a_group_with_retention_and_is_traced(
 ) -> None:
     groups = resources_of(cloudformation, "AWS::Logs::LogGroup")
     functions = resources_of(cloudformation, "AWS::Lambda::Function")
-    assert set(functions) == {"PredictFunction", "RegisterFunction"}
+    assert set(functions) == {"PredictFunction", "RegisterFunction", "ValidateFunction"}
     for name, function in functions.items():
         group = groups[f"{name}LogGroup"]
-        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
         assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        if name == "ValidateFunction":  # named, so that its role can name its log group
+            assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-validate"}
+            assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-validate"}
+            assert "TracingConfig" not in function  # no X-Ray permission either
+            continue
+        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
         assert function["TracingConfig"] == {"Mode": "Active"}
         variables = function["Environment"]["Variables"]
         assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(variables)
@@ -169,3 +231,29 @@ def test_snapstart_is_a_parameter_on_the_predict_functions_published_alias(
     assert predict["Environment"]["Variables"]["PRELOAD_DEFAULT_MODEL"] == {
         "Ref": "PreloadDefaultModel"
     }
+
+
+def test_only_the_api_key_routes_are_opened_and_writers_can_be_named(
+    cloudformation_with_writers: dict[str, Any],
+) -> None:
+    (api,) = resources_of(cloudformation_with_writers, "AWS::ApiGateway::RestApi").values()
+    allow, conditional_deny = api["Body"]["x-amazon-apigateway-policy"]["Statement"]
+    operations = {
+        (method.upper(), path): operation
+        for path, item in api["Body"]["paths"].items()
+        for method, operation in item.items()
+    }
+    key_routes = {route for route, op in operations.items() if op["security"] == [{"api_key": []}]}
+    # IAM routes are left to callers' IAM policies: no other account is let in.
+    assert (allow["Effect"], allow["Principal"]) == ("Allow", "*")
+    assert allow["Resource"] == [f"execute-api:/*/{m}{p}" for m, p in sorted(key_routes)]
+
+    condition, deny, no_value = conditional_deny["Fn::If"]
+    assert (condition, no_value) == ("HasWriterPrincipals", {"Ref": "AWS::NoValue"})
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"StringNotLike": {"aws:PrincipalArn": WRITERS}}
+    for (method, path), _ in operations.items():
+        resource = f"execute-api:/prod/{method}{re.sub(r'{[^}]+}', 'x', path)}"
+        writes = method != "GET" and path.startswith("/models")
+        matched = any(fnmatch.fnmatchcase(resource, pattern) for pattern in deny["Resource"])
+        assert matched == writes, (method, path)

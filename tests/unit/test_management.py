@@ -19,16 +19,18 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.manifest import VersionStatus, manifest_key
+from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore
 from registry.store.base import ObjectStore
-from tests.conftest import distinct_model_bytes
+from tests.conftest import distinct_model_bytes, registrar_for
 from tests.unit.test_registry import CreatesFileWhenUnpickled
 
 
 def register_versions(registry: ModelRegistry, name: str, count: int, seed: int = 0) -> None:
+    registrar = registrar_for(registry)
     for offset in range(count):
-        registry.register(name, distinct_model_bytes(seed + offset))
+        registrar.register(name, distinct_model_bytes(seed + offset))
 
 
 def test_list_models_gives_latest_active_version_count_and_aliases(
@@ -138,6 +140,7 @@ def test_a_version_and_an_alias_together_are_refused(registry: ModelRegistry) ->
 
 def test_an_archived_version_stays_listed_is_not_served_and_its_number_is_not_reused(
     registry: ModelRegistry,
+    registrar: Registrar,
 ) -> None:
     register_versions(registry, "moons", 2)
 
@@ -148,7 +151,7 @@ def test_an_archived_version_stays_listed_is_not_served_and_its_number_is_not_re
     with pytest.raises(VersionArchivedError):
         registry.resolve("moons", version=2)
     assert registry.resolve("moons").version == 1
-    assert registry.register("moons", distinct_model_bytes(99)).info.manifest.version == 3
+    assert registrar.register("moons", distinct_model_bytes(99)).info.manifest.version == 3
     assert registry.archive("moons", 2).status is VersionStatus.ARCHIVED  # idempotent
 
 
@@ -180,27 +183,27 @@ def test_archiving_every_version_leaves_nothing_to_serve(registry: ModelRegistry
 
 
 def test_identical_bytes_return_the_existing_version_not_a_new_one(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
-    first = registry.register("moons", moons_bytes)
-    again = registry.register("moons", moons_bytes, description="a retry")
+    first = registrar.register("moons", moons_bytes)
+    again = registrar.register("moons", moons_bytes, description="a retry")
 
     assert (first.created, again.created) == (True, False)
     assert again.info.manifest == first.info.manifest
     assert registry.list_versions("moons") == [1]
-    assert registry.register("other", moons_bytes).created is True
+    assert registrar.register("other", moons_bytes).created is True
 
 
 def test_identical_bytes_of_an_archived_version_make_a_new_version(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
-    registry.register("moons", moons_bytes)
+    registrar.register("moons", moons_bytes)
     registry.archive("moons", 1)
 
-    again = registry.register("moons", moons_bytes)
+    again = registrar.register("moons", moons_bytes)
 
     assert (again.created, again.info.manifest.version) == (True, 2)
-    assert registry.register("moons", moons_bytes).info.manifest.version == 2
+    assert registrar.register("moons", moons_bytes).info.manifest.version == 2
 
 
 # The S3 versions of the two races below run across processes against moto's
@@ -210,12 +213,13 @@ def test_racing_identical_registrations_create_one_version(
     tmp_path: Path, moons_bytes: bytes
 ) -> None:
     registry = ModelRegistry(LocalStore(tmp_path))
+    registrar = registrar_for(registry)
     start = threading.Barrier(6)
     results = []
 
     def register() -> None:
         start.wait()
-        results.append(registry.register("moons", moons_bytes))
+        results.append(registrar.register("moons", moons_bytes))
 
     threads = [threading.Thread(target=register) for _ in range(6)]
     for thread in threads:
@@ -249,8 +253,10 @@ def test_concurrent_alias_updates_lose_nothing(tmp_path: Path) -> None:
     assert aliases["shared"] in {1, 2, 3, 4}
 
 
-def test_metadata_and_the_caller_are_recorded(registry: ModelRegistry) -> None:
-    registration = registry.register(
+def test_metadata_and_the_caller_are_recorded(
+    registry: ModelRegistry, registrar: Registrar
+) -> None:
+    registration = registrar.register(
         "moons",
         distinct_model_bytes(1),
         description="d",
@@ -265,12 +271,12 @@ def test_metadata_and_the_caller_are_recorded(registry: ModelRegistry) -> None:
 
 
 def test_an_upload_is_registered_with_the_same_validation(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
     key = "uploads/moons/" + "a" * 32 + ".joblib"
     registry.store.put(key, moons_bytes)
 
-    registration = registry.register_upload("moons", key, description="uploaded")
+    registration = registrar.register_upload("moons", key, description="uploaded")
 
     assert registration.created
     assert registry.read_artifact(registration.info.manifest) == moons_bytes
@@ -288,33 +294,35 @@ def test_an_upload_is_registered_with_the_same_validation(
     ids=["another-models-upload", "never-uploaded", "not-an-upload", "traversal"],
 )
 def test_only_this_models_existing_uploads_can_be_registered(
-    registry: ModelRegistry, moons_bytes: bytes, key: str
+    registry: ModelRegistry, moons_bytes: bytes, key: str, registrar: Registrar
 ) -> None:
     registry.store.put("uploads/other/" + "a" * 32 + ".joblib", moons_bytes)
     with pytest.raises(UploadNotFoundError):
-        registry.register_upload("moons", key)
+        registrar.register_upload("moons", key)
 
 
 def test_an_artifact_over_the_limit_is_refused_before_it_is_unpickled(
     store: ObjectStore, tmp_path: Path
 ) -> None:
-    registry = ModelRegistry(store, max_artifact_bytes=64)
+    registrar = registrar_for(ModelRegistry(store), max_artifact_bytes=64)
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(CreatesFileWhenUnpickled(marker)) + b"\x00" * 64
     key = "uploads/moons/" + "c" * 32 + ".joblib"
     store.put(key, payload)
 
     with pytest.raises(ArtifactTooLargeError):
-        registry.register_upload("moons", key)
+        registrar.register_upload("moons", key)
     with pytest.raises(ArtifactTooLargeError):
-        registry.register("moons", payload)
+        registrar.register("moons", payload)
     assert not marker.exists()
 
 
 def test_upload_urls_need_the_local_api_for_a_directory_store(tmp_path: Path) -> None:
     with pytest.raises(UploadsUnavailableError):
-        ModelRegistry(LocalStore(tmp_path)).create_upload("moons")
-    served = ModelRegistry(LocalStore(tmp_path, upload_url="http://127.0.0.1:3000/_uploads"))
+        registrar_for(ModelRegistry(LocalStore(tmp_path))).create_upload("moons")
+    served = registrar_for(
+        ModelRegistry(LocalStore(tmp_path, upload_url="http://127.0.0.1:3000/_uploads"))
+    )
     upload = served.create_upload("moons", expires_in=60)
     assert upload.upload_url == f"http://127.0.0.1:3000/_uploads/{upload.upload_key}"
     assert upload.upload_key.startswith("uploads/moons/")
@@ -322,9 +330,9 @@ def test_upload_urls_need_the_local_api_for_a_directory_store(tmp_path: Path) ->
 
 
 def test_listing_stays_correct_past_one_s3_page_of_versions(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
-    manifest = registry.register("moons", moons_bytes).info.manifest
+    manifest = registrar.register("moons", moons_bytes).info.manifest
     # 1,499 more versions: S3 lists 1,000 keys a page, so this needs the second page.
     for version in range(2, 1501):
         copy = manifest.model_copy(update={"version": version})
@@ -335,4 +343,4 @@ def test_listing_stays_correct_past_one_s3_page_of_versions(
 
     assert (summary.latest_version, summary.version_count) == (1500, 1500)
     assert [info.manifest.version for info in last_page.versions] == list(range(1001, 1501))
-    assert registry.register("moons", distinct_model_bytes(1)).info.manifest.version == 1501
+    assert registrar.register("moons", distinct_model_bytes(1)).info.manifest.version == 1501

@@ -17,6 +17,7 @@ from registry.errors import (
     VersionArchivedError,
 )
 from registry.predictor import LoadedModel, Predictor
+from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
 from tests.conftest import distinct_model_bytes
@@ -46,9 +47,9 @@ def counting_store(store: ObjectStore) -> CountingStore:
 
 
 @pytest.fixture
-def predictor(counting_store: CountingStore, moons_bytes: bytes) -> Predictor:
+def predictor(counting_store: CountingStore, moons_bytes: bytes, registrar: Registrar) -> Predictor:
     registry = ModelRegistry(counting_store)  # type: ignore[arg-type]
-    registry.register("moons", moons_bytes)
+    registrar.register("moons", moons_bytes)
     return Predictor(registry, ModelCache[LoadedModel](max_bytes=10**8))
 
 
@@ -75,8 +76,10 @@ def test_a_warm_request_for_an_explicit_version_makes_no_store_call(
     assert counting_store.calls == Counter()
 
 
-def test_without_a_version_the_latest_is_served(predictor: Predictor, moons_bytes: bytes) -> None:
-    predictor.registry.register("moons", distinct_model_bytes(5))
+def test_without_a_version_the_latest_is_served(
+    predictor: Predictor, moons_bytes: bytes, registrar: Registrar
+) -> None:
+    registrar.register("moons", distinct_model_bytes(5))
     assert predictor.predict("moons", None, ROWS).manifest.version == 2
 
 
@@ -116,10 +119,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def ttl_predictor(store: ObjectStore, clock: FakeClock) -> Predictor:
+def ttl_predictor(store: ObjectStore, clock: FakeClock, registrar: Registrar) -> Predictor:
     registry = ModelRegistry(store)
     for seed in range(3):
-        registry.register("moons", distinct_model_bytes(seed))
+        registrar.register("moons", distinct_model_bytes(seed))
     return Predictor(
         registry, ModelCache[LoadedModel](max_bytes=10**8), alias_ttl_seconds=30, clock=clock
     )
@@ -171,9 +174,11 @@ def test_probabilities_equal_predict_proba_in_the_order_of_classes(
     assert result.manifest.classes == moons_model.classes_.tolist()
 
 
-def test_probabilities_of_a_model_without_predict_proba_are_refused(store: ObjectStore) -> None:
+def test_probabilities_of_a_model_without_predict_proba_are_refused(
+    store: ObjectStore, registrar: Registrar
+) -> None:
     registry = ModelRegistry(store)
-    registry.register("linear", joblib_of(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])))
+    registrar.register("linear", joblib_of(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])))
     predictor = Predictor(registry, ModelCache[LoadedModel](10**8))
 
     with pytest.raises(ProbabilitiesUnavailableError, match="LinearRegression"):
@@ -182,11 +187,11 @@ def test_probabilities_of_a_model_without_predict_proba_are_refused(store: Objec
 
 
 @pytest.fixture
-def named_predictor(store: ObjectStore) -> tuple[Predictor, Any]:
+def named_predictor(store: ObjectStore, registrar: Registrar) -> tuple[Predictor, Any]:
     model = LinearRegression().fit([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]], [0.0, 1.0, 2.0])
     model.feature_names_in_ = numpy.array(["height", "width"], dtype=object)
     registry = ModelRegistry(store)
-    registry.register("sizes", joblib_of(model))
+    registrar.register("sizes", joblib_of(model))
     return Predictor(registry, ModelCache[LoadedModel](10**8)), model
 
 

@@ -13,7 +13,7 @@ import sklearn.base
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 
-from registry.artifacts import load_estimator, sha256_hex
+from registry.artifacts import load_estimator
 from registry.errors import (
     IncompatibleArtifactError,
     IntegrityError,
@@ -23,10 +23,12 @@ from registry.errors import (
     StoreUnavailableError,
     VersionNotFoundError,
 )
-from registry.manifest import manifest_key
+from registry.manifest import ArtifactFormat, manifest_key, sha256_hex
+from registry.predictor import load_model
+from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
-from tests.conftest import distinct_model_bytes
+from tests.conftest import distinct_model_bytes, registrar_for
 
 
 def joblib_of(value: object) -> bytes:
@@ -46,9 +48,9 @@ class CreatesFileWhenUnpickled:
 
 
 def test_first_registration_gets_version_one_and_a_complete_manifest(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
-    registration = registry.register(
+    registration = registrar.register(
         "moons", moons_bytes, description="blog", tags={"team": "ml"}, metrics={"auc": 0.9}
     )
     manifest = registration.info.manifest
@@ -70,12 +72,14 @@ def test_first_registration_gets_version_one_and_a_complete_manifest(
     assert registry.get_manifest("moons", 1) == manifest
 
 
-def test_versions_count_up_per_model_name(registry: ModelRegistry, moons_bytes: bytes) -> None:
+def test_versions_count_up_per_model_name(
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
+) -> None:
     versions = [
-        registry.register("moons", distinct_model_bytes(seed)).info.manifest.version
+        registrar.register("moons", distinct_model_bytes(seed)).info.manifest.version
         for seed in range(3)
     ]
-    other = registry.register("other", distinct_model_bytes(1)).info.manifest
+    other = registrar.register("other", distinct_model_bytes(1)).info.manifest
 
     assert versions == [1, 2, 3]
     assert other.version == 1
@@ -84,15 +88,15 @@ def test_versions_count_up_per_model_name(registry: ModelRegistry, moons_bytes: 
 
 
 def test_a_version_taken_by_another_writer_is_skipped_not_overwritten(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
-    registry.register("moons", moons_bytes)
+    registrar.register("moons", moons_bytes)
     # Another writer listed before us and committed version 2 first.
     real_list_versions = registry.list_versions
     registry.store.create(manifest_key("moons", 2), b'{"written": "by someone else"}')
     registry.list_versions = lambda name: [1]  # type: ignore[method-assign]
 
-    manifest = registry.register("moons", distinct_model_bytes(2)).info.manifest
+    manifest = registrar.register("moons", distinct_model_bytes(2)).info.manifest
 
     registry.list_versions = real_list_versions  # type: ignore[method-assign]
     assert manifest.version == 3
@@ -101,12 +105,13 @@ def test_a_version_taken_by_another_writer_is_skipped_not_overwritten(
 
 def test_feature_names_are_recorded_when_the_model_was_fitted_with_them(
     registry: ModelRegistry,
+    registrar: Registrar,
 ) -> None:
     model = LinearRegression().fit([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]], [0.0, 1.0, 2.0])
     # What scikit-learn stores after fitting on a DataFrame with these columns.
     model.feature_names_in_ = numpy.array(["height", "width"], dtype=object)
 
-    manifest = registry.register("sizes", joblib_of(model)).info.manifest
+    manifest = registrar.register("sizes", joblib_of(model)).info.manifest
 
     assert manifest.feature_names == ["height", "width"]
     assert manifest.classes is None
@@ -116,22 +121,26 @@ def test_feature_names_are_recorded_when_the_model_was_fitted_with_them(
 @pytest.mark.parametrize(
     ("artifact", "error", "message"),
     [
-        (b"not a joblib file", InvalidArtifactError, "not a loadable joblib file"),
+        (b"not a joblib file", InvalidArtifactError, "not a joblib or skops file"),
         (joblib_of({"weights": [1, 2]}), InvalidArtifactError, "not an estimator with predict"),
         (joblib_of(RandomForestClassifier()), InvalidArtifactError, "unfitted"),
     ],
     ids=["not-joblib", "not-an-estimator", "unfitted"],
 )
 def test_invalid_artifacts_are_refused_and_nothing_is_stored(
-    registry: ModelRegistry, artifact: bytes, error: type[Exception], message: str
+    registry: ModelRegistry,
+    artifact: bytes,
+    error: type[Exception],
+    message: str,
+    registrar: Registrar,
 ) -> None:
     with pytest.raises(error, match=message):
-        registry.register("moons", artifact)
+        registrar.register("moons", artifact)
     assert list(registry.store.list_keys("models/")) == []
 
 
 def test_an_artifact_pickled_by_another_scikit_learn_version_is_refused(
-    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+    registry: ModelRegistry, monkeypatch: pytest.MonkeyPatch, registrar: Registrar
 ) -> None:
     model = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
     with monkeypatch.context() as patch:
@@ -139,27 +148,29 @@ def test_an_artifact_pickled_by_another_scikit_learn_version_is_refused(
         old_artifact = joblib_of(model)
 
     with pytest.raises(IncompatibleArtifactError) as refused:
-        registry.register("linear", old_artifact)
+        registrar.register("linear", old_artifact)
 
+    runs = sklearn.__version__
     assert refused.value.message == (
-        f"artifact was pickled with scikit-learn 1.5.2; this registry runs {sklearn.__version__}"
+        f"the artifact was saved with scikit-learn 1.5.2; this registry runs {runs}: "
+        f"save it again with scikit-learn {runs}"
     )
     assert list(registry.store.list_keys("models/")) == []
 
 
 @pytest.mark.parametrize("name", ["", "Upper", "../escape", "a/b", "-lead", "x" * 65, "spa ce"])
 def test_invalid_names_are_refused_before_any_io(
-    registry: ModelRegistry, moons_bytes: bytes, name: str
+    registry: ModelRegistry, moons_bytes: bytes, name: str, registrar: Registrar
 ) -> None:
     with pytest.raises(InvalidNameError):
-        registry.register(name, moons_bytes)
+        registrar.register(name, moons_bytes)
     assert list(registry.store.list_keys("")) == []
 
 
 def test_unknown_models_and_versions_are_told_apart(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry, moons_bytes: bytes, registrar: Registrar
 ) -> None:
-    registry.register("moons", moons_bytes)
+    registrar.register("moons", moons_bytes)
     with pytest.raises(ModelNotFoundError):
         registry.resolve("nobody")
     with pytest.raises(ModelNotFoundError):
@@ -187,85 +198,86 @@ class FailingCreates:
 def test_a_registration_that_fails_before_its_manifest_leaves_no_visible_version(
     store: ObjectStore, moons_bytes: bytes
 ) -> None:
+    failing = ModelRegistry(FailingCreates(store))  # type: ignore[arg-type]
     with pytest.raises(StoreUnavailableError):
-        ModelRegistry(FailingCreates(store)).register("moons", moons_bytes)  # type: ignore[arg-type]
+        registrar_for(failing).register("moons", moons_bytes)
 
     registry = ModelRegistry(store)
     assert registry.list_versions("moons") == []
     with pytest.raises(ModelNotFoundError):
         registry.resolve("moons")
-    assert registry.register("moons", moons_bytes).info.manifest.version == 1
+    assert registrar_for(registry).register("moons", moons_bytes).info.manifest.version == 1
 
 
 @pytest.mark.parametrize("tampered", ["serving_key", "artifact_key"])
 def test_tampered_stored_bytes_are_refused_without_being_unpickled(
-    registry: ModelRegistry, moons_bytes: bytes, tmp_path: Path, tampered: str
+    registry: ModelRegistry, moons_bytes: bytes, tmp_path: Path, tampered: str, registrar: Registrar
 ) -> None:
-    manifest = registry.register("moons", moons_bytes).info.manifest
+    manifest = registrar.register("moons", moons_bytes).info.manifest
     marker = tmp_path / "unpickled"
     payload = pickle.dumps(CreatesFileWhenUnpickled(marker))
     registry.store.put(getattr(manifest, tampered), payload)
 
     with pytest.raises(IntegrityError, match="does not match its sha256"):
         if tampered == "serving_key":
-            registry.load_model(manifest)  # what predict loads
+            load_model(registry, manifest)  # what predict loads
         else:
             registry.read_artifact(manifest)
     assert not marker.exists()
 
     # The payload really is harmful when loaded, so the check above can fail.
-    load_estimator(payload)
+    load_estimator(payload, ArtifactFormat.JOBLIB)
     assert marker.exists()
 
 
 @pytest.mark.parametrize("pointer", ["serving_key", "artifact_key"])
 def test_a_manifest_pointing_at_another_object_is_refused(
-    registry: ModelRegistry, moons_bytes: bytes, pointer: str
+    registry: ModelRegistry, moons_bytes: bytes, pointer: str, registrar: Registrar
 ) -> None:
-    manifest = registry.register("moons", moons_bytes).info.manifest
-    other = registry.register("other", distinct_model_bytes(3)).info.manifest
+    manifest = registrar.register("moons", moons_bytes).info.manifest
+    other = registrar.register("other", distinct_model_bytes(3)).info.manifest
     redirected = manifest.model_copy(update={pointer: getattr(other, pointer)})
 
     with pytest.raises(IntegrityError, match="unexpected object"):
         if pointer == "serving_key":
-            registry.load_model(redirected)
+            load_model(registry, redirected)
         else:
             registry.read_artifact(redirected)
 
 
 def test_a_version_without_a_serving_copy_loads_from_its_artifact(
-    registry: ModelRegistry, moons_bytes: bytes, moons_model: Any
+    registry: ModelRegistry, moons_bytes: bytes, moons_model: Any, registrar: Registrar
 ) -> None:
-    manifest = registry.register("moons", moons_bytes).info.manifest
+    manifest = registrar.register("moons", moons_bytes).info.manifest
     older = manifest.model_copy(update={"serving_key": None, "serving_sha256": None})
     rows = numpy.array([[0.5, 0.2]])
     numpy.testing.assert_array_equal(
-        registry.load_model(older).predict(rows), moons_model.predict(rows)
+        load_model(registry, older).predict(rows), moons_model.predict(rows)
     )
     registry.store.put(manifest.artifact_key, b"evil")
     with pytest.raises(IntegrityError):
-        registry.load_model(older)
+        load_model(registry, older)
 
 
 def test_a_loaded_model_predicts_like_the_original(
-    registry: ModelRegistry, moons_bytes: bytes, moons_model
+    registry: ModelRegistry, moons_bytes: bytes, moons_model, registrar: Registrar
 ) -> None:
-    manifest = registry.register("moons", moons_bytes).info.manifest
+    manifest = registrar.register("moons", moons_bytes).info.manifest
     rows = numpy.array([[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0]])
     numpy.testing.assert_array_equal(
-        registry.load_model(manifest).predict(rows), moons_model.predict(rows)
+        load_model(registry, manifest).predict(rows), moons_model.predict(rows)
     )
 
 
 @pytest.mark.parametrize("hash_field", ["serving_sha256", "sha256"])
 def test_a_manifest_with_a_changed_hash_is_refused(
-    registry: ModelRegistry, moons_bytes: bytes, hash_field: str
+    registry: ModelRegistry, moons_bytes: bytes, hash_field: str, registrar: Registrar
 ) -> None:
-    manifest = registry.register("moons", moons_bytes).info.manifest
+    manifest = registrar.register("moons", moons_bytes).info.manifest
     edited = manifest.model_copy(update={hash_field: "0" * 64})
 
     with pytest.raises(IntegrityError):
         if hash_field == "serving_sha256":
-            registry.load_model(edited)
+            load_model(registry, edited)
         else:
             registry.read_artifact(edited)

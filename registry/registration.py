@@ -1,0 +1,297 @@
+"""Registering a version: validate elsewhere, claim, store, commit, release.
+
+1. Validate: the bytes go to the validator function (registry/validator.py), which
+   loads them where nothing can be written. Nothing here deserialises them.
+2. Claim: a sha256 claim object makes this the one registration of these bytes, or
+   finds the version that already holds them (retry safety).
+3. Store: the artifact and the validator's serving copy, each under the sha256
+   register computed itself, each created once (If-None-Match: *).
+4. Commit: the manifest, created with If-None-Match: * at the next free version
+   number. It is both the version allocation and the commit point: a version exists
+   exactly when its manifest does, and its objects are complete by then.
+5. Release: the claim records the version (or, on failure, is dated so that a retry
+   takes it over at once).
+"""
+
+import contextlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from registry.config import DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_UPLOAD_EXPIRES_IN, PicklePolicy
+from registry.errors import (
+    ArtifactTooLargeError,
+    IntegrityError,
+    ModelNotFoundError,
+    ObjectNotFoundError,
+    ObjectTooLargeError,
+    RegistrationInProgressError,
+    RegistryError,
+    UploadNotFoundError,
+    VersionAllocationError,
+    VersionNotFoundError,
+)
+from registry.manifest import (
+    MAX_VERSION,
+    UPLOAD_KEY_PATTERN,
+    ArtifactFormat,
+    ModelManifest,
+    ShaClaim,
+    VersionStatus,
+    artifact_format_of,
+    artifact_key,
+    claim_key,
+    manifest_key,
+    serving_key,
+    sha256_hex,
+    upload_key,
+    validate_model_name,
+)
+from registry.observability import logger
+from registry.registry import ModelRegistry, VersionInfo
+from registry.store.base import ObjectStore
+from registry.validation import Rejection, RejectionReason, rejection_error
+from registry.validator import ValidatedArtifact, Validator
+
+# How many taken version numbers one registration steps over before it lists
+# the versions again; together these bound its work under heavy contention.
+CREATE_ATTEMPTS_PER_LISTING = 32
+LISTINGS_PER_REGISTRATION = 8
+# A registration of identical bytes waits this long for a concurrent one to finish;
+# a claim older than CLAIM_STALE_AFTER belongs to a registration that died.
+CLAIM_WAIT_SECONDS = 10.0
+CLAIM_STALE_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Registration:
+    info: VersionInfo
+    created: bool
+    # Version numbers another registration took first (each an S3 412) before this one won.
+    conflict_retries: int = 0
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_url: str
+    upload_key: str
+    expires_in: int
+
+
+class Registrar:
+    """Turns caller bytes into a committed version, without ever loading them."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        validator: Validator,
+        max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
+        pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.registry = registry
+        self.validator = validator
+        self.max_artifact_bytes = max_artifact_bytes
+        self.pickle_policy = pickle_policy
+        self.clock = clock
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.registry.store
+
+    def create_upload(self, name: str, expires_in: int = DEFAULT_UPLOAD_EXPIRES_IN) -> Upload:
+        key = upload_key(name, secrets.token_hex(16))
+        return Upload(self.store.presign_put(key, expires_in), key, expires_in)
+
+    def register_upload(self, name: str, key: str, **metadata: Any) -> Registration:
+        """Register bytes a client PUT to an upload URL of this model.
+
+        The size limit holds for the bytes read: an upload swapped for a larger one after
+        any earlier check is still refused, and never read whole into memory.
+        """
+        validate_model_name(name)
+        if not re.fullmatch(UPLOAD_KEY_PATTERN, key) or not key.startswith(f"uploads/{name}/"):
+            raise UploadNotFoundError(f"upload {key[:120]!r} does not belong to model {name!r}")
+        try:
+            artifact = self.store.get(key, max_bytes=self.max_artifact_bytes)
+        except ObjectNotFoundError as exc:
+            raise UploadNotFoundError(f"nothing was uploaded to {key!r}") from exc
+        except ObjectTooLargeError as exc:
+            raise self._too_large() from exc
+        return self.register(name, artifact, **metadata)
+
+    def _too_large(self, size: int | None = None) -> ArtifactTooLargeError:
+        what = f"{size} bytes" if size is not None else f"over {self.max_artifact_bytes} bytes"
+        return ArtifactTooLargeError(
+            f"the artifact is {what}; the registry accepts at most {self.max_artifact_bytes}"
+        )
+
+    def register(
+        self,
+        name: str,
+        artifact: bytes,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+        registered_by: str | None = None,
+    ) -> Registration:
+        """Validate the bytes and commit them as the next version.
+
+        Bytes identical to an active version of the model return that version
+        (created=False) instead, also when identical registrations race.
+        """
+        validate_model_name(name)
+        if len(artifact) > self.max_artifact_bytes:
+            raise self._too_large(len(artifact))
+        format = artifact_format_of(artifact)
+        if format is ArtifactFormat.JOBLIB and self.pickle_policy is PicklePolicy.DENY:
+            raise rejection_error(Rejection(reason=RejectionReason.PICKLE_REFUSED))
+        validated = self.validator.validate(name, artifact, format)
+        digest = sha256_hex(artifact)
+        claim = self._claim(name, digest)
+        if isinstance(claim, VersionInfo):
+            return Registration(claim, created=False)
+        metadata = {
+            "description": description,
+            "tags": tags or {},
+            "metrics": metrics or {},
+            "registered_by": registered_by,
+        }
+        try:
+            manifest, conflict_retries = self._store_version(
+                name, artifact, digest, format, validated, metadata
+            )
+        except BaseException:
+            self._release(name, digest, claim)
+            raise
+        try:
+            self.store.put(
+                claim_key(name, digest),
+                _encode(claim.model_copy(update={"version": manifest.version})),
+            )
+        except RegistryError as exc:
+            # The version is committed: answer with it. The claim stays pending, so an
+            # identical registration waits (503) until the claim is stale, then makes a new one.
+            logger.warning(
+                "registered, but the sha256 claim was not updated",
+                extra={"model": name, "version": manifest.version, "error_code": exc.code},
+            )
+        return Registration(VersionInfo(manifest, VersionStatus.ACTIVE, []), True, conflict_retries)
+
+    def _store_version(
+        self,
+        name: str,
+        artifact: bytes,
+        digest: str,
+        format: ArtifactFormat,
+        validated: ValidatedArtifact,
+        metadata: dict[str, Any],
+    ) -> tuple[ModelManifest, int]:
+        """Write the artifact and its serving copy once each, then commit the next free version.
+
+        Returns the manifest and how many taken versions were stepped over.
+        """
+        key = artifact_key(name, digest, format)
+        self._create_once(key, artifact)
+        serving: dict[str, Any] = {}
+        if validated.serving_copy is not None:
+            serving_digest = sha256_hex(validated.serving_copy)
+            self._create_once(serving_key(name, serving_digest), validated.serving_copy)
+            serving = {
+                "serving_key": serving_key(name, serving_digest),
+                "serving_sha256": serving_digest,
+            }
+        estimator = validated.estimator
+        manifest_fields = {
+            "name": name,
+            "artifact_key": key,
+            "sha256": digest,
+            "size_bytes": len(artifact),
+            "format": format,
+            "estimator_class": estimator.estimator_class,
+            "n_features_in": estimator.n_features_in,
+            "feature_names": estimator.feature_names,
+            "classes": estimator.classes,
+            "has_predict_proba": estimator.has_predict_proba,
+            "runtime": validated.runtime,
+            **serving,
+            **metadata,
+        }
+        return self._commit_next_version(name, manifest_fields)
+
+    def _create_once(self, key: str, data: bytes) -> None:
+        """Content-addressed objects are created, never replaced; the same bytes may be there."""
+        if not self.store.create(key, data):
+            raise IntegrityError(
+                f"{key!r} holds other bytes than its sha256 says; nothing was written"
+            )
+
+    def _release(self, name: str, digest: str, claim: ShaClaim) -> None:
+        """Best effort after a failed registration: date the claim so others take over at once."""
+        released = claim.model_copy(update={"claimed_at": datetime(1970, 1, 1, tzinfo=UTC)})
+        with contextlib.suppress(RegistryError):
+            self.store.put(claim_key(name, digest), _encode(released))
+
+    def _commit_next_version(self, name: str, fields: dict[str, Any]) -> tuple[ModelManifest, int]:
+        conflicts = 0
+        for _ in range(LISTINGS_PER_REGISTRATION):
+            existing = self.registry.list_versions(name)
+            candidate = existing[-1] + 1 if existing else 1
+            for version in range(candidate, candidate + CREATE_ATTEMPTS_PER_LISTING):
+                if version > MAX_VERSION:
+                    raise VersionAllocationError(f"model {name!r} has no version numbers left")
+                manifest = ModelManifest(version=version, created_at=self.clock(), **fields)
+                if self.store.create(manifest_key(name, version), _encode(manifest)):
+                    return manifest, conflicts
+                conflicts += 1
+                logger.debug(
+                    "version taken by a concurrent registration",
+                    extra={"model": name, "version": version},
+                )
+        raise VersionAllocationError(
+            f"too many concurrent registrations of {name!r}; retry the request"
+        )
+
+    def _claim(self, name: str, digest: str) -> ShaClaim | VersionInfo:
+        """Become the one registration of these bytes, or find the version that holds them."""
+        key = claim_key(name, digest)
+        deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+        pause = 0.05
+        while time.monotonic() < deadline:
+            mine = ShaClaim(token=secrets.token_hex(16), claimed_at=self.clock())
+            if self.store.create(key, _encode(mine)):
+                return mine
+            try:
+                current = self.store.get_versioned(key)
+            except ObjectNotFoundError:
+                continue
+            claim = ShaClaim.model_validate_json(current.data)
+            if claim.version is not None:
+                existing = self._existing_active(name, claim.version)
+                if existing is not None:
+                    return existing
+                take_over = True  # that version was archived: register the bytes anew
+            else:
+                take_over = self.clock() - claim.claimed_at > CLAIM_STALE_AFTER
+            if take_over and self.store.replace(key, _encode(mine), current.etag):
+                return mine
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        raise RegistrationInProgressError(
+            f"the same bytes are being registered as {name!r} right now; retry"
+        )
+
+    def _existing_active(self, name: str, version: int) -> VersionInfo | None:
+        try:
+            existing = self.registry.get_version(name, version)
+        except (ModelNotFoundError, VersionNotFoundError):
+            return None
+        return existing if existing.status is VersionStatus.ACTIVE else None
+
+
+def _encode(model: Any) -> bytes:
+    return bytes(model.model_dump_json(indent=2).encode())

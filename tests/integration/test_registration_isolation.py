@@ -1,0 +1,227 @@
+"""A registration cannot take over the registry: the attack of the issue, replayed.
+
+S3 is moto's server on 127.0.0.1, and the register and predict handlers run as they
+are deployed, with the register function's S3 credentials in their environment. The
+artifact's code runs in the validator (a child process with a scrubbed environment,
+as the validator function has no S3 permission) and tries everything it can.
+"""
+
+import base64
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import skops.io
+from local_api import (
+    LocalLambdaContext,
+    build_event,
+    load_function_module,
+    load_template,
+    routes_from_template,
+)
+
+from registry import service
+from registry.config import DEFAULT_MAX_ARTIFACT_BYTES
+from registry.manifest import sha256_hex
+from registry.predictor import load_model
+from registry.registration import Registrar
+from registry.registry import ModelRegistry
+from registry.store import S3Store
+from registry.validator import Validator
+from tests.conftest import BUCKET, REGION
+from tests.integration.conftest import LogLines
+from tests.support.attack import (
+    SMUGGLE_IN_EXCEPTION,
+    SMUGGLE_IN_FEATURE_NAMES,
+    hostile_joblib,
+    take_over,
+)
+
+ROUTES = routes_from_template(load_template())
+
+
+@pytest.fixture
+def secrets_in_environment(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The register function's credentials and one more secret, each a distinctive value."""
+    values = {
+        "AWS_ACCESS_KEY_ID": "AKIA" + secrets.token_hex(8).upper(),
+        "AWS_SECRET_ACCESS_KEY": "canary-secret-" + secrets.token_hex(12),
+        "AWS_SESSION_TOKEN": "canary-token-" + secrets.token_hex(12),
+        "REGISTRY_SIGNING_SECRET": "canary-other-" + secrets.token_hex(12),
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return list(values.values())
+
+
+@pytest.fixture
+def deployed_like(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch, secrets_in_environment: list[str]
+) -> Iterator[str]:
+    """The handlers' registry is the bucket on moto's server; yields the endpoint."""
+    monkeypatch.setenv("REGISTRY_URI", f"s3://{BUCKET}/registry")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
+    service.reset()
+    yield moto_server
+
+
+def call(method: str, path: str, body: Any = None, query: dict[str, str] | None = None) -> Any:
+    route = next(r for r in ROUTES if r.match(method, path) is not None)
+    data = json.dumps(body).encode() if body is not None else b""
+    event = build_event(
+        route,
+        method,
+        path,
+        route.match(method, path) or {},
+        {k: [v] for k, v in (query or {}).items()},
+        {},
+        data,
+    )
+    response = load_function_module(route.code_dir).lambda_handler(
+        event, LocalLambdaContext(route.function)
+    )
+    return response["statusCode"], response["body"]
+
+
+def objects_of(s3: Any, prefix: str) -> dict[str, bytes]:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    return {
+        item["Key"]: s3.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read() for item in listed
+    }
+
+
+def register_victim(moons_bytes: bytes) -> dict[str, Any]:
+    body = {"name": "victim", "artifact": base64.b64encode(moons_bytes).decode()}
+    status, answer = call("POST", "/models", body)
+    assert status == 201, answer
+    return dict(json.loads(answer))
+
+
+@pytest.mark.parametrize("smuggle", [SMUGGLE_IN_FEATURE_NAMES, SMUGGLE_IN_EXCEPTION])
+def test_a_hostile_artifact_changes_no_other_model_and_leaks_nothing(
+    deployed_like: str,
+    secrets_in_environment: list[str],
+    moons_bytes: bytes,
+    moons_model: Any,
+    tmp_path: Path,
+    log_lines: LogLines,
+    capsys: pytest.CaptureFixture[str],
+    smuggle: str,
+) -> None:
+    # Given a served model, and an artifact built to overwrite its manifest and serving copy
+    victim = register_victim(moons_bytes)
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=deployed_like)
+    before = objects_of(s3, "registry/models/victim/")
+    victim_keys = [key for key in before if "/versions/" in key or "/serving/" in key]
+    report_path = tmp_path / "report.json"
+    hostile = hostile_joblib(report_path, BUCKET, deployed_like, victim_keys, smuggle)
+
+    # When it is registered under a harmless name
+    status, answer = call(
+        "POST", "/models", {"name": "harmless", "artifact": base64.b64encode(hostile).decode()}
+    )
+
+    # Then its code ran, but found no credential and no registry to write to
+    report = json.loads(report_path.read_text())
+    assert report["ran"] is True
+    assert report["s3_write"] == "NoCredentialsError"
+    assert report["store_write"] == "no REGISTRY_URI"
+    assert not [
+        name
+        for name in report["environment"]
+        if name.startswith("AWS_") and name != "AWS_EC2_METADATA_DISABLED"
+    ]
+    # and every object of the other model is byte-identical, and it still answers the same
+    assert objects_of(s3, "registry/models/victim/") == before
+    service.reset()  # a cold predict container: nothing cached
+    status_classify, classified = call(
+        "POST", "/classify", {"instances": [[0.5, 0.2]]}, {"model": "victim"}
+    )
+    assert status_classify == 200
+    assert json.loads(classified)["predictions"] == moons_model.predict([[0.5, 0.2]]).tolist()
+    # and nothing from the environment reached the response, the log lines or stdout
+    if smuggle == SMUGGLE_IN_EXCEPTION:
+        assert status == 422 and json.loads(answer)["code"] == "invalid_artifact"
+    else:
+        assert status == 201  # a valid model: pickle artifacts are allowed by default
+    printed = capsys.readouterr().out + json.dumps(log_lines.lines) + answer + classified
+    for secret in secrets_in_environment:
+        assert secret not in printed
+    assert victim["sha256"] in printed or victim["sha256"] == sha256_hex(moons_bytes)
+
+
+def test_the_same_artifact_run_with_registers_credentials_would_take_over(
+    moto_server: str, moons_bytes: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control: where the code gets the credentials, the attack works (so the test above
+    can fail). Run directly in this process, with S3 credentials and the endpoint."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_server)
+    s3.put_object(Bucket=BUCKET, Key="registry/models/victim/versions/0000000001.json", Body=b"{}")
+    report_path = tmp_path / "report.json"
+
+    take_over(
+        str(report_path),
+        BUCKET,
+        moto_server,
+        ["registry/models/victim/versions/0000000001.json"],
+        SMUGGLE_IN_FEATURE_NAMES,
+    )
+
+    assert json.loads(report_path.read_text())["s3_write"] == "written"
+    stored = s3.get_object(Bucket=BUCKET, Key="registry/models/victim/versions/0000000001.json")
+    assert stored["Body"].read() == b"taken over"
+
+
+def test_with_pickle_denied_a_joblib_artifact_is_refused_before_anything_loads_it(
+    deployed_like: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moons_model: Any
+) -> None:
+    monkeypatch.setenv("PICKLE_ARTIFACTS", "deny")
+    service.reset()
+    report_path = tmp_path / "report.json"
+    hostile = hostile_joblib(report_path, BUCKET, deployed_like, [], SMUGGLE_IN_FEATURE_NAMES)
+
+    status, answer = call(
+        "POST", "/models", {"name": "harmless", "artifact": base64.b64encode(hostile).decode()}
+    )
+
+    assert status == 422
+    assert json.loads(answer)["code"] == "pickle_refused"
+    assert "skops" in json.loads(answer)["message"]
+    assert not report_path.exists()
+    # while a skops file of a real model registers and serves
+    skops_artifact = base64.b64encode(skops.io.dumps(moons_model)).decode()
+    status, answer = call("POST", "/models", {"name": "moons", "artifact": skops_artifact})
+    assert status == 201, answer
+    assert json.loads(answer)["format"] == "skops"
+    status, classified = call("POST", "/classify", {"instances": [[0.5, 0.2]]}, {"model": "moons"})
+    assert json.loads(classified)["predictions"] == moons_model.predict([[0.5, 0.2]]).tolist()
+
+
+def test_large_artifacts_reach_the_validator_by_presigned_urls_only(
+    moto_server: str, moons_bytes: bytes, moons_model: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the invocation's size (here 0 bytes), register stages the bytes it hashed under a
+    key only it knows; the validator GETs them and PUTs its serving copy back by URL."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
+    store = S3Store(BUCKET, "registry")
+    validator = Validator(
+        service.local_validator_process(service.settings().pickle_artifacts),
+        "local",
+        store,
+        DEFAULT_MAX_ARTIFACT_BYTES,
+        inline_limit=0,
+    )
+    registry = ModelRegistry(store)
+
+    manifest = Registrar(registry, validator).register("moons", moons_bytes).info.manifest
+
+    assert manifest.serving_key is not None
+    staged = [key for key in store.list_keys("uploads/moons/")]
+    assert {key.rpartition(".")[2] for key in staged} == {"staged", "serving"}
+    rows = [[0.5, 0.2], [1.5, -0.4]]
+    assert (load_model(registry, manifest).predict(rows) == moons_model.predict(rows)).all()

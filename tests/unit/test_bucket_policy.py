@@ -1,0 +1,120 @@
+"""History is write-once in storage: the bucket policy SAM makes, against the writes we make.
+
+The policy's statements are read from SAM's transform of template.yaml and evaluated
+here for S3's PutObject (the parts of IAM's logic they use: ARN wildcards and Null
+conditions on s3:if-none-match / s3:if-match). Every PutObject a real registration,
+alias move and archive sends to (moto's) S3 is recorded with its conditional headers
+and must be allowed; an overwrite of history must be denied.
+"""
+
+import fnmatch
+import re
+from typing import Any
+
+import pytest
+
+from registry.manifest import WRITE_ONCE_FOLDERS
+from registry.registry import ModelRegistry
+from registry.store import S3Store
+from tests.conftest import BUCKET, distinct_model_bytes, registrar_for
+from tests.unit.test_deployment import resources_of
+
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+HEADER_KEYS = {"IfNoneMatch": "s3:if-none-match", "IfMatch": "s3:if-match"}
+
+
+def bucket_statements(cloudformation: dict[str, Any]) -> list[dict[str, Any]]:
+    (policy,) = resources_of(cloudformation, "AWS::S3::BucketPolicy").values()
+    return list(policy["PolicyDocument"]["Statement"])
+
+
+def resources(statement: dict[str, Any]) -> list[str]:
+    listed = statement["Resource"]
+    listed = listed if isinstance(listed, list) else [listed]
+    arns = []
+    for resource in listed:
+        if resource == {"Fn::GetAtt": ["RegistryBucket", "Arn"]}:
+            arns.append(BUCKET_ARN)
+            continue
+        text = resource["Fn::Sub"] if isinstance(resource, dict) else resource
+        arns.append(text.replace("${RegistryBucket.Arn}", BUCKET_ARN))
+    return arns
+
+
+def denied(statements: list[dict[str, Any]], key: str, condition_keys: set[str]) -> bool:
+    """Whether a PutObject of registry/<key> sending these conditional headers is denied."""
+    arn = f"{BUCKET_ARN}/registry/{key}"
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        if statement["Effect"] != "Deny" or not {"s3:PutObject", "s3:*"} & set(actions):
+            continue
+        if not any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources(statement)):
+            continue
+        conditions = statement.get("Condition", {})
+        if set(conditions) - {"Null", "Bool"}:
+            raise AssertionError(f"the test does not evaluate {set(conditions)}")
+        if "Bool" in conditions:
+            continue  # aws:SecureTransport: every request here is over TLS
+        # Null: true means "the key is absent"; every listed key must match.
+        if all(
+            (key_name not in condition_keys) == (expected == "true")
+            for key_name, expected in conditions["Null"].items()
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("folder", WRITE_ONCE_FOLDERS)
+def test_manifests_artifacts_and_serving_copies_can_only_be_created(
+    cloudformation: dict[str, Any], folder: str
+) -> None:
+    statements = bucket_statements(cloudformation)
+    key = f"models/moons/{folder}/0000000001.json"
+    assert denied(statements, key, set())
+    assert denied(statements, key, {"s3:if-match"})
+    assert not denied(statements, key, {"s3:if-none-match"})
+
+
+def test_model_state_changes_only_by_compare_and_swap_or_creation(
+    cloudformation: dict[str, Any],
+) -> None:
+    statements = bucket_statements(cloudformation)
+    assert denied(statements, "models/moons/state.json", set())
+    assert not denied(statements, "models/moons/state.json", {"s3:if-match"})
+    assert not denied(statements, "models/moons/state.json", {"s3:if-none-match"})
+    # Claims and uploads are not history: plain writes stay allowed.
+    assert not denied(statements, "models/moons/sha256/" + "a" * 64 + ".json", set())
+    assert not denied(statements, "uploads/moons/" + "b" * 32 + ".joblib", set())
+
+
+def test_every_write_the_registry_makes_is_allowed_by_the_policy(
+    cloudformation: dict[str, Any], s3_client: Any, moons_bytes: bytes
+) -> None:
+    writes: list[tuple[str, set[str]]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent = {condition for header, condition in HEADER_KEYS.items() if header in params}
+        writes.append((params["Key"].removeprefix("registry/"), sent))
+
+    s3_client.meta.events.register("before-parameter-build.s3.PutObject", record)
+    registry = ModelRegistry(S3Store(BUCKET, "registry", s3_client=s3_client))
+    registrar = registrar_for(registry)
+    registrar.register("moons", moons_bytes)
+    registrar.register("moons", distinct_model_bytes(1))
+    registrar.register("moons", moons_bytes)  # identical bytes: the existing version
+    registry.set_alias("moons", "production", 1)
+    registry.set_alias("moons", "production", 2)
+    registry.delete_alias("moons", "production")
+    registry.archive("moons", 1)
+    registrar.register("moons", moons_bytes)  # archived bytes registered anew
+
+    statements = bucket_statements(cloudformation)
+    refused = [(key, sent) for key, sent in writes if denied(statements, key, sent)]
+    assert refused == []
+    folders = {re.sub(r"^models/moons/([^/]+).*$", r"\1", key) for key, _ in writes}
+    assert {*WRITE_ONCE_FOLDERS, "state.json", "sha256"} <= folders
+    # and the same writes without their conditions would have been refused
+    history = [key for key, _ in writes if key.split("/")[2] in WRITE_ONCE_FOLDERS]
+    assert all(denied(statements, key, set()) for key in history)
