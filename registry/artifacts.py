@@ -13,6 +13,7 @@ import pickle
 import platform
 import threading
 import warnings
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -31,7 +32,9 @@ from registry.validation import EstimatorDescription, RejectionReason, reject
 _LOAD_LOCK = threading.Lock()
 
 
+@cache
 def runtime_versions() -> RuntimeVersions:
+    """What this process runs (read once: importlib.metadata scans site-packages)."""
     try:
         skops_version: str | None = version("skops")
     except PackageNotFoundError:

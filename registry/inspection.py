@@ -18,6 +18,7 @@ memory or its /proc environ either.
 import base64
 import contextlib
 import ctypes
+import importlib
 import json
 import os
 import select
@@ -63,6 +64,22 @@ CREDENTIAL_VARIABLES = (
     "AWS_PROFILE",
 )
 _PR_SET_DUMPABLE = 4
+# Imported once by the validator, before it forks: otherwise every child imports the
+# estimator's module anew (about 90 ms for a LogisticRegression, 700 ms for a forest).
+COMMON_ESTIMATOR_MODULES = (
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "sklearn.compose",
+    "sklearn.impute",
+    "sklearn.tree",
+    "sklearn.svm",
+    "sklearn.neighbors",
+    "sklearn.naive_bayes",
+    "sklearn.neural_network",
+    "sklearn.model_selection",
+)
 
 
 class StagedArtifactUnavailable(Exception):
@@ -74,6 +91,13 @@ class _ChildFindings(BaseModel):
 
     estimator: EstimatorDescription | None = None
     rejection: Rejection | None = None
+
+
+def prepare_validator() -> None:
+    """What the validator does at start, before any caller byte arrives."""
+    drop_credentials()
+    for module in COMMON_ESTIMATOR_MODULES:
+        importlib.import_module(module)
 
 
 def drop_credentials() -> None:
@@ -260,7 +284,7 @@ def _end_child(pid: int) -> None:
 
 def serve_worker() -> None:
     """What the local worker runs: the validator function's handler over stdin and stdout."""
-    drop_credentials()
+    prepare_validator()
     policy = Settings.from_environ().pickle_artifacts
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     # Nothing but frames may reach stdout: anything else the process prints goes to stderr.

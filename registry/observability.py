@@ -30,6 +30,8 @@ from registry.errors import IntegrityError
 # The value of the `service` log key and metric dimension, one per function.
 PREDICT_SERVICE = "predict"
 REGISTER_SERVICE = "register"
+# The validator writes no metrics of its own; the dashboard shows its Lambda metrics.
+VALIDATE_SERVICE = "validate"
 SERVICES = (PREDICT_SERVICE, REGISTER_SERVICE)
 
 # Deployed, template.yaml sets ModelRegistry/<stack name>, so stacks sharing an

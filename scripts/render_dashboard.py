@@ -23,6 +23,7 @@ from registry.observability import (  # noqa: E402
     METRIC_DEFINITIONS,
     PREDICT_SERVICE,
     REGISTER_SERVICE,
+    VALIDATE_SERVICE,
     MetricName,
 )
 
@@ -32,7 +33,11 @@ BODY_INDENT = " " * 8
 # Must equal the functions' POWERTOOLS_METRICS_NAMESPACE in template.yaml (a test checks).
 NAMESPACE = DEFAULT_METRICS_NAMESPACE + "/${AWS::StackName}"
 REGION = "${AWS::Region}"
-FUNCTION_NAMES = {PREDICT_SERVICE: "${PredictFunction}", REGISTER_SERVICE: "${RegisterFunction}"}
+FUNCTION_NAMES = {
+    PREDICT_SERVICE: "${PredictFunction}",
+    REGISTER_SERVICE: "${RegisterFunction}",
+    VALIDATE_SERVICE: "${ValidateFunction}",
+}
 # RegistryApi's Name and stage, as the 5XX alarm names them.
 API_DIMENSIONS = ["ApiName", "${AWS::StackName}-api", "Stage", "${StageName}"]
 PERIOD = 60
@@ -75,6 +80,7 @@ def graph(title: str, metrics: list[Any], **properties: Any) -> dict[str, Any]:
 
 def widgets() -> list[dict[str, Any]]:
     predict, register = PREDICT_SERVICE, REGISTER_SERVICE
+    functions = (predict, register, VALIDATE_SERVICE)  # the Lambda widgets show all three
     graphs = [
         graph(
             "Requests per minute",
@@ -149,7 +155,7 @@ def widgets() -> list[dict[str, Any]]:
             "Lambda duration (ms)",
             [
                 lambda_metric("Duration", service, stat=stat, label=f"{service} {stat}")
-                for service in (predict, register)
+                for service in functions
                 for stat in ("p50", "p99")
             ],
         ),
@@ -157,7 +163,7 @@ def widgets() -> list[dict[str, Any]]:
             "Lambda errors and throttles",
             [
                 lambda_metric(name, service, stat="Sum", label=f"{service} {name.lower()}")
-                for service in (predict, register)
+                for service in functions
                 for name in ("Errors", "Throttles")
             ],
         ),
@@ -165,7 +171,7 @@ def widgets() -> list[dict[str, Any]]:
             "Lambda concurrent executions",
             [
                 lambda_metric("ConcurrentExecutions", service, stat="Maximum", label=service)
-                for service in (predict, register)
+                for service in functions
             ],
         ),
         graph(

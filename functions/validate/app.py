@@ -10,10 +10,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from registry.config import Settings
-from registry.inspection import drop_credentials, handle_validation
+from registry.inspection import handle_validation, prepare_validator
 
-# Before any caller byte arrives: no credential stays in this process.
-drop_credentials()
+# Before any caller byte arrives: no credential stays in this process, and the usual
+# estimator modules are imported once rather than in every child.
+prepare_validator()
 PICKLE_POLICY = Settings.from_environ().pickle_artifacts
 
 

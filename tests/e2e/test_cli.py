@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy
+import skops.io
 
 from tests.conftest import distinct_model_bytes
 from tests.e2e.test_local_api import API_KEY
@@ -59,6 +60,22 @@ def test_a_large_artifact_goes_through_the_upload_url(
     assert "uploading [" in result.stderr and "100%" in result.stderr
     assert "created            True" in result.stdout
     assert shown["size_bytes"] == len(moons_bytes)
+
+
+def test_a_skops_file_registers_inline_and_by_upload_and_classifies_exactly(
+    api_url: str, tmp_path: Path, moons_model: Any
+) -> None:
+    path = tmp_path / "moons.skops"
+    path.write_bytes(skops.io.dumps(moons_model))
+
+    inline = cli_json(api_url, "register", str(path), "--name", "moons")
+    uploaded = cli_json(api_url, "register", str(path), "--name", "other", "--inline-limit", "100")
+    rows = numpy.random.default_rng(1).normal(size=(50, 2))
+    answer = cli_json(api_url, "classify", "other", "--instances", json.dumps(rows.tolist()))
+
+    assert (inline["format"], inline["serving_key"], inline["created"]) == ("skops", None, True)
+    assert uploaded["format"] == "skops" and uploaded["artifact_key"].endswith(".skops")
+    assert answer["predictions"] == moons_model.predict(rows).tolist()
 
 
 def test_list_show_alias_classify_and_archive(

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -24,3 +27,16 @@ def test_settings_have_defaults_for_local_use() -> None:
 def test_a_malformed_setting_fails_at_startup() -> None:
     with pytest.raises(ValidationError):
         Settings.from_environ({"CACHE_MAX_BYTES": "lots"})
+
+
+def test_reading_the_settings_loads_nothing_of_ours_and_no_scikit_learn() -> None:
+    script = "import sys, registry.config; print(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    loaded = set(result.stdout.split())
+    assert "registry.config" in loaded
+    assert {name for name in loaded if name.startswith("registry")} == {
+        "registry",
+        "registry.config",
+    }
+    assert not {name.split(".")[0] for name in loaded} & {"sklearn", "joblib", "numpy", "skops"}

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from local_api import load_template, routes_from_template
+
 from tests.unit.conftest import WRITERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -257,3 +259,39 @@ def test_only_the_api_key_routes_are_opened_and_writers_can_be_named(
         writes = method != "GET" and path.startswith("/models")
         matched = any(fnmatch.fnmatchcase(resource, pattern) for pattern in deny["Resource"])
         assert matched == writes, (method, path)
+
+
+def readme_policies() -> dict[str, dict[str, Any]]:
+    """The README's JSON policy documents, by the Sid of their first statement."""
+    blocks = re.findall(r"```json\n(.*?)```", (REPO_ROOT / "README.md").read_text(), re.DOTALL)
+    documents = [json.loads(block) for block in blocks if '"Statement"' in block]
+    return {document["Statement"][0]["Sid"]: document for document in documents}
+
+
+def test_the_readmes_reader_and_registrar_policies_grant_what_they_say() -> None:
+    policies = readme_policies()
+    api = "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod"
+
+    def allows(sid: str, method: str, path: str) -> bool:
+        (statement,) = policies[sid]["Statement"]
+        assert (statement["Effect"], statement["Action"]) == ("Allow", "execute-api:Invoke")
+        arn = f"{api}/{method}{re.sub(r'{[^}]+}', 'x', path)}"
+        patterns = [pattern.replace("<ApiExecutionArn>", api) for pattern in statement["Resource"]]
+        return any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns)
+
+    routes = [route for route in routes_from_template(load_template()) if route.iam_auth]
+    assert any(route.method != "GET" for route in routes)
+    for route in routes:
+        assert allows("ReadTheModelRegistry", route.method, route.path) == (route.method == "GET")
+        assert allows("WriteTheModelRegistry", route.method, route.path), route
+
+
+def test_the_readmes_statements_for_an_existing_bucket_are_the_stacks_own(
+    cloudformation: dict[str, Any],
+) -> None:
+    (policy,) = resources_of(cloudformation, "AWS::S3::BucketPolicy").values()
+    rendered = json.dumps(policy["PolicyDocument"]["Statement"])
+    rendered = rendered.replace('{"Fn::GetAtt": ["RegistryBucket", "Arn"]}', '"<Arn>"')
+    rendered = re.sub(r'\{"Fn::Sub": "\$\{RegistryBucket\.Arn\}([^"]*)"\}', r'"<Arn>\1"', rendered)
+    stack_statements = json.loads(rendered.replace("<Arn>", "arn:aws:s3:::<BucketName>"))
+    assert readme_policies()["DenyInsecureTransport"]["Statement"] == stack_statements
