@@ -10,42 +10,22 @@ artifact raised is never kept, since a pickle can build it from the environment.
 
 import io
 import pickle
-import platform
 import threading
 import warnings
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import joblib
 import numpy
-import sklearn
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from registry.config import PicklePolicy
-from registry.manifest import ArtifactFormat, Label, RuntimeVersions
+from registry.manifest import ArtifactFormat, Label
 from registry.validation import EstimatorDescription, RejectionReason, reject
 
 # warnings.catch_warnings swaps process-wide state; loads are rare (cache
 # misses and registrations), so they are serialised rather than racing on it.
 _LOAD_LOCK = threading.Lock()
-
-
-@cache
-def runtime_versions() -> RuntimeVersions:
-    """What this process runs (read once: importlib.metadata scans site-packages)."""
-    try:
-        skops_version: str | None = version("skops")
-    except PackageNotFoundError:
-        skops_version = None
-    return RuntimeVersions(
-        python=platform.python_version(),
-        scikit_learn=sklearn.__version__,
-        joblib=joblib.__version__,
-        numpy=numpy.__version__,
-        skops=skops_version,
-    )
 
 
 def serving_bytes(estimator: Any) -> bytes:

@@ -1,37 +1,34 @@
-"""Inside the validator: fetch an artifact, load it in a child process, answer JSON.
+"""The validator: fetch an artifact, have it loaded in the sandbox, answer JSON.
 
 Both the validator function (functions/validate) and the local worker that
 scripts/local_api.py and the tests start (`python -m registry.inspection`, with a
-scrubbed environment) call handle_validation. It never loads the artifact itself:
-it forks a child per artifact, which loads and describes it and writes its findings
-to a pipe, then exits. The child starts a session of its own, keeps no inherited
-descriptor but the pipe, and loses the runtime API's address; it is killed with its
-process group when it is done, so what an artifact's code starts in it does not
-outlive the validation it came with. The parent reads at most a bounded answer for
-at most CHILD_TIMEOUT_SECONDS, and keeps only what fits the schema.
+scrubbed environment) call handle_validation. This process never loads an artifact,
+and imports nothing that could: registry/sandbox.py's zygote, a fresh interpreter
+with a clean environment, forks a child per artifact, and this process reads at most
+a bounded answer for at most CHILD_TIMEOUT_SECONDS, keeps only what fits the schema,
+then has every process the artifact left behind killed.
 
-The process holds no credential: drop_credentials() runs at start, before any caller
-byte arrives, and makes the process undumpable, so that a child cannot read its
-memory or its /proc environ either.
+It holds no credential: drop_credentials() runs at start, before any caller byte
+arrives, and makes the process undumpable.
 """
 
 import base64
 import contextlib
 import ctypes
-import importlib
 import json
 import os
 import select
-import signal
-import struct
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from registry.artifacts import describe_estimator, load_estimator, runtime_versions, serving_bytes
 from registry.config import PicklePolicy, Settings
 from registry.manifest import ArtifactFormat
 from registry.validation import (
@@ -43,14 +40,14 @@ from registry.validation import (
     ValidationReport,
     read_frame,
     reject,
+    runtime_versions,
     write_frame,
 )
 
 CHILD_TIMEOUT_SECONDS = 15.0
+ZYGOTE_START_SECONDS = 60.0
 FETCH_TIMEOUT_SECONDS = 10.0
 MAX_DESCRIPTION_BYTES = 16 * 1024 * 1024
-# What the child writes: the lengths of its JSON and of its serving copy, then both.
-_CHILD_HEADER = struct.Struct("!QQ")
 CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
@@ -64,26 +61,16 @@ CREDENTIAL_VARIABLES = (
     "AWS_PROFILE",
 )
 _PR_SET_DUMPABLE = 4
-# Imported once by the validator, before it forks: otherwise every child imports the
-# estimator's module anew (about 90 ms for a LogisticRegression, 700 ms for a forest).
-COMMON_ESTIMATOR_MODULES = (
-    "sklearn.ensemble",
-    "sklearn.linear_model",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "sklearn.compose",
-    "sklearn.impute",
-    "sklearn.tree",
-    "sklearn.svm",
-    "sklearn.neighbors",
-    "sklearn.naive_bayes",
-    "sklearn.neural_network",
-    "sklearn.model_selection",
-)
+# What a child writes (registry/sandbox.py): the lengths of its JSON and serving copy.
+_CHILD_HEADER_SIZE = 16
 
 
 class StagedArtifactUnavailable(Exception):
     """The presigned URL of the staged artifact could not be read: not the artifact's fault."""
+
+
+class ServingCopyUnavailable(Exception):
+    """The serving copy could not be PUT to its presigned URL: not the artifact's fault."""
 
 
 class _ChildFindings(BaseModel):
@@ -91,13 +78,6 @@ class _ChildFindings(BaseModel):
 
     estimator: EstimatorDescription | None = None
     rejection: Rejection | None = None
-
-
-def prepare_validator() -> None:
-    """What the validator does at start, before any caller byte arrives."""
-    drop_credentials()
-    for module in COMMON_ESTIMATOR_MODULES:
-        importlib.import_module(module)
 
 
 def drop_credentials() -> None:
@@ -109,32 +89,157 @@ def drop_credentials() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
+def sandbox_environment(home: str) -> dict[str, str]:
+    """The zygote's whole environment: where Python finds our code, and nothing else."""
+    paths = [path for path in sys.path if path and os.path.isdir(path)]
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": home,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+class Zygote:
+    """The sandbox's zygote, started on first use and again after it died."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._connection: socket.socket | None = None
+        self._home = tempfile.mkdtemp(prefix="registry-sandbox-")
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self._started()
+
+    def _started(self) -> socket.socket:
+        if self._connection is not None and self._process and self._process.poll() is None:
+            return self._connection
+        self.stop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # The same interpreter, with its site-packages or without (-S) as this one runs.
+        site = "-S" if sys.flags.no_site else "-s"
+        self._process = subprocess.Popen(
+            [sys.executable, site, "-m", "registry.sandbox", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=sandbox_environment(self._home),
+            cwd=self._home,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        theirs.close()
+        ours.settimeout(ZYGOTE_START_SECONDS)
+        if ours.recv(4096) != b'{"ready": true}':
+            raise OSError("the sandbox did not start")
+        self._connection = ours
+        return ours
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def inspect(
+        self,
+        data: bytes,
+        format: ArtifactFormat,
+        pickle_policy: PicklePolicy,
+        max_serving_bytes: int,
+        timeout: float = CHILD_TIMEOUT_SECONDS,
+    ) -> tuple[EstimatorDescription, bytes | None]:
+        """Load and describe the artifact in a child of the zygote; its serving copy if any.
+
+        Raises ArtifactRejected: with the child's reason, or STOPPED when the child died,
+        overran its time, or wrote something that is not an answer.
+        """
+        with self._lock:
+            try:
+                raw = self._run_child(data, format, pickle_policy, max_serving_bytes, timeout)
+            except OSError:
+                self.stop()  # a zygote that answers no more is started anew next time
+                raw = None
+        return _parse_child_answer(raw)
+
+    def _run_child(
+        self,
+        data: bytes,
+        format: ArtifactFormat,
+        pickle_policy: PicklePolicy,
+        max_serving_bytes: int,
+        timeout: float,
+    ) -> bytes | None:
+        connection = self._started()
+        artifact_in, artifact_out = os.pipe()
+        answer_in, answer_out = os.pipe()
+        request = {
+            "format": format.value,
+            "pickle_policy": pickle_policy.value,
+            "max_bytes": len(data),
+            "max_serving_bytes": max_serving_bytes,
+        }
+        try:
+            socket.send_fds(connection, [json.dumps(request).encode()], [artifact_in, answer_out])
+            os.close(artifact_in)
+            os.close(answer_out)
+            connection.settimeout(timeout)
+            json.loads(connection.recv(4096))  # {"pid": ...}: the child runs
+            deadline = time.monotonic() + timeout
+            try:
+                _write_all(artifact_out, data)
+            except BrokenPipeError:
+                return None
+            finally:
+                os.close(artifact_out)
+            limit = _CHILD_HEADER_SIZE + MAX_DESCRIPTION_BYTES + max_serving_bytes
+            return _read_bounded(answer_in, limit, deadline)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(answer_in)
+            # Whatever the artifact started dies with its validation.
+            connection.sendall(b'{"reap": true}')
+            connection.recv(4096)
+
+
+_ZYGOTE = Zygote()
+
+
+def prepare_validator() -> None:
+    """What the validator does at start, before any caller byte arrives."""
+    drop_credentials()
+    _ZYGOTE.start()
+
+
 def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dict[str, Any]:
     """The validator's whole job, for one invocation payload (ValidateArtifactRequest)."""
     request = ValidateArtifactRequest.model_validate(event)
     runtime = runtime_versions()
     try:
         data = _artifact_bytes(request)
-        estimator, serving = inspect_in_child(
+        estimator, serving = _ZYGOTE.inspect(
             data, request.format, pickle_policy, max_serving_bytes=request.max_bytes
         )
     except ArtifactRejected as exc:
         report = ValidationReport(runtime=runtime, rejection=exc.rejection)
         return report.model_dump(mode="json", exclude_none=True)
-    serving_base64, serving_uploaded = None, False
+    report = ValidationReport(runtime=runtime, estimator=estimator)
     if serving is not None:
-        limit = request.serving_inline_limit
-        if limit is None or len(serving) <= limit:
-            serving_base64 = base64.b64encode(serving).decode("ascii")
+        # Inline if the whole answer stays within its limit; else by URL; else left out.
+        encoded = base64.b64encode(serving).decode("ascii")
+        answer_size = len(report.model_dump_json()) + len(encoded) + 64
+        limit = request.answer_limit_bytes
+        if limit is None or answer_size <= limit:
+            report.serving_base64 = encoded
         elif request.serving_upload_url is not None:
             _put(request.serving_upload_url, serving)
-            serving_uploaded = True
-    report = ValidationReport(
-        runtime=runtime,
-        estimator=estimator,
-        serving_base64=serving_base64,
-        serving_uploaded=serving_uploaded,
-    )
+            report.serving_uploaded = True
     return report.model_dump(mode="json", exclude_none=True)
 
 
@@ -157,43 +262,20 @@ def _put(url: str, data: bytes) -> None:
     # urllib would call the bytes a form (application/x-www-form-urlencoded) otherwise.
     headers = {"Content-Length": str(len(data)), "Content-Type": "application/octet-stream"}
     call = urllib.request.Request(url, data=data, method="PUT", headers=headers)
-    with urllib.request.urlopen(call, timeout=FETCH_TIMEOUT_SECONDS) as answer:
-        answer.read()
-
-
-def inspect_in_child(
-    data: bytes,
-    format: ArtifactFormat,
-    pickle_policy: PicklePolicy,
-    max_serving_bytes: int,
-    timeout: float = CHILD_TIMEOUT_SECONDS,
-) -> tuple[EstimatorDescription, bytes | None]:
-    """Load and describe the artifact in a forked child; its serving copy if it has one.
-
-    Raises ArtifactRejected: with the child's reason, or STOPPED when the child died,
-    overran its time, or wrote something that is not an answer.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        _inspect_and_exit(write_end, data, format, pickle_policy, max_serving_bytes)
-    os.close(write_end)
     try:
-        limit = _CHILD_HEADER.size + MAX_DESCRIPTION_BYTES + max_serving_bytes
-        raw = _read_bounded(read_end, limit, time.monotonic() + timeout)
-    finally:
-        os.close(read_end)
-        _end_child(pid)
-    return _parse_child_answer(raw)
+        with urllib.request.urlopen(call, timeout=FETCH_TIMEOUT_SECONDS) as answer:
+            answer.read()
+    except OSError as exc:
+        raise ServingCopyUnavailable(type(exc).__name__) from None
 
 
 def _parse_child_answer(raw: bytes | None) -> tuple[EstimatorDescription, bytes | None]:
     stopped = reject(RejectionReason.STOPPED)
-    if raw is None or len(raw) < _CHILD_HEADER.size:
+    if raw is None or len(raw) < _CHILD_HEADER_SIZE:
         raise stopped
-    json_length, serving_length = _CHILD_HEADER.unpack_from(raw)
-    body = raw[_CHILD_HEADER.size :]
+    json_length = int.from_bytes(raw[:8], "big")
+    serving_length = int.from_bytes(raw[8:16], "big")
+    body = raw[_CHILD_HEADER_SIZE:]
     if json_length > MAX_DESCRIPTION_BYTES or len(body) != json_length + serving_length:
         raise stopped
     try:
@@ -205,47 +287,6 @@ def _parse_child_answer(raw: bytes | None) -> tuple[EstimatorDescription, bytes 
     if findings.estimator is None:
         raise stopped
     return findings.estimator, body[json_length:] or None
-
-
-def _inspect_and_exit(
-    fd: int, data: bytes, format: ArtifactFormat, policy: PicklePolicy, max_serving: int
-) -> None:
-    try:
-        _isolate_child(fd)
-        serving = b""
-        try:
-            estimator = load_estimator(data, format, policy)
-            findings = _ChildFindings(estimator=describe_estimator(estimator))
-            if format is ArtifactFormat.JOBLIB:
-                serving = _serving_copy(estimator, max_serving)
-        except ArtifactRejected as exc:
-            findings = _ChildFindings(rejection=exc.rejection)
-        except Exception:  # anything else the artifact's object raised while described
-            findings = _ChildFindings(rejection=Rejection(reason=RejectionReason.NOT_LOADABLE))
-        body = findings.model_dump_json(exclude_none=True).encode()
-        _write_all(fd, _CHILD_HEADER.pack(len(body), len(serving)) + body + serving)
-    finally:
-        os._exit(0)
-
-
-def _isolate_child(keep_fd: int) -> None:
-    """A session of its own, no inherited descriptor but the pipe, no runtime API address."""
-    os.setsid()
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for standard in (0, 1, 2):
-        os.dup2(devnull, standard)
-    os.closerange(3, keep_fd)
-    os.closerange(keep_fd + 1, 65536)
-    for variable in ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT"):
-        os.environ.pop(variable, None)
-
-
-def _serving_copy(estimator: Any, max_bytes: int) -> bytes:
-    try:
-        serving = serving_bytes(estimator)
-    except Exception:  # an estimator plain pickle cannot hold: predict loads the artifact
-        return b""
-    return serving if len(serving) <= max_bytes else b""
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -271,17 +312,6 @@ def _read_bounded(fd: int, limit: int, deadline: float) -> bytes | None:
         chunks.append(chunk)
 
 
-def _end_child(pid: int) -> None:
-    """Kill the child's whole process group (what its artifact started, too), then reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-# The local worker ------------------------------------------------------------
-
-
 def serve_worker() -> None:
     """What the local worker runs: the validator function's handler over stdin and stdout."""
     prepare_validator()
@@ -292,8 +322,8 @@ def serve_worker() -> None:
     while (payload := read_frame(requests)) is not None:
         try:
             answer, status = handle_validation(json.loads(payload), policy), b"0"
-        except StagedArtifactUnavailable:
-            answer, status = {"errorType": "StagedArtifactUnavailable"}, b"1"
+        except (StagedArtifactUnavailable, ServingCopyUnavailable) as exc:
+            answer, status = {"errorType": type(exc).__name__}, b"1"
         except Exception as exc:
             answer, status = {"errorType": type(exc).__name__}, b"1"
         answers.write(status)

@@ -34,6 +34,16 @@ UPLOAD_KEY_PATTERN = rf"^uploads/{MODEL_NAME_PATTERN[1:-1]}/[0-9a-f]{{32}}\.jobl
 WRITE_ONCE_FOLDERS = ("versions", "artifacts", "serving")
 
 Label = bool | int | float | str
+# A class label as stored: finite, and bounded (what the validator answers is not trusted).
+StoredLabel = (
+    bool
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[str, Field(max_length=1000)]
+)
+VersionText = Annotated[str, Field(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
+# The largest manifest registration writes (100,000 feature names fit; a flood does not).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MetricValue = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -121,13 +131,13 @@ class VersionStatus(StrEnum):
 class RuntimeVersions(BaseModel):
     """The versions an artifact was validated with at registration."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    python: str
-    scikit_learn: str
-    joblib: str
-    numpy: str
-    skops: str | None = None
+    python: VersionText
+    scikit_learn: VersionText
+    joblib: VersionText
+    numpy: VersionText
+    skops: VersionText | None = None
 
 
 class ModelManifest(BaseModel):
@@ -146,7 +156,7 @@ class ModelManifest(BaseModel):
     estimator_class: str
     n_features_in: int | None = None
     feature_names: list[str] | None = None
-    classes: list[Label] | None = None
+    classes: list[StoredLabel] | None = None
     has_predict_proba: bool = False
     runtime: RuntimeVersions
     description: str = ""

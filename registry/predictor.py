@@ -28,10 +28,21 @@ from registry.errors import (
     VersionArchivedError,
 )
 from registry.fastpath import Predictors, predictors_for
-from registry.manifest import Label, ModelManifest, ModelState, validate_model_name
+from registry.manifest import (
+    ArtifactFormat,
+    Label,
+    ModelManifest,
+    ModelState,
+    validate_model_name,
+)
 from registry.observability import logger
 from registry.registry import ModelRegistry
-from registry.validation import ArtifactRejected, RejectionReason, rejection_error
+from registry.validation import (
+    ArtifactRejected,
+    RejectionReason,
+    rejection_error,
+    runtime_versions,
+)
 
 # Past this many models seen, expired views are dropped (names come from requests).
 MAX_MODEL_VIEWS = 1024
@@ -219,14 +230,12 @@ def load_model(
     registry.artifacts (scikit-learn, joblib, skops) is imported here, on the first load,
     so that importing this module loads none of them.
     """
-    from registry.artifacts import (
-        load_estimator,
-        load_serving_copy,
-        runtime_versions,
-    )
+    from registry.artifacts import load_estimator, load_serving_copy
 
     try:
-        if manifest.serving_key is not None and manifest.serving_sha256 is not None:
+        joblib_version = manifest.format is ArtifactFormat.JOBLIB
+        if joblib_version and manifest.serving_key is not None and manifest.serving_sha256:
+            # A serving copy is a pickle: only a joblib version (a pickle already) may use one.
             return load_serving_copy(registry.read_serving_copy(manifest), pickle_policy)
         data = registry.read_artifact(manifest)
         return load_estimator(data, manifest.format, pickle_policy)

@@ -26,6 +26,7 @@ from registry.config import DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_UPLOAD_EXPIRES_I
 from registry.errors import (
     ArtifactTooLargeError,
     IntegrityError,
+    InvalidArtifactError,
     ModelNotFoundError,
     ObjectNotFoundError,
     ObjectTooLargeError,
@@ -36,6 +37,7 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.manifest import (
+    MAX_MANIFEST_BYTES,
     MAX_VERSION,
     UPLOAD_KEY_PATTERN,
     ArtifactFormat,
@@ -196,11 +198,12 @@ class Registrar:
         Returns the manifest and how many taken versions were stepped over.
         """
         key = artifact_key(name, digest, format)
-        self._create_once(key, artifact)
+        serving_copy = validated.serving_copy
+        if format is not ArtifactFormat.JOBLIB or self.pickle_policy is PicklePolicy.DENY:
+            serving_copy = None  # only a joblib artifact's own pickle may stand in for it
         serving: dict[str, Any] = {}
-        if validated.serving_copy is not None:
-            serving_digest = sha256_hex(validated.serving_copy)
-            self._create_once(serving_key(name, serving_digest), validated.serving_copy)
+        if serving_copy is not None:
+            serving_digest = sha256_hex(serving_copy)
             serving = {
                 "serving_key": serving_key(name, serving_digest),
                 "serving_sha256": serving_digest,
@@ -221,7 +224,21 @@ class Registrar:
             **serving,
             **metadata,
         }
+        self._check_manifest(manifest_fields)
+        self._create_once(key, artifact)
+        if serving_copy is not None:
+            self._create_once(serving["serving_key"], serving_copy)
         return self._commit_next_version(name, manifest_fields)
+
+    def _check_manifest(self, fields: dict[str, Any]) -> None:
+        """Before any write: the manifest will read back as written, and is not too large."""
+        trial = _encode(ModelManifest(version=MAX_VERSION, created_at=self.clock(), **fields))
+        if len(trial) > MAX_MANIFEST_BYTES:
+            raise InvalidArtifactError(
+                f"the model's description (feature names, classes) takes {len(trial)} bytes; "
+                f"a version's manifest holds at most {MAX_MANIFEST_BYTES}"
+            )
+        ModelManifest.model_validate_json(trial)
 
     def _create_once(self, key: str, data: bytes) -> None:
         """Content-addressed objects are created, never replaced; the same bytes may be there."""
@@ -272,7 +289,7 @@ class Registrar:
             claim = ShaClaim.model_validate_json(current.data)
             if claim.version is not None:
                 existing = self._existing_active(name, claim.version)
-                if existing is not None:
+                if existing is not None and existing.manifest.sha256 == digest:
                     return existing
                 take_over = True  # that version was archived: register the bytes anew
             else:

@@ -12,8 +12,11 @@ version strings), and every message a caller sees is written here from those cod
 never from text the artifact produced.
 """
 
+import platform
 import struct
 from enum import StrEnum
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,15 +28,33 @@ from registry.errors import (
     PickleRefusedError,
     RegistryError,
 )
-from registry.manifest import ArtifactFormat, Label, RuntimeVersions
+from registry.manifest import ArtifactFormat, RuntimeVersions, StoredLabel, VersionText
 
 # A dotted Python name, such as sklearn.ensemble._forest.RandomForestClassifier.
 PythonName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")]
-VersionText = Annotated[str, Field(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
 FeatureName = Annotated[str, Field(max_length=256)]
 MAX_FEATURE_NAMES = 100_000
 MAX_CLASSES = 100_000
 MAX_UNTRUSTED_TYPES_SHOWN = 10
+
+
+@cache
+def runtime_versions() -> RuntimeVersions:
+    """What this environment runs, read from package metadata (nothing is imported)."""
+
+    def installed(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    return RuntimeVersions(
+        python=platform.python_version(),
+        scikit_learn=installed("scikit-learn") or "unknown",
+        joblib=installed("joblib") or "unknown",
+        numpy=installed("numpy") or "unknown",
+        skops=installed("skops"),
+    )
 
 
 class RejectionReason(StrEnum):
@@ -133,7 +154,7 @@ class EstimatorDescription(BaseModel):
     estimator_class: PythonName
     n_features_in: int | None = Field(default=None, ge=0)
     feature_names: Annotated[list[FeatureName], Field(max_length=MAX_FEATURE_NAMES)] | None = None
-    classes: Annotated[list[Label], Field(max_length=MAX_CLASSES)] | None = None
+    classes: Annotated[list[StoredLabel], Field(max_length=MAX_CLASSES)] | None = None
     has_predict_proba: bool = False
 
 
@@ -147,8 +168,9 @@ class ValidateArtifactRequest(BaseModel):
     artifact_base64: str | None = None
     artifact_url: str | None = None
     max_bytes: int = Field(ge=1)
-    # A serving copy up to this size comes back inline; a larger one is PUT here, if given.
-    serving_inline_limit: int | None = Field(default=None, ge=0)
+    # The most bytes the answer may take (Lambda's response limit); None: no limit. A serving
+    # copy that would not fit is PUT to serving_upload_url, if given, else left out.
+    answer_limit_bytes: int | None = Field(default=None, ge=0)
     serving_upload_url: str | None = None
 
     @model_validator(mode="after")

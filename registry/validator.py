@@ -11,6 +11,7 @@ import binascii
 import io
 import json
 import os
+import re
 import secrets
 import select
 import subprocess
@@ -26,6 +27,7 @@ from pydantic import ValidationError
 
 from registry.config import PicklePolicy
 from registry.errors import (
+    InvalidArtifactError,
     ObjectTooLargeError,
     RegistryError,
     UploadsUnavailableError,
@@ -46,6 +48,12 @@ from registry.validation import (
 
 # Lambda takes and returns at most 6 MB per synchronous invocation; base64 grows by 4/3.
 INVOKE_INLINE_LIMIT = 4 * 1024 * 1024
+ANSWER_LIMIT_BYTES = 5_500_000
+# Failures of the validator's own work, not of the artifact: the caller should retry. A
+# Lambda timeout is one too: the artifact's child has a deadline well inside it.
+INFRASTRUCTURE_ERRORS = frozenset(
+    {"StagedArtifactUnavailable", "ServingCopyUnavailable", "Sandbox.Timedout"}
+)
 # A presigned URL of a staged artifact lives as long as one validation may take.
 STAGED_URL_EXPIRES_IN = 120
 LOCAL_INVOKE_TIMEOUT_SECONDS = 60.0
@@ -77,27 +85,31 @@ class Validator:
         store: ObjectStore,
         max_artifact_bytes: int,
         inline_limit: int | None = INVOKE_INLINE_LIMIT,
+        answer_limit: int | None = ANSWER_LIMIT_BYTES,
     ) -> None:
-        """inline_limit=None sends and takes every artifact inline (a local child has no cap)."""
+        """inline_limit: the largest artifact sent in the invocation; answer_limit: the largest
+        answer (a serving copy that would not fit comes back by URL). None: no limit, as for
+        a local child process, which needs no URL."""
         self.invoker = invoker
         self.function_name = function_name
         self.store = store
         self.max_artifact_bytes = max_artifact_bytes
         self.inline_limit = inline_limit
+        self.answer_limit = answer_limit if inline_limit is not None else None
 
     def validate(self, name: str, artifact: bytes, format: ArtifactFormat) -> ValidatedArtifact:
         """What the artifact holds; raises the caller's error when the validator refused it."""
         fields: dict[str, Any] = {
             "format": format,
             "max_bytes": self.max_artifact_bytes,
-            "serving_inline_limit": self.inline_limit,
+            "answer_limit_bytes": self.answer_limit,
         }
         if self.inline_limit is None or len(artifact) <= self.inline_limit:
             fields["artifact_base64"] = base64.b64encode(artifact).decode("ascii")
         else:
             fields["artifact_url"] = self._stage(name, artifact)
         staged_serving_key = None
-        if self.inline_limit is not None:
+        if self.answer_limit is not None:
             # A serving copy too large to come back inline is PUT here for register to read;
             # a store that hands out no URLs gets none (predict then loads the artifact).
             staged_serving_key = upload_key(name, secrets.token_hex(16), "serving")
@@ -123,6 +135,8 @@ class Validator:
 
     def _serving_copy(self, report: ValidationReport, staged_key: str | None) -> bytes | None:
         if report.serving_base64 is not None:
+            if len(report.serving_base64) > self.max_artifact_bytes * 4 // 3 + 4:
+                return None
             try:
                 return base64.b64decode(report.serving_base64, validate=True)
             except (binascii.Error, ValueError):
@@ -149,9 +163,13 @@ class Validator:
         if response.get("FunctionError"):
             error_type = _error_type(answer)
             logger.warning("validator failed", extra={"error_type": error_type})
-            if error_type == "StagedArtifactUnavailable":
+            if error_type in INFRASTRUCTURE_ERRORS:
                 raise ValidatorUnavailableError(
-                    "the validator could not read the staged artifact; retry the request"
+                    "the artifact could not be validated right now; retry the request"
+                )
+            if error_type == "Function.ResponseSizeTooLarge":
+                raise InvalidArtifactError(
+                    "the model's description (feature names, classes) is too large to register"
                 )
             raise rejection_error(Rejection(reason=RejectionReason.STOPPED))
         try:
@@ -162,12 +180,13 @@ class Validator:
 
 
 def _error_type(answer: bytes) -> str:
-    """Lambda's errorType of a failed invocation, if it is a plain name; else 'unknown'."""
+    """Lambda's errorType of a failed invocation, if it is a dotted name; else 'unknown'."""
     try:
         error_type = json.loads(answer).get("errorType", "")
     except (ValueError, AttributeError):
         return "unknown"
-    return error_type if isinstance(error_type, str) and error_type.isidentifier() else "unknown"
+    plain = isinstance(error_type, str) and re.fullmatch(r"[A-Za-z_][\w.]{0,99}", error_type)
+    return str(error_type) if plain else "unknown"
 
 
 class ChildProcessInvoker:
@@ -176,7 +195,7 @@ class ChildProcessInvoker:
     The child (`python -m registry.inspection`) is started once and reused, like a warm
     function; its environment has no AWS variable and no credential (only PATH, the locale
     and where Python finds the registry package), its working directory is an empty
-    temporary one, and it forks again for every artifact it loads.
+    temporary one, and it has every artifact loaded in its sandbox (registry/sandbox.py).
     """
 
     def __init__(

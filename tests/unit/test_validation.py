@@ -4,14 +4,17 @@ Registrations go through the real validator (a child process with a scrubbed env
 which forks once more per artifact), as scripts/local_api.py runs it.
 """
 
+import base64
 import io
 import json
 import operator
 import os
 import pickle
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy
 import pytest
 import sklearn.base
@@ -27,20 +30,16 @@ from registry.errors import (
     PickleRefusedError,
     ValidatorUnavailableError,
 )
-from registry.inspection import inspect_in_child
-from registry.manifest import ArtifactFormat
+from registry.inspection import Zygote
+from registry.manifest import ArtifactFormat, ShaClaim, claim_key, sha256_hex
 from registry.predictor import load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.validation import ArtifactRejected, RejectionReason
 from registry.validator import Validator
 from tests.conftest import registrar_for
-
-
-def joblib_of(value: object) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(value, buffer)
-    return buffer.getvalue()
+from tests.support.attack import joblib_calling, linger, look_around
+from tests.unit.test_registry import joblib_of
 
 
 class RaisesWithText:
@@ -116,19 +115,66 @@ def test_an_artifact_that_kills_the_validator_is_refused_and_the_validator_resta
     assert registrar.register("moons", joblib_of(fitted_linear())).created is True
 
 
-def test_an_artifact_that_writes_a_forged_answer_is_not_believed() -> None:
+@pytest.fixture(scope="module")
+def zygote() -> Iterator[Zygote]:
+    """The sandbox, started from this process (whose environment has the test's secrets)."""
+    sandbox = Zygote()
+    yield sandbox
+    sandbox.stop()
+
+
+def test_an_artifact_that_writes_a_forged_answer_is_not_believed(zygote: Zygote) -> None:
     data = pickle.dumps(WritesAForgedAnswer())
     with pytest.raises(ArtifactRejected) as refused:
-        inspect_in_child(data, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, max_serving_bytes=10**6)
+        zygote.inspect(data, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, max_serving_bytes=10**6)
     assert refused.value.rejection.reason is RejectionReason.STOPPED
 
 
-def test_an_artifact_that_overruns_its_time_is_stopped() -> None:
+def test_an_artifact_that_overruns_its_time_is_stopped(zygote: Zygote) -> None:
     with pytest.raises(ArtifactRejected) as refused:
-        inspect_in_child(
+        zygote.inspect(
             pickle.dumps(Sleeps()), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6, timeout=1
         )
     assert refused.value.rejection.reason is RejectionReason.STOPPED
+    description, _ = zygote.inspect(
+        joblib_of(fitted_linear()), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6
+    )
+    assert description.estimator_class.endswith("LinearRegression")
+
+
+def test_nothing_an_artifact_starts_outlives_its_validation(zygote: Zygote, tmp_path: Path) -> None:
+    pid_path = tmp_path / "pid"
+    data = joblib_calling(linger, str(pid_path))
+
+    zygote.inspect(data, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6)
+
+    pid = int(pid_path.read_text())  # the process was started, in a session of its own
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z"
+
+
+def test_the_sandbox_sees_no_secret_and_no_other_registrations_bytes(
+    zygote: Zygote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "canary-" + secrets.token_hex(12)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    prefix, suffix = "other-registrants-bytes-", secrets.token_hex(12)
+    marker = prefix + suffix
+    other = joblib_of(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]))
+    other += marker.encode()  # joblib ignores trailing bytes: a valid artifact that holds it
+    zygote.inspect(other, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6)
+
+    description, _ = zygote.inspect(
+        joblib_calling(look_around, prefix), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6
+    )
+
+    seen = description.feature_names or []
+    assert "LANG=C.UTF-8" in seen  # it did read the environments
+    assert "memory searched" in seen
+    assert f"found: {suffix}" not in seen
+    # The control: where the other bytes are in memory (here), the same search finds them.
+    assert f"found: {suffix}" in look_around(prefix).feature_names_in_.tolist()
+    assert not [value for value in seen if secret in value or "AWS_SECRET" in value]
 
 
 def test_another_scikit_learn_version_is_named_with_ours(
@@ -189,4 +235,108 @@ def test_an_unreachable_validator_is_a_503_to_retry(registry: ModelRegistry) -> 
     validator = Validator(Unreachable(), "validate", registry.store, 10**6)
     with pytest.raises(ValidatorUnavailableError, match="retry"):
         Registrar(registry, validator).register("moons", joblib_of(fitted_linear()))
+    assert list(registry.store.list_keys("")) == []
+
+
+class ForgedAnswers:
+    """A validator whose every answer is this JSON: what a compromised one could say."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+    def invoke(self, **_: Any) -> dict[str, Any]:
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(self.answer).encode())}
+
+
+RUNTIME = {"python": "3.12.1", "scikit_learn": "1.9.1", "joblib": "1.6.0", "numpy": "2.5.5"}
+ESTIMATOR = {"estimator_class": "sklearn.linear_model.LinearRegression", "n_features_in": 1}
+
+
+def forged(registry: ModelRegistry, **answer: Any) -> Registrar:
+    validator = Validator(ForgedAnswers(answer), "validate", registry.store, 10**6)
+    return Registrar(registry, validator)
+
+
+def test_a_forged_serving_copy_is_never_kept_for_a_skops_artifact(
+    registry: ModelRegistry, moons_model: Any
+) -> None:
+    pickled = base64.b64encode(pickle.dumps(Sleeps())).decode()
+    registrar = forged(registry, runtime=RUNTIME, estimator=ESTIMATOR, serving_base64=pickled)
+
+    manifest = registrar.register("moons", skops.io.dumps(moons_model)).info.manifest
+
+    assert (manifest.format, manifest.serving_key) == (ArtifactFormat.SKOPS, None)
+    assert not [key for key in registry.store.list_keys("models/") if "/serving/" in key]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"runtime": {**RUNTIME, "scikit_learn": "ATTACKER TEXT: visit http://evil"}},
+        {"estimator": {**ESTIMATOR, "classes": [float("nan")]}},
+        {"estimator": {**ESTIMATOR, "classes": ["x" * 5000]}},
+        {"estimator": {**ESTIMATOR, "estimator_class": "not a name; rm -rf /"}},
+        {"estimator": ESTIMATOR, "extra": "field"},
+    ],
+    ids=["runtime-text", "nan-label", "huge-label", "class-name", "extra-field"],
+)
+def test_an_answer_outside_the_schema_is_refused_and_nothing_is_stored(
+    registry: ModelRegistry, answer: dict[str, Any]
+) -> None:
+    registrar = forged(registry, **{"runtime": RUNTIME, "estimator": ESTIMATOR, **answer})
+
+    with pytest.raises(InvalidArtifactError) as refused:
+        registrar.register("moons", joblib_of(fitted_linear()))
+
+    assert "stopped the validator" in refused.value.message
+    assert "ATTACKER" not in refused.value.message
+    assert list(registry.store.list_keys("")) == []
+
+
+def test_a_claim_pointing_at_other_bytes_is_not_believed(
+    registrar: Registrar, registry: ModelRegistry
+) -> None:
+    first = registrar.register("moons", joblib_of(fitted_linear())).info.manifest
+    other = joblib_of(LinearRegression().fit([[0.0], [2.0]], [0.0, 1.0]))
+    claim = ShaClaim(token="forged", claimed_at=first.created_at, version=first.version)
+    registry.store.put(claim_key("moons", sha256_hex(other)), claim.model_dump_json().encode())
+
+    registration = registrar.register("moons", other)
+
+    assert (registration.created, registration.info.manifest.version) == (True, 2)
+    assert registration.info.manifest.sha256 == sha256_hex(other)
+
+
+class FailedInvocations:
+    """A validator function that failed with this Lambda errorType."""
+
+    def __init__(self, error_type: str) -> None:
+        self.error_type = error_type
+
+    def invoke(self, **_: Any) -> dict[str, Any]:
+        answer = json.dumps({"errorType": self.error_type, "errorMessage": "SECRET-TEXT"})
+        return {
+            "StatusCode": 200,
+            "FunctionError": "Unhandled",
+            "Payload": io.BytesIO(answer.encode()),
+        }
+
+
+@pytest.mark.parametrize(
+    ("error_type", "error", "message"),
+    [
+        ("StagedArtifactUnavailable", ValidatorUnavailableError, "retry"),
+        ("ServingCopyUnavailable", ValidatorUnavailableError, "retry"),
+        ("Sandbox.Timedout", ValidatorUnavailableError, "retry"),
+        ("Function.ResponseSizeTooLarge", InvalidArtifactError, "description"),
+        ("Runtime.ExitError", InvalidArtifactError, "stopped the validator"),
+    ],
+)
+def test_a_failed_validator_is_a_retry_when_it_is_ours_and_a_422_when_it_is_the_artifacts(
+    registry: ModelRegistry, error_type: str, error: type[Exception], message: str
+) -> None:
+    validator = Validator(FailedInvocations(error_type), "validate", registry.store, 10**6)
+    with pytest.raises(error, match=message) as raised:
+        Registrar(registry, validator).register("moons", joblib_of(fitted_linear()))
+    assert "SECRET-TEXT" not in str(raised.value)
     assert list(registry.store.list_keys("")) == []
