@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from registry.config import PicklePolicy
 from registry.manifest import ArtifactFormat, Label
+from registry.signature import derive_signature
 from registry.validation import EstimatorDescription, RejectionReason, reject
 
 # warnings.catch_warnings swaps process-wide state; loads are rare (cache
@@ -130,12 +131,16 @@ def describe_estimator(estimator: Any) -> EstimatorDescription:
         raise reject(RejectionReason.NOT_SCIKIT_LEARN, type_name=type_name) from None
     n_features = getattr(estimator, "n_features_in_", None)
     feature_names = getattr(estimator, "feature_names_in_", None)
+    classes: Any = getattr(estimator, "classes_", None)
+    multi_output = isinstance(classes, list)  # one array of classes per output
     return EstimatorDescription(
         estimator_class=f"{type(estimator).__module__}.{type(estimator).__qualname__}",
         n_features_in=int(n_features) if n_features is not None else None,
         feature_names=[str(name) for name in feature_names] if feature_names is not None else None,
-        classes=_class_labels(getattr(estimator, "classes_", None)),
+        classes=None if multi_output else _class_labels(classes),
+        output_classes=[_class_labels(each) or [] for each in classes] if multi_output else None,
         has_predict_proba=_has_predict_proba(estimator),
+        signature=derive_signature(estimator),
     )
 
 
@@ -151,10 +156,10 @@ def _has_predict_proba(estimator: Any) -> bool:
 
 
 def _class_labels(classes: Any) -> list[Label] | None:
-    """The labels of a single-output classifier as JSON values; None otherwise."""
+    """One output's class labels as JSON values; None for a model without classes."""
     if classes is None:
         return None
     labels = numpy.asarray(classes, dtype=object)
     if labels.ndim != 1:
-        return None  # multi-output classifiers keep one array of classes per output
+        return None
     return [label.item() if isinstance(label, numpy.generic) else label for label in labels]

@@ -89,9 +89,25 @@ def _readable(command: str, answer: Any) -> str:
         ]
         return f"{answer['model']} version {answer['version']}\n" + _table(rows, columns)
     if isinstance(answer, dict):
+        if isinstance(answer.get("signature"), dict):
+            answer = {**answer, "signature": _signature_text(answer["signature"])}
         width = max(map(len, answer), default=0)
         return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in answer.items())
     return json.dumps(answer)
+
+
+def _signature_text(signature: dict[str, Any]) -> str:
+    """'city: string (3 categories), age: number or null; named, needs a DataFrame'."""
+    columns = []
+    for column in signature["columns"]:
+        text = f"{column['name']}: {column['kind']}"
+        if column.get("categories") is not None:
+            text += f" ({len(column['categories'])} categories)"
+        columns.append(text + (" or null" if column.get("nullable") else ""))
+    how = ["named"] if signature.get("named") else ["positional"]
+    if signature.get("dataframe"):
+        how.append("needs a DataFrame")
+    return ", ".join(columns) + "; " + ", ".join(how)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,6 +140,48 @@ class RuntimeVersions(BaseModel):
     skops: VersionText | None = None
 
 
+class ColumnKind(StrEnum):
+    NUMBER = "number"
+    STRING = "string"
+    BOOLEAN = "boolean"
+
+
+# A category as the model knows it: what a request may send for that column.
+Category = (
+    bool
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[str, Field(max_length=256)]
+)
+MAX_CATEGORIES_KEPT = 1000
+
+
+class InputColumn(BaseModel):
+    """One input column of a model: its name, what kind of value it takes, whether null is fine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, Field(max_length=256)]
+    kind: ColumnKind = ColumnKind.NUMBER
+    nullable: bool = False
+    # The categories an encoder learned, when it learned at most MAX_CATEGORIES_KEPT.
+    categories: Annotated[list[Category], Field(max_length=MAX_CATEGORIES_KEPT)] | None = None
+
+
+class InputSignature(BaseModel):
+    """What a version takes as input, derived from the fitted model at registration.
+
+    named: the model was fitted with column names (a DataFrame), so rows may be sent named.
+    dataframe: it selects columns by name or encodes strings, so it needs a DataFrame.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: Annotated[list[InputColumn], Field(max_length=100_000)]
+    named: bool = False
+    dataframe: bool = False
+
+
 class ModelManifest(BaseModel):
     """One immutable model version; writing it is the commit point of a registration."""
 
@@ -157,7 +199,11 @@ class ModelManifest(BaseModel):
     n_features_in: int | None = None
     feature_names: list[str] | None = None
     classes: list[StoredLabel] | None = None
+    # A multi-output classifier's classes, one list per output (classes is then None).
+    output_classes: list[list[StoredLabel]] | None = None
     has_predict_proba: bool = False
+    # None for versions registered before signatures were derived.
+    signature: InputSignature | None = None
     runtime: RuntimeVersions
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)

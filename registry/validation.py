@@ -28,7 +28,13 @@ from registry.errors import (
     PickleRefusedError,
     RegistryError,
 )
-from registry.manifest import ArtifactFormat, RuntimeVersions, StoredLabel, VersionText
+from registry.manifest import (
+    ArtifactFormat,
+    InputSignature,
+    RuntimeVersions,
+    StoredLabel,
+    VersionText,
+)
 
 # A dotted Python name, such as sklearn.ensemble._forest.RandomForestClassifier.
 PythonName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,199}$")]
@@ -155,7 +161,15 @@ class EstimatorDescription(BaseModel):
     n_features_in: int | None = Field(default=None, ge=0)
     feature_names: Annotated[list[FeatureName], Field(max_length=MAX_FEATURE_NAMES)] | None = None
     classes: Annotated[list[StoredLabel], Field(max_length=MAX_CLASSES)] | None = None
+    output_classes: (
+        Annotated[
+            list[Annotated[list[StoredLabel], Field(max_length=MAX_CLASSES)]],
+            Field(max_length=1000),
+        ]
+        | None
+    ) = None
     has_predict_proba: bool = False
+    signature: InputSignature | None = None
 
 
 class ValidateArtifactRequest(BaseModel):
