@@ -16,6 +16,7 @@ import base64
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import select
 import socket
@@ -110,6 +111,7 @@ class Zygote:
         self._connection: socket.socket | None = None
         self._home = tempfile.mkdtemp(prefix="registry-sandbox-")
         self._lock = threading.Lock()
+        self.subreaper = False
 
     def start(self) -> None:
         with self._lock:
@@ -133,8 +135,14 @@ class Zygote:
         )
         theirs.close()
         ours.settimeout(ZYGOTE_START_SECONDS)
-        if ours.recv(4096) != b'{"ready": true}':
+        started = json.loads(ours.recv(4096) or b"{}")
+        if started.get("ready") is not True:
             raise OSError("the sandbox did not start")
+        if started.get("subreaper") is not True:
+            # Then what an artifact's code starts and orphans goes to init, not to the
+            # zygote's reaping: say so where operators look.
+            logging.getLogger(__name__).warning("sandbox: PR_SET_CHILD_SUBREAPER was refused")
+        self.subreaper = bool(started.get("subreaper"))
         self._connection = ours
         return ours
 

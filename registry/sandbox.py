@@ -65,18 +65,20 @@ class ChildFindings(BaseModel):
     rejection: Rejection | None = None
 
 
-def prctl(option: int, value: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to do
-        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+def prctl(option: int, value: int) -> bool:
+    """Whether the kernel took the setting (not on other systems, nor where seccomp refuses)."""
+    with contextlib.suppress(OSError, AttributeError):
+        return int(ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)) == 0
+    return False
 
 
 def serve_zygote(connection: socket.socket) -> None:
     """Fork a child per request until the validator closes the socket."""
     prctl(_PR_SET_DUMPABLE, 0)
-    prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
     for module in COMMON_ESTIMATOR_MODULES:
         importlib.import_module(module)
-    connection.sendall(b'{"ready": true}')
+    connection.sendall(json.dumps({"ready": True, "subreaper": subreaper}).encode())
     while True:
         message, fds, _, _ = socket.recv_fds(connection, 4096, 2)
         if not message:

@@ -148,6 +148,7 @@ def test_nothing_an_artifact_starts_outlives_its_validation(zygote: Zygote, tmp_
 
     zygote.inspect(data, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6)
 
+    assert zygote.subreaper  # Linux took it, so orphans came to the zygote to be killed
     pid = int(pid_path.read_text())  # the process was started, in a session of its own
     stat = Path(f"/proc/{pid}/stat")
     assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z"
