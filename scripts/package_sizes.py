@@ -1,7 +1,7 @@
 """Print each built function's unzipped size with its layers; exit 1 over the budget.
 
 Lambda refuses a function whose code and layers unzip to more than 262,144,000
-bytes; we keep each under 60% of that, to leave room for bigger dependencies.
+bytes; we keep each under 75% of that (pandas joined the runtime), to leave room.
 """
 
 import sys
@@ -13,7 +13,8 @@ from local_api import REPO_ROOT, load_template
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
-BUDGET = LAMBDA_UNZIPPED_LIMIT * 60 // 100
+BUDGET_PERCENT = 75
+BUDGET = LAMBDA_UNZIPPED_LIMIT * BUDGET_PERCENT // 100
 
 
 def tree_bytes(path: Path) -> int:
@@ -54,7 +55,7 @@ def main() -> int:
             f"code {code:,}, {parts}"
         )
         over |= total > BUDGET
-    print(f"budget: {BUDGET:,} bytes each (60% of {LAMBDA_UNZIPPED_LIMIT:,})")
+    print(f"budget: {BUDGET:,} bytes each ({BUDGET_PERCENT}% of {LAMBDA_UNZIPPED_LIMIT:,})")
     return 1 if over else 0
 
 

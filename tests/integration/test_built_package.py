@@ -63,7 +63,8 @@ from registry.validator import Validator
 service.validator = lambda: Validator(BuiltValidator(), "validate", service.model_registry().store,
                                       service.settings().max_artifact_bytes)
 
-outcome = {"estimators": estimators}
+import pandas  # in the layer without its test suite, for the models that need a DataFrame
+outcome = {"estimators": estimators, "pandas": str(pandas.DataFrame({"a": [0.5]}).dtypes["a"])}
 for name, path in (("moons", sys.argv[3]), ("moons-skops", sys.argv[6])):
     artifact = base64.b64encode(open(path, "rb").read()).decode()
     registered = register_app.lambda_handler(
@@ -95,9 +96,10 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return runtime
 
 
-def test_every_function_fits_in_60_percent_of_lambdas_limit(built: Path) -> None:
+def test_every_function_fits_in_75_percent_of_lambdas_limit(built: Path) -> None:
     sizes = function_sizes(built)
     assert set(sizes) == {"PredictFunction", "RegisterFunction", "ValidateFunction"}
+    assert BUDGET == 196_608_000  # 75% of Lambda's unzipped limit
     for code, layers in sizes.values():
         assert code + sum(layers.values()) <= BUDGET
 
@@ -152,6 +154,7 @@ def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     outcome = json.loads(line.removeprefix("RESULT "))
     assert outcome["estimators"] > 150
+    assert outcome["pandas"] == "float64"
     expected = str(moons_model.predict([[0.5, 0.2]])[0])  # type: ignore[attr-defined]
     for name in ("moons", "moons-skops"):
         assert outcome[name]["register"] == 201, outcome

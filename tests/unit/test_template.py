@@ -112,3 +112,20 @@ def test_every_skipped_checkov_check_says_why() -> None:
     assert skipped, "no skipped check found"
     for index in skipped:
         assert lines[index - 1].strip().startswith("#"), f"{lines[index]} has no reason above it"
+
+
+def test_the_predict_function_imports_no_pandas_until_a_model_needs_it() -> None:
+    """pandas is in the layer for DataFrame models; the rest keep today's cold import."""
+    app = str(REPO_ROOT / "functions" / "predict" / "app.py")
+    script = (
+        "import sys, importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('app', {app!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = {name.split(".")[0] for name in result.stdout.split()}
+    assert "registry" in loaded and "pandas" not in loaded
