@@ -26,13 +26,42 @@ API_VERSION = "0.1.0"
 def create_resolver() -> APIGatewayRestResolver:
     """A validating resolver whose every error is JSON with a `code` and a `message`."""
     # orjson parses request bodies about twice as fast as the json module, and refuses what
-    # is not JSON (NaN, Infinity, numbers beyond a double) as malformed, per RFC 8259.
-    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=orjson.loads)
+    # is not JSON (Infinity, numbers beyond a double) as malformed, per RFC 8259.
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     app.exception_handler(RegistryError)(_registry_error_response)
     app.exception_handler(RequestValidationError)(_validation_error_response)
     app.not_found(_route_not_found_response)
     app.exception_handler(Exception)(_unexpected_error_response)
     return app
+
+
+def parse_json_body(text: str | bytes) -> Any:
+    """The body's JSON; a bare NaN, as MLflow's clients write a DataFrame's missing value, is null.
+
+    Tried only when orjson refuses the text, so valid JSON pays nothing for it. Infinity
+    and numbers beyond a double stay malformed.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as refused:
+        if b"NaN" not in (text if isinstance(text, bytes) else text.encode()):
+            raise
+        try:
+            return json.loads(text, parse_constant=_nan_as_null, parse_float=_finite_float)
+        except ValueError:
+            raise refused from None
+
+
+def _nan_as_null(constant: str) -> None:
+    if constant != "NaN":
+        raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is beyond a double")
+    return value
 
 
 def error_response(http_status: int, code: str, message: str) -> Response[dict[str, str]]:

@@ -20,9 +20,17 @@ from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from registry.config import PicklePolicy
+from registry.errors import RegistryError
+from registry.inputs import RequestRows, complete_signature, model_input
 from registry.manifest import ArtifactFormat, Label
 from registry.signature import derive_signature
-from registry.validation import EstimatorDescription, RejectionReason, reject
+from registry.validation import (
+    EstimatorDescription,
+    ExampleFailure,
+    ExampleOutcome,
+    RejectionReason,
+    reject,
+)
 
 # warnings.catch_warnings swaps process-wide state; loads are rare (cache
 # misses and registrations), so they are serialised rather than racing on it.
@@ -38,11 +46,16 @@ def serving_bytes(estimator: Any) -> bytes:
     return pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+TRUSTED_OUTSIDE_SCIKIT_LEARN = frozenset({"numpy.dtype"})
+
+
 def trusted_skops_types(data: bytes) -> list[str]:
     """The types skops does not trust by default that we do: scikit-learn's own only.
 
     skops trusts most scikit-learn classes already; the rest are internal structures such
-    as sklearn.tree._tree.Tree. Anything outside scikit-learn is refused with its names.
+    as sklearn.tree._tree.Tree. Outside scikit-learn only numpy.dtype is trusted: an
+    encoder's `dtype` parameter (OneHotEncoder's numpy.float64) is stored as one, and making
+    a dtype runs no code of the file's. Anything else is refused with its names.
     """
     from skops.io import get_untrusted_types
 
@@ -50,7 +63,11 @@ def trusted_skops_types(data: bytes) -> list[str]:
         untrusted = get_untrusted_types(data=data)
     except Exception:  # not a skops archive, or a damaged one
         raise reject(RejectionReason.NOT_LOADABLE) from None
-    foreign = sorted(name for name in untrusted if name.split(".")[0] != "sklearn")
+    foreign = sorted(
+        name
+        for name in untrusted
+        if name.split(".")[0] != "sklearn" and name not in TRUSTED_OUTSIDE_SCIKIT_LEARN
+    )
     if foreign:
         raise reject(RejectionReason.UNTRUSTED_TYPES, untrusted_types=_python_names(foreign))
     return list(untrusted)
@@ -142,6 +159,26 @@ def describe_estimator(estimator: Any) -> EstimatorDescription:
         has_predict_proba=_has_predict_proba(estimator),
         signature=derive_signature(estimator),
     )
+
+
+def try_example(
+    estimator: Any, description: EstimatorDescription, example: list[Any]
+) -> ExampleOutcome | None:
+    """Predict on the registrant's example as predict would serve it; None when that works."""
+    rows = RequestRows(example)
+    try:
+        features = model_input(rows, complete_signature(description.signature, example))
+    except RegistryError:
+        return ExampleOutcome(failure=ExampleFailure.DOES_NOT_FIT)
+    try:
+        estimator.predict(features)
+    except Exception as exc:  # the model's own failure; only its type's name is kept
+        name = type(exc).__qualname__
+        return ExampleOutcome(
+            failure=ExampleFailure.NOT_PREDICTED,
+            exception=name if _python_names([name]) == [name] else None,
+        )
+    return None
 
 
 def _type_name(estimator: Any) -> str | None:

@@ -1,14 +1,23 @@
 """model-registry: register, inspect, alias, archive and classify from the command line."""
 
 import argparse
+import csv
+import io
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.client import DEFAULT_INLINE_LIMIT, DEFAULT_URL, ApiError, RegistryClient
+from registry.client import (
+    DEFAULT_BATCH_ROWS,
+    DEFAULT_INLINE_LIMIT,
+    DEFAULT_URL,
+    ApiError,
+    RegistryClient,
+)
 
 
 def _pairs(values: list[str], kind: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -110,6 +119,76 @@ def _signature_text(signature: dict[str, Any]) -> str:
     return ", ".join(columns) + "; " + ", ".join(how)
 
 
+def read_rows(path: Path) -> list[Any]:
+    """Rows from a CSV file (objects by its header) or JSON lines (objects or lists).
+
+    A CSV column whose every filled cell is a number is read as numbers, one whose every
+    filled cell is true or false as booleans, any other as strings; an empty cell is null.
+    """
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip()[:1] in ("{", "["):
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    table = list(csv.DictReader(io.StringIO(text)))
+    if not table:
+        raise ValueError("no rows under the header")
+    columns = {name: _typed_column([row[name] for row in table]) for name in table[0]}
+    return [
+        {name: values[index] for name, values in columns.items()} for index in range(len(table))
+    ]
+
+
+def _typed_column(cells: list[str | None]) -> list[Any]:
+    filled = [cell for cell in cells if cell not in ("", None)]
+    for convert in (int, _finite_float, _boolean):
+        try:
+            converted = {cell: convert(cell) for cell in filled}
+        except ValueError:
+            continue
+        return [None if cell in ("", None) else converted[cell] for cell in cells]
+    return [None if cell in ("", None) else cell for cell in cells]
+
+
+def _finite_float(cell: str | None) -> float:
+    value = float(cell or "")
+    if not math.isfinite(value):  # "nan", "inf": read as text, as they are not numbers in JSON
+        raise ValueError(cell)
+    return value
+
+
+def _boolean(cell: str | None) -> bool:
+    lowered = (cell or "").lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(cell)
+    return lowered == "true"
+
+
+def _written(answer: dict[str, Any], output: Path | None) -> dict[str, Any]:
+    """The answer; with an output path, its predictions also written there, one row a line."""
+    if output is None:
+        return answer
+    probabilities = answer.get("probabilities")
+    with output.open("w", encoding="utf-8", newline="") as file:
+        if output.suffix.lower() == ".csv":
+            writer = csv.writer(file)
+            writer.writerow(["row", "prediction"] + (["probabilities"] if probabilities else []))
+            for index, prediction in enumerate(answer["predictions"]):
+                cells = [index, _csv_cell(prediction)]
+                if probabilities:
+                    cells.append(json.dumps(probabilities[index]))
+                writer.writerow(cells)
+        else:
+            for index, prediction in enumerate(answer["predictions"]):
+                line: dict[str, Any] = {"prediction": prediction}
+                if probabilities:
+                    line["probabilities"] = probabilities[index]
+                file.write(json.dumps(line) + "\n")
+    return answer
+
+
+def _csv_cell(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list) else value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-registry", description=__doc__)
     parser.add_argument(
@@ -141,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--description", default="")
     register.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
     register.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
+    register.add_argument(
+        "--input-example",
+        type=Path,
+        metavar="ROWS",
+        help="a CSV or JSON lines file of a few rows (at most 100) the model must predict on",
+    )
     register.add_argument(
         "--inline-limit",
         type=int,
@@ -177,8 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     pin = classify.add_mutually_exclusive_group()
     pin.add_argument("--version", type=int)
     pin.add_argument("--alias")
-    classify.add_argument("--instances", required=True, help='JSON, e.g. "[[0.5, 0.2]]"')
+    rows = classify.add_mutually_exclusive_group(required=True)
+    rows.add_argument("--instances", help='JSON, e.g. "[[0.5, 0.2]]"')
+    rows.add_argument(
+        "--input",
+        type=Path,
+        help="a CSV file with a header row, or JSON lines (.jsonl: one row a line); - reads stdin",
+    )
+    classify.add_argument(
+        "--output", type=Path, help="write the predictions here (.csv, else JSON lines)"
+    )
     classify.add_argument("--probabilities", action="store_true")
+    classify.add_argument(
+        "--batch-rows",
+        type=int,
+        default=DEFAULT_BATCH_ROWS,
+        help="the most rows one request carries (default: %(default)s)",
+    )
     return parser
 
 
@@ -196,6 +296,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 artifact = args.path.read_bytes()
             except OSError as exc:
                 parser.error(f"cannot read {args.path}: {exc.strerror}")
+            example = None
+            if args.input_example is not None:
+                try:
+                    example = read_rows(args.input_example)
+                except (OSError, ValueError) as exc:
+                    parser.error(f"cannot read rows from {args.input_example}: {exc}")
             return client.register(
                 args.name,
                 artifact,
@@ -203,6 +309,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 tags=_pairs(args.tag, "tag", parser),
                 metrics=_metrics(args.metric, parser),
                 progress=None if args.json else _progress,
+                input_example=example,
             )
         case "list":
             return client.list_models()
@@ -214,14 +321,29 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return client.delete_alias(args.name, args.alias)
         case "archive":
             return client.archive(args.name, args.version)
-        case "classify":
+        case "classify" if args.instances is not None:
             try:
                 instances = json.loads(args.instances)
             except ValueError:
                 parser.error("--instances must be JSON, e.g. '[[0.5, 0.2]]'")
-            return client.classify(
+            answer = client.predict(
                 args.name, instances, args.version, args.alias, args.probabilities
             )
+            return _written(answer, args.output)
+        case "classify":
+            try:
+                rows = read_rows(args.input)
+            except (OSError, ValueError) as exc:
+                parser.error(f"cannot read rows from {args.input}: {exc}")
+            answer = client.predict(
+                args.name,
+                rows,
+                args.version,
+                args.alias,
+                args.probabilities,
+                batch_rows=args.batch_rows,
+            )
+            return _written(answer, args.output)
     parser.error(f"unknown command {args.command!r}")
 
 

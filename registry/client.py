@@ -10,10 +10,15 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:3000"
+# One /predict request carries at most this much JSON and this many rows: Lambda takes
+# 6 MB of request event, and the predict function MAX_INSTANCES rows (10,000 by default).
+DEFAULT_BATCH_BYTES = 5 * 1024 * 1024
+DEFAULT_BATCH_ROWS = 10_000
+API_KEY_ROUTES = ("/classify", "/predict", "/invocations", "/ping")
 # API Gateway and Lambda cap a request near 6 MB; base64 grows bytes by 4/3.
 DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024
 UPLOAD_CHUNK_BYTES = 256 * 1024
@@ -81,7 +86,7 @@ class RegistryClient:
         headers = {"Content-Type": "application/json"}
         if path.startswith("/models") and self.sign:
             headers = self._signed_headers(method, url, data)
-        if path.startswith("/classify") and self.api_key:
+        if path.startswith(API_KEY_ROUTES) and self.api_key:
             headers["x-api-key"] = self.api_key
         call = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
@@ -131,14 +136,20 @@ class RegistryClient:
         tags: dict[str, str] | None = None,
         metrics: dict[str, float] | None = None,
         progress: Progress | None = None,
+        input_example: list[Any] | None = None,
     ) -> Any:
-        """Inline (base64) for small artifacts, the presigned upload flow for large ones."""
+        """Inline (base64) for small artifacts, the presigned upload flow for large ones.
+
+        input_example: a few rows the model must predict on; they complete its signature.
+        """
         body: dict[str, Any] = {
             "name": name,
             "description": description,
             "tags": tags or {},
             "metrics": metrics or {},
         }
+        if input_example is not None:
+            body["input_example"] = input_example
         if len(artifact) <= self.inline_limit:
             body["artifact"] = base64.b64encode(artifact).decode()
         else:
@@ -176,6 +187,50 @@ class RegistryClient:
         body = {"instances": instances, "probabilities": probabilities}
         query = {"model": name, "version": version, "alias": alias}
         return self.request("POST", "/classify", body, query)
+
+    def predict(
+        self,
+        name: str,
+        rows: Iterable[Any],
+        version: int | None = None,
+        alias: str | None = None,
+        probabilities: bool = False,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> dict[str, Any]:
+        """Predictions for any number of rows, sent in batches the API takes, in order.
+
+        Rows are lists of values or objects of column values. Every batch after the first
+        asks for the version that answered the first, so one version predicts every row
+        even if an alias moves meanwhile.
+        """
+        answer: dict[str, Any] = {"predictions": []}
+        for batch in batches(rows, batch_bytes, batch_rows):
+            body = {"instances": batch, "probabilities": probabilities}
+            query = {"model": name, "version": version, "alias": None if version else alias}
+            part = self.request("POST", "/predict", body, query)
+            version = part["version"]
+            answer.update(model=part["model"], version=version)
+            answer["predictions"].extend(part["predictions"])
+            if probabilities:
+                answer.setdefault("probabilities", []).extend(part["probabilities"])
+                answer["classes"] = part["classes"]
+        return answer
+
+
+def batches(rows: Iterable[Any], max_bytes: int, max_rows: int) -> Iterator[list[Any]]:
+    """Consecutive lists of rows, each within max_rows and (as JSON) about max_bytes."""
+    batch: list[Any] = []
+    size = 0
+    for row in rows:
+        row_size = len(json.dumps(row)) + 1
+        if batch and (size + row_size > max_bytes or len(batch) >= max_rows):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += row_size
+    if batch:
+        yield batch
 
 
 def _quote(segment: str) -> str:

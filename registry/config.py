@@ -17,6 +17,8 @@ DEFAULT_MAX_ARTIFACT_BYTES = 128 * 1024 * 1024
 DEFAULT_UPLOAD_EXPIRES_IN = 900
 # Only scripts/local_api.py sets these; a Lambda function never needs them.
 LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url"})
+# Lambda sets these itself; a template never does.
+SET_BY_LAMBDA = frozenset({"aws_lambda_function_memory_size"})
 
 
 class PicklePolicy(StrEnum):
@@ -41,6 +43,9 @@ class Settings(BaseModel):
     PICKLE_ARTIFACTS: 'allow' joblib/pickle artifacts, or 'deny' them (skops only).
     VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
       unset, a local child process with no credentials does it (scripts/local_api.py).
+    NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
+      function's CPU share: one per 1,769 MB of AWS_LAMBDA_FUNCTION_MEMORY_SIZE (which
+      Lambda sets), at least one; one outside Lambda.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -56,6 +61,8 @@ class Settings(BaseModel):
     preload_default_model: bool = False
     pickle_artifacts: PicklePolicy = PicklePolicy.ALLOW
     validator_function: str | None = None
+    native_threads: int = Field(default=0, ge=0, le=64)
+    aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":

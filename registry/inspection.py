@@ -162,15 +162,21 @@ class Zygote:
         pickle_policy: PicklePolicy,
         max_serving_bytes: int,
         timeout: float = CHILD_TIMEOUT_SECONDS,
+        input_example: list[Any] | None = None,
     ) -> tuple[EstimatorDescription, bytes | None]:
         """Load and describe the artifact in a child of the zygote; its serving copy if any.
+
+        With an input_example, the child also predicts on it and says whether that failed.
 
         Raises ArtifactRejected: with the child's reason, or STOPPED when the child died,
         overran its time, or wrote something that is not an answer.
         """
         with self._lock:
             try:
-                raw = self._run_child(data, format, pickle_policy, max_serving_bytes, timeout)
+                example = b"" if input_example is None else json.dumps(input_example).encode()
+                raw = self._run_child(
+                    data + example, len(example), format, pickle_policy, max_serving_bytes, timeout
+                )
             except OSError:
                 self.stop()  # a zygote that answers no more is started anew next time
                 raw = None
@@ -179,6 +185,7 @@ class Zygote:
     def _run_child(
         self,
         data: bytes,
+        example_bytes: int,
         format: ArtifactFormat,
         pickle_policy: PicklePolicy,
         max_serving_bytes: int,
@@ -191,6 +198,7 @@ class Zygote:
             "format": format.value,
             "pickle_policy": pickle_policy.value,
             "max_bytes": len(data),
+            "example_bytes": example_bytes,
             "max_serving_bytes": max_serving_bytes,
         }
         try:
@@ -232,7 +240,11 @@ def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dic
     try:
         data = _artifact_bytes(request)
         estimator, serving = _ZYGOTE.inspect(
-            data, request.format, pickle_policy, max_serving_bytes=request.max_bytes
+            data,
+            request.format,
+            pickle_policy,
+            max_serving_bytes=request.max_bytes,
+            input_example=request.input_example,
         )
     except ArtifactRejected as exc:
         report = ValidationReport(runtime=runtime, rejection=exc.rejection)

@@ -17,7 +17,7 @@ import hashlib
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -154,6 +154,8 @@ Category = (
     | Annotated[str, Field(max_length=256)]
 )
 MAX_CATEGORIES_KEPT = 1000
+# The most rows an input_example may hold (it is kept in the manifest).
+MAX_EXAMPLE_ROWS = 100
 
 
 class InputColumn(BaseModel):
@@ -204,6 +206,8 @@ class ModelManifest(BaseModel):
     has_predict_proba: bool = False
     # None for versions registered before signatures were derived.
     signature: InputSignature | None = None
+    # Rows the registrant sent; the model predicted on them at registration.
+    input_example: Annotated[list[Any], Field(max_length=MAX_EXAMPLE_ROWS)] | None = None
     runtime: RuntimeVersions
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)

@@ -10,7 +10,7 @@ alias the cached state does not know is looked up again at once.
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,21 +20,21 @@ from registry.cache import ModelCache, Sized
 from registry.config import DEFAULT_ALIAS_TTL_SECONDS, DEFAULT_MAX_INSTANCES, PicklePolicy
 from registry.errors import (
     InvalidInputError,
-    InvalidRequestError,
     PickleRefusedError,
     ProbabilitiesUnavailableError,
     RegistryError,
     TooManyInstancesError,
-    VersionArchivedError,
 )
 from registry.fastpath import Predictors, predictors_for
+from registry.inputs import RequestRows, explain_rejection, model_input, signature_of
 from registry.manifest import (
     ArtifactFormat,
-    Label,
+    InputSignature,
     ModelManifest,
     ModelState,
     validate_model_name,
 )
+from registry.native_threads import NativeThreads
 from registry.observability import logger
 from registry.registry import ModelRegistry
 from registry.validation import (
@@ -52,17 +52,17 @@ warnings.filterwarnings(
     "ignore", message="X does not have valid feature names", category=UserWarning
 )
 
-Instance = Sequence[float] | Mapping[str, float]
-
 
 @dataclass(frozen=True)
 class LoadedModel:
     manifest: ModelManifest
     estimator: Any
     predictors: Predictors = field(init=False)
+    signature: InputSignature | None = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "predictors", predictors_for(self.estimator))
+        object.__setattr__(self, "signature", signature_of(self.manifest))
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,12 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class Prediction:
+    """One prediction per row: a label, a value, or a list of them (one per output)."""
+
     manifest: ModelManifest
-    labels: list[Label]
+    predictions: list[Any]
     cache_hit: bool
-    probabilities: list[list[float]] | None = None
+    probabilities: list[Any] | None = None
     load_ms: float | None = None
 
 
@@ -102,8 +104,11 @@ class Predictor:
         max_instances: int = DEFAULT_MAX_INSTANCES,
         clock: Callable[[], float] = time.monotonic,
         pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+        native_threads: int | None = 1,
     ) -> None:
+        """native_threads: the most threads OpenMP and BLAS pools use in predict; None: no limit."""
         self.registry = registry
+        self.native_threads = NativeThreads(native_threads)
         self.pickle_policy = pickle_policy
         self.cache = cache
         self.alias_ttl_seconds = alias_ttl_seconds
@@ -140,19 +145,18 @@ class Predictor:
             self._views = {}
 
     def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
-        """The version to serve: explicit, an alias, else alias 'default', else latest active."""
+        """The version to serve, decided by ModelRegistry.resolve_version on the cached state.
+
+        What an alias or "latest" resolves to is kept with the state it was read from.
+        """
         validate_model_name(name)
-        if version is not None and alias is not None:
-            raise InvalidRequestError("send either version or alias, not both")
         view = self._view(name)
-        if version is not None:
-            if version in view.state.archived:
-                raise VersionArchivedError(f"version {version} of {name!r} is archived")
-            return version
         if alias is not None and alias not in view.state.aliases:
             # What is missing is read again at once: a new alias works from its first
             # request; only moves of existing aliases wait for the TTL.
             view = self._view(name, fresh=True)
+        if version is not None:
+            return self.registry.resolve_version(name, view.state, version, alias)
         resolved = view.resolved.get(alias)
         if resolved is None:
             resolved = self.registry.resolve_version(name, view.state, None, alias)
@@ -173,6 +177,7 @@ class Predictor:
     def _load(self, name: str, version: int) -> Sized[LoadedModel]:
         manifest = self.registry.get_manifest(name, version)
         estimator = load_model(self.registry, manifest, self.pickle_policy)
+        self.native_threads.refresh()
         logger.debug(
             "model loaded",
             extra={
@@ -189,35 +194,61 @@ class Predictor:
         self,
         name: str,
         version: int | None,
-        instances: Sequence[Instance],
+        rows: RequestRows | Sequence[Any],
         alias: str | None = None,
         probabilities: bool = False,
     ) -> Prediction:
-        if len(instances) > self.max_instances:
+        if not isinstance(rows, RequestRows):
+            rows = RequestRows(rows)
+        if len(rows) > self.max_instances:
             raise TooManyInstancesError(
-                f"{len(instances)} instances in one request; the limit is {self.max_instances}"
+                f"{len(rows)} rows in one request; the limit is {self.max_instances}"
             )
         served = self.model(name, version, alias)
-        manifest = served.loaded.manifest
+        loaded = served.loaded
+        manifest = loaded.manifest
         if probabilities and not manifest.has_predict_proba:
             raise ProbabilitiesUnavailableError(
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
-        features = feature_matrix(instances, manifest.n_features_in, manifest.feature_names)
-        predictors = served.loaded.predictors
+        features = model_input(rows, loaded.signature)
+        predictors = loaded.predictors
         try:
-            labels = predictors.predict(features)
-            proba = predictors.predict_proba
-            scores = proba(features) if probabilities and proba is not None else None
+            with self.native_threads.limited():
+                predictions = predictors.predict(features)
+                proba = predictors.predict_proba
+                scores = proba(features) if probabilities and proba is not None else None
         except (ValueError, TypeError) as exc:
-            raise InvalidInputError(f"the model rejected the instances: {exc}"[:300]) from exc
+            explained = explain_rejection(rows, loaded.signature)
+            message = explained or f"the model could not predict on these rows: {exc}"[:300]
+            raise InvalidInputError(message) from exc
         return Prediction(
             manifest,
-            numpy.asarray(labels).tolist(),
+            json_values(predictions),
             served.cache_hit,
-            numpy.asarray(scores).tolist() if scores is not None else None,
+            _probabilities_per_row(scores) if scores is not None else None,
             served.load_ms,
         )
+
+
+def json_values(array: Any) -> list[Any]:
+    """An array's values as JSON values: a NaN or infinite prediction becomes null."""
+    values = numpy.asarray(array)
+    if values.dtype.kind == "f":
+        finite = numpy.isfinite(values)
+        if not finite.all():
+            values = values.astype(object)
+            values[~finite] = None
+    result: list[Any] = values.tolist()
+    return result
+
+
+def _probabilities_per_row(scores: Any) -> list[Any]:
+    """[row][class], or [row][output][class] for a multi-output classifier's list of arrays."""
+    if isinstance(scores, list):
+        return [[output[row].tolist() for output in scores] for row in range(len(scores[0]))]
+    result: list[Any] = numpy.asarray(scores).tolist()
+    return result
 
 
 def load_model(
@@ -248,48 +279,3 @@ def load_model(
             ) from None
         error: RegistryError = rejection_error(exc.rejection, runtime_versions())
         raise error from None
-
-
-def feature_matrix(
-    instances: Sequence[Instance], n_features: int | None, feature_names: list[str] | None = None
-) -> Any:
-    """One float64 array of shape (rows, n_features), or a 422 that says what is wrong."""
-    if len(instances) == 0:
-        raise InvalidInputError("instances is empty: send at least one row")
-    if isinstance(instances[0], Mapping):  # validation made every row the same kind
-        instances = _rows_from_named(instances, feature_names)
-    try:
-        features = numpy.asarray(instances, dtype=numpy.float64)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInputError("every instance must be a list of numbers of one length") from exc
-    if features.ndim != 2:
-        raise InvalidInputError("every instance must be a list of numbers of one length")
-    if n_features is not None and features.shape[1] != n_features:
-        raise InvalidInputError(
-            f"the model expects {n_features} features per instance, got {features.shape[1]}"
-        )
-    if not numpy.isfinite(features).all():
-        raise InvalidInputError("feature values must be finite numbers (no NaN or infinity)")
-    return features
-
-
-def _rows_from_named(
-    instances: Sequence[Instance], feature_names: list[str] | None
-) -> list[list[float]]:
-    if feature_names is None:
-        raise InvalidInputError(
-            "the model was fitted without feature names: send each instance as a list"
-        )
-    rows = []
-    expected = set(feature_names)
-    for index, row in enumerate(instances):
-        if not isinstance(row, Mapping):
-            raise InvalidInputError("send every instance as a list, or every one as an object")
-        missing = sorted(expected - row.keys())
-        unknown = sorted(row.keys() - expected)
-        if missing or unknown:
-            raise InvalidInputError(
-                f"instance {index}: missing features {missing}, unknown features {unknown}"
-            )
-        rows.append([row[feature] for feature in feature_names])
-    return rows

@@ -27,6 +27,7 @@ from registry.errors import (
     ArtifactTooLargeError,
     IntegrityError,
     InvalidArtifactError,
+    InvalidInputError,
     ModelNotFoundError,
     ObjectNotFoundError,
     ObjectTooLargeError,
@@ -36,11 +37,13 @@ from registry.errors import (
     VersionAllocationError,
     VersionNotFoundError,
 )
+from registry.inputs import RequestRows, check_rows, complete_signature
 from registry.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_VERSION,
     UPLOAD_KEY_PATTERN,
     ArtifactFormat,
+    InputSignature,
     ModelManifest,
     ShaClaim,
     VersionStatus,
@@ -56,7 +59,13 @@ from registry.manifest import (
 from registry.observability import logger
 from registry.registry import ModelRegistry, VersionInfo
 from registry.store.base import ObjectStore
-from registry.validation import Rejection, RejectionReason, rejection_error
+from registry.validation import (
+    EstimatorDescription,
+    ExampleFailure,
+    Rejection,
+    RejectionReason,
+    rejection_error,
+)
 from registry.validator import ValidatedArtifact, Validator
 
 # How many taken version numbers one registration steps over before it lists
@@ -140,11 +149,14 @@ class Registrar:
         tags: dict[str, str] | None = None,
         metrics: dict[str, float] | None = None,
         registered_by: str | None = None,
+        input_example: list[Any] | None = None,
     ) -> Registration:
         """Validate the bytes and commit them as the next version.
 
         Bytes identical to an active version of the model return that version
         (created=False) instead, also when identical registrations race.
+        An input_example (a list of rows) completes the signature, and the model must
+        predict on it, or the registration is refused.
         """
         validate_model_name(name)
         if len(artifact) > self.max_artifact_bytes:
@@ -152,7 +164,10 @@ class Registrar:
         format = artifact_format_of(artifact)
         if format is ArtifactFormat.JOBLIB and self.pickle_policy is PicklePolicy.DENY:
             raise rejection_error(Rejection(reason=RejectionReason.PICKLE_REFUSED))
-        validated = self.validator.validate(name, artifact, format)
+        validated = self.validator.validate(name, artifact, format, input_example)
+        signature = validated.estimator.signature
+        if input_example is not None:
+            signature = _checked_example(validated.estimator, input_example)
         digest = sha256_hex(artifact)
         claim = self._claim(name, digest)
         if isinstance(claim, VersionInfo):
@@ -162,6 +177,8 @@ class Registrar:
             "tags": tags or {},
             "metrics": metrics or {},
             "registered_by": registered_by,
+            "signature": signature,
+            "input_example": input_example,
         }
         try:
             manifest, conflict_retries = self._store_version(
@@ -221,7 +238,6 @@ class Registrar:
             "classes": estimator.classes,
             "output_classes": estimator.output_classes,
             "has_predict_proba": estimator.has_predict_proba,
-            "signature": estimator.signature,
             "runtime": validated.runtime,
             **serving,
             **metadata,
@@ -310,6 +326,32 @@ class Registrar:
         except (ModelNotFoundError, VersionNotFoundError):
             return None
         return existing if existing.status is VersionStatus.ACTIVE else None
+
+
+def _checked_example(estimator: EstimatorDescription, example: list[Any]) -> InputSignature:
+    """The signature the example completes; a 422 when the model cannot take the example.
+
+    Register checks the rows itself, against the signature the validator's schema let
+    through, so what the caller reads is written here, not by the artifact.
+    """
+    signature = complete_signature(estimator.signature, example)
+    try:
+        check_rows(RequestRows(example), signature)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"input_example: {exc.message}") from None
+    outcome = estimator.example
+    if outcome is not None and outcome.failure is ExampleFailure.NOT_PREDICTED:
+        raised = f"it raised {outcome.exception}" if outcome.exception else "it failed"
+        raise InvalidInputError(
+            f"the model could not predict on input_example ({raised}); nothing was registered: "
+            "send rows with the columns and kinds of values the model was fitted on"
+        )
+    if outcome is not None:
+        raise InvalidInputError(
+            "input_example does not fit the model's input; nothing was registered: send rows "
+            "with the columns and kinds of values the model was fitted on"
+        )
+    return signature
 
 
 def _encode(model: Any) -> bytes:

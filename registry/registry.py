@@ -176,12 +176,6 @@ class ModelRegistry:
             raise VersionArchivedError(f"version {version} of {name!r} is archived")
         return version
 
-    def resolve(
-        self, name: str, version: int | None = None, alias: str | None = None
-    ) -> ModelManifest:
-        validate_model_name(name)
-        return self.get_manifest(name, self.resolve_version(name, self.state(name), version, alias))
-
     def read_artifact(self, manifest: ModelManifest) -> bytes:
         """The artifact's bytes, refused unless they match the manifest's sha256."""
         expected = artifact_key(manifest.name, manifest.sha256, manifest.format)

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from registry.artifacts import describe_estimator, load_estimator, serving_bytes
+from registry.artifacts import describe_estimator, load_estimator, serving_bytes, try_example
 from registry.config import PicklePolicy
 from registry.manifest import ArtifactFormat
 from registry.validation import ArtifactRejected, EstimatorDescription, Rejection, RejectionReason
@@ -137,12 +137,20 @@ def _inspect_and_exit(artifact_fd: int, answer_fd: int, request: dict[str, Any])
     try:
         _isolate(artifact_fd, answer_fd)
         data = _read_artifact(artifact_fd, int(request["max_bytes"]))
+        example_bytes = int(request.get("example_bytes", 0))
+        example = json.loads(data[len(data) - example_bytes :]) if example_bytes else None
+        data = data[: len(data) - example_bytes]
         format = ArtifactFormat(request["format"])
         policy = PicklePolicy(request["pickle_policy"])
         serving = b""
         try:
             estimator = load_estimator(data, format, policy)
-            findings = ChildFindings(estimator=describe_estimator(estimator))
+            description = describe_estimator(estimator)
+            if example is not None:
+                description = description.model_copy(
+                    update={"example": try_example(estimator, description, example)}
+                )
+            findings = ChildFindings(estimator=description)
             if format is ArtifactFormat.JOBLIB:
                 serving = _serving_copy(estimator, int(request["max_serving_bytes"]))
         except ArtifactRejected as exc:

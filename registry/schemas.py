@@ -5,10 +5,20 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from registry.errors import InvalidArtifactError
+from registry.inputs import NumericRows, RequestRows, rows_from_json
 from registry.manifest import (
+    MAX_EXAMPLE_ROWS,
     MAX_VERSION,
     MODEL_NAME_PATTERN,
     UPLOAD_KEY_PATTERN,
@@ -31,11 +41,36 @@ def _reject_bool(value: Any) -> Any:
 
 # The blog's clients send numbers or numeric strings ("0.5"); both are accepted.
 LenientFeature = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_reject_bool)]
-# Batch instances are JSON numbers only. Strict floats refuse booleans, strings and
-# nulls inside pydantic-core, with no Python call per value: cheap for large batches.
+# Rows of JSON numbers only are proved so by pydantic-core, with no Python call per value:
+# strict floats refuse booleans, strings and nulls. Rows of anything else (strings, null)
+# are checked value by value against the version's signature in registry.inputs, which
+# says what is wrong in the caller's words; pydantic lets them through as they are.
 StrictFeature = Annotated[float, Field(allow_inf_nan=False, strict=True)]
-RowLists = Annotated[list[list[StrictFeature]], Field(min_length=1)]
-NamedRows = Annotated[list[dict[str, StrictFeature]], Field(min_length=1)]
+NumberLists = Annotated[
+    list[list[StrictFeature]], Field(fail_fast=True), AfterValidator(NumericRows)
+]
+NamedNumbers = Annotated[
+    list[dict[str, StrictFeature]], Field(fail_fast=True), AfterValidator(NumericRows)
+]
+ROWS_SCHEMA = {
+    "description": (
+        "rows: lists of values in the model's column order, or objects of column values; "
+        "or one object of columns, each a list of values (one per row)"
+    ),
+    "anyOf": [
+        {"type": "array", "items": {"type": "array", "items": {}}},
+        {"type": "array", "items": {"type": "object", "additionalProperties": {}}},
+        {"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+    ],
+    "examples": [[[0.5, -0.2]], [{"city": "Seoul", "age": 31, "income": None}]],
+}
+Rows = Annotated[
+    NumberLists | NamedNumbers | Any,
+    Field(union_mode="left_to_right"),
+    WithJsonSchema(ROWS_SCHEMA),
+]
+ColumnName = Annotated[str, Field(max_length=256)]
+ROW_FORMS = ("instances", "inputs", "dataframe_records", "dataframe_split")
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN, examples=["moons"])]
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
@@ -56,6 +91,16 @@ class RegisterModelRequest(BaseModel):
     )
     metrics: dict[Annotated[str, Field(max_length=128)], MetricValue] = Field(
         default_factory=dict, max_length=100
+    )
+    input_example: Annotated[list[Any], Field(min_length=1, max_length=MAX_EXAMPLE_ROWS)] | None = (
+        Field(
+            default=None,
+            description=(
+                "a few rows, as /predict takes them (objects of column values, or lists): the "
+                "model must predict on them; they complete the signature (a column's kind, "
+                "whether it may be null) and are kept with the version"
+            ),
+        )
     )
 
     @model_validator(mode="after")
@@ -170,64 +215,114 @@ class UploadResponse(BaseModel):
         return cls(**vars(upload))
 
 
-class ClassifyRequest(BaseModel):
-    """Either the blog's single row {"data1": x, "data2": y} or {"instances": [...]}.
+class DataFrameSplit(BaseModel):
+    """pandas' `DataFrame.to_dict(orient="split")`, as MLflow's clients send a DataFrame."""
 
-    Instances are lists of numbers, or objects {"feature": number} for models
-    fitted with feature names.
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[ColumnName] | None = Field(
+        default=None, description="the names of each row's values; left out: the model's order"
+    )
+    data: Rows
+    index: list[Any] | None = Field(default=None, description="accepted and ignored")
+
+
+class PredictRequest(BaseModel):
+    """Rows to predict, in one of these forms (send exactly one):
+
+    - the blog's single row: {"data1": x, "data2": y};
+    - `instances` or `inputs`: a list of rows, each a list of values in the model's column
+      order or an object of column values, or an object of columns (column -> values);
+    - `dataframe_records` (a list of objects) or `dataframe_split` ({columns, data}), as
+      MLflow's scoring server takes them.
+
+    Values are numbers, strings, booleans, or null for a missing value, as the version's
+    signature (GET /models/{name}/versions/{version}) says each column takes.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     data1: LenientFeature | None = None
     data2: LenientFeature | None = None
-    instances: Annotated[RowLists | NamedRows, Field(union_mode="left_to_right")] | None = None
+    instances: Rows | None = None
+    inputs: Rows | None = None
+    dataframe_records: Rows | None = None
+    dataframe_split: DataFrameSplit | None = None
+    params: dict[str, Any] | None = Field(
+        default=None, description="MLflow's inference params: none are taken; leave out or {}"
+    )
     probabilities: bool = Field(default=False, strict=True)
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
         single = self.data1 is not None or self.data2 is not None
-        if single and self.instances is not None:
-            raise ValueError("send either data1 and data2, or instances, not both")
+        forms = [name for name in ROW_FORMS if getattr(self, name) is not None]
+        if single and forms:
+            raise ValueError(f"send either data1 and data2, or {forms[0]}, not both")
         if single and (self.data1 is None or self.data2 is None):
             raise ValueError("send both data1 and data2")
-        if not single and self.instances is None:
-            raise ValueError("send data1 and data2, or instances")
+        if len(forms) > 1:
+            raise ValueError(f"send one of {', '.join(forms)}, not several")
+        if self.params:
+            raise ValueError("this API passes no params to predict: leave params out")
+        if not single and not forms:
+            raise ValueError(
+                "send rows as instances, inputs, dataframe_records or dataframe_split "
+                "(or the blog's data1 and data2)"
+            )
         return self
 
     def __repr__(self) -> str:
         # Powertools logs each route's arguments with an eager f-string (at debug level, but
         # formatted on every request): a full repr of a large batch would cost milliseconds.
-        if self.instances is not None:
-            return f"ClassifyRequest(instances=<{len(self.instances)} rows>)"
-        return f"ClassifyRequest(data1={self.data1!r}, data2={self.data2!r})"
+        if self.is_single:
+            return f"PredictRequest(data1={self.data1!r}, data2={self.data2!r})"
+        return f"PredictRequest(<{len(self.rows())} rows>)"
 
     @property
     def is_single(self) -> bool:
-        return self.instances is None
+        return self.data1 is not None
 
-    def rows(self) -> list[list[float]] | list[dict[str, float]]:
-        if self.instances is not None:
-            return self.instances
-        assert self.data1 is not None and self.data2 is not None
-        return [[self.data1, self.data2]]
+    def rows(self) -> RequestRows:
+        """The rows, whichever form carried them (see registry.inputs)."""
+        if self.data1 is not None and self.data2 is not None:
+            return RequestRows(NumericRows([[self.data1, self.data2]]))
+        if self.dataframe_split is not None:
+            split = self.dataframe_split
+            return rows_from_json(split.data, "dataframe_split.data", split.columns)
+        form = next(name for name in ROW_FORMS if getattr(self, name) is not None)
+        return rows_from_json(getattr(self, form), form)
 
 
-class ClassifyResponse(BaseModel):
-    """`prediction` answers the blog's single-row form, `predictions` a batch."""
+class PredictResponse(BaseModel):
+    """`prediction` answers the blog's single-row form; `predictions` every other form."""
 
     prediction: str | None = Field(
         default=None, description="the label as a string, as the blog answered"
     )
-    predictions: list[Label] | None = Field(
-        default=None, description="one label per instance, as the model returns it"
+    predictions: list[Any] | None = Field(
+        default=None,
+        description=(
+            "one per row: a class label, or a number for a regressor; for a multi-output "
+            "model a list per row, one value per output"
+        ),
     )
-    probabilities: list[list[float]] | None = Field(
-        default=None, description="one list per instance, in the order of classes"
+    probabilities: list[list[float]] | list[list[list[float]]] | None = Field(
+        default=None,
+        description=(
+            "one list per row, in the order of classes; for a multi-output classifier one "
+            "list per output within each row ([row][output][class])"
+        ),
     )
-    classes: list[Label] | None = None
+    classes: list[Label] | list[list[Label]] | None = Field(
+        default=None, description="the classes; one list per output for a multi-output model"
+    )
     model: str
     version: int
+
+
+class PingResponse(BaseModel):
+    status: str
 
 
 class ErrorResponse(BaseModel):
@@ -235,16 +330,18 @@ class ErrorResponse(BaseModel):
     message: str
 
 
-def classify_response_json(
+def predict_response_json(
     name: str, result: Prediction, single: bool, with_probabilities: bool
 ) -> str:
-    """A ClassifyResponse as JSON text, without the fields that do not apply."""
+    """A PredictResponse as JSON text, without the fields that do not apply."""
     answer: dict[str, Any] = (
-        {"prediction": str(result.labels[0])} if single else {"predictions": result.labels}
+        {"prediction": str(result.predictions[0])}
+        if single
+        else {"predictions": result.predictions}
     )
     if with_probabilities:
         answer["probabilities"] = result.probabilities
-        answer["classes"] = result.manifest.classes
+        answer["classes"] = result.manifest.output_classes or result.manifest.classes
     answer["model"] = name
     answer["version"] = result.manifest.version
     return json.dumps(answer, separators=(",", ":"))

@@ -15,6 +15,7 @@ import numpy
 from registry.cache import ModelCache
 from registry.config import PicklePolicy, Settings
 from registry.errors import RegistryError
+from registry.native_threads import cpu_share_threads
 from registry.observability import logger
 from registry.predictor import LoadedModel, Predictor
 from registry.registration import Registrar
@@ -90,6 +91,8 @@ def predictor() -> Predictor:
         alias_ttl_seconds=config.alias_ttl_seconds,
         max_instances=config.max_instances,
         pickle_policy=config.pickle_artifacts,
+        native_threads=config.native_threads
+        or cpu_share_threads(config.aws_lambda_function_memory_size),
     )
 
 

@@ -29,6 +29,7 @@ from registry.errors import (
     RegistryError,
 )
 from registry.manifest import (
+    MAX_EXAMPLE_ROWS,
     ArtifactFormat,
     InputSignature,
     RuntimeVersions,
@@ -152,6 +153,20 @@ def rejection_error(rejection: Rejection, runtime: RuntimeVersions | None = None
             )
 
 
+class ExampleFailure(StrEnum):
+    """How the model failed on the registrant's input_example."""
+
+    DOES_NOT_FIT = "does_not_fit"  # the rows do not fit the signature (register says how)
+    NOT_PREDICTED = "not_predicted"  # predict() raised on them
+
+
+class ExampleOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    failure: ExampleFailure
+    exception: PythonName | None = None
+
+
 class EstimatorDescription(BaseModel):
     """What the validator found the artifact to hold."""
 
@@ -169,7 +184,10 @@ class EstimatorDescription(BaseModel):
         | None
     ) = None
     has_predict_proba: bool = False
+    # Derived from the fitted model alone; register completes it with the input_example.
     signature: InputSignature | None = None
+    # Set when an input_example was sent and the model did not predict on it.
+    example: ExampleOutcome | None = None
 
 
 class ValidateArtifactRequest(BaseModel):
@@ -186,6 +204,8 @@ class ValidateArtifactRequest(BaseModel):
     # copy that would not fit is PUT to serving_upload_url, if given, else left out.
     answer_limit_bytes: int | None = Field(default=None, ge=0)
     serving_upload_url: str | None = None
+    # Rows the model must predict on (the registrant's input_example).
+    input_example: Annotated[list[Any], Field(max_length=MAX_EXAMPLE_ROWS)] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -97,12 +97,22 @@ class Validator:
         self.inline_limit = inline_limit
         self.answer_limit = answer_limit if inline_limit is not None else None
 
-    def validate(self, name: str, artifact: bytes, format: ArtifactFormat) -> ValidatedArtifact:
-        """What the artifact holds; raises the caller's error when the validator refused it."""
+    def validate(
+        self,
+        name: str,
+        artifact: bytes,
+        format: ArtifactFormat,
+        input_example: list[Any] | None = None,
+    ) -> ValidatedArtifact:
+        """What the artifact holds; raises the caller's error when the validator refused it.
+
+        With an input_example, the description says whether the model predicted on it.
+        """
         fields: dict[str, Any] = {
             "format": format,
             "max_bytes": self.max_artifact_bytes,
             "answer_limit_bytes": self.answer_limit,
+            "input_example": input_example,
         }
         if self.inline_limit is None or len(artifact) <= self.inline_limit:
             fields["artifact_base64"] = base64.b64encode(artifact).decode("ascii")

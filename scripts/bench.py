@@ -51,7 +51,7 @@ from train_moons import train_moons  # noqa: E402
 
 from registry import service  # noqa: E402
 from registry.observability import logger  # noqa: E402
-from registry.schemas import ClassifyRequest  # noqa: E402
+from registry.schemas import PredictRequest  # noqa: E402
 
 BUCKET = "bench-registry"
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -225,7 +225,7 @@ class Bench:
         rows = numpy.random.default_rng(1).normal(size=(1_000, 2)).round(6).tolist()
         body = {"instances": rows}
         reps = self.reps(300)
-        pydantic = median_seconds(lambda: ClassifyRequest.model_validate(body), reps)
+        pydantic = median_seconds(lambda: PredictRequest.model_validate(body), reps)
         conversion = median_seconds(lambda: numpy.asarray(rows, dtype=numpy.float64), reps)
         return Row(
             "Pydantic validation of 1,000 rows / numpy conversion of them",

@@ -1,4 +1,10 @@
-"""POST /classify: predict with a registered model version."""
+"""Predict with a registered model version: POST /predict, /classify and /invocations; GET /ping.
+
+/classify is the blog's route, /predict the route for every kind of estimator, and
+/invocations with /ping are the paths of MLflow's scoring server and of SageMaker's
+container contract, so clients written for either work unchanged. The three POST routes
+are one handler: the same bodies, query parameters and answers.
+"""
 
 from typing import Annotated, Any
 
@@ -11,7 +17,7 @@ from registry import service
 from registry.api import create_resolver, resolve_logged
 from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import PREDICT_SERVICE, logger, note
-from registry.schemas import ClassifyRequest, ClassifyResponse, classify_response_json
+from registry.schemas import PingResponse, PredictRequest, PredictResponse, predict_response_json
 
 app = create_resolver()
 
@@ -20,18 +26,19 @@ if service.settings().preload_default_model:
     service.preload_default_model()
 service.register_snapshot_hooks()
 
+PREDICT_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "description": "one prediction per row (fields that do not apply are left out)",
+        "content": {"application/json": {"model": PredictResponse}},
+    }
+}
 
-@app.post(
-    "/classify",
-    responses={
-        200: {
-            "description": "the predictions (fields that do not apply are left out)",
-            "content": {"application/json": {"model": ClassifyResponse}},
-        }
-    },
-)
-def handle_classify(
-    body: ClassifyRequest,
+
+@app.post("/predict", responses=PREDICT_RESPONSES)
+@app.post("/classify", responses=PREDICT_RESPONSES)
+@app.post("/invocations", responses=PREDICT_RESPONSES)
+def handle_predict(
+    body: PredictRequest,
     model: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
     version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
     alias: Annotated[str | None, Query(pattern=MODEL_NAME_PATTERN)] = None,
@@ -44,18 +51,24 @@ def handle_classify(
     note(
         version=result.manifest.version,
         cache="hit" if result.cache_hit else "miss",
-        instances=len(result.labels),
+        instances=len(result.predictions),
         load_ms=result.load_ms,
     )
     # Serialised here, once, by the json module's C encoder: for large batches that is
-    # several times cheaper than Powertools' generic encoder. Shape: ClassifyResponse.
+    # several times cheaper than Powertools' generic encoder. Shape: PredictResponse.
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=classify_response_json(
+        body=predict_response_json(
             name, result, single=body.is_single, with_probabilities=body.probabilities
         ),
     )
+
+
+@app.get("/ping")
+def handle_ping() -> PingResponse:
+    """The function answers (SageMaker's and MLflow's health check); nothing is loaded."""
+    return PingResponse(status="ok")
 
 
 @logger.inject_lambda_context(

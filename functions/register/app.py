@@ -48,6 +48,7 @@ def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelR
         "tags": body.tags,
         "metrics": body.metrics,
         "registered_by": _caller(),
+        "input_example": body.input_example,
     }
     if body.upload_key is not None:
         registration = registrar.register_upload(body.name, body.upload_key, **metadata)

@@ -24,3 +24,14 @@ def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
 @pytest.fixture
 def api_url(server_env: dict[str, str]) -> Iterator[str]:
     yield from local_api_for(server_env, "--api-key", API_KEY)
+
+
+@pytest.fixture(scope="module")
+def module_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for a whole module, over a directory store (the S3 store has its own tests)."""
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REGISTRY_URI": str(tmp_path_factory.mktemp("registry") / "registry"),
+    }
+    yield from local_api_for(env, "--api-key", API_KEY)

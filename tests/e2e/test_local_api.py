@@ -144,7 +144,7 @@ def test_the_openapi_document_covers_every_route_in_the_template(api_url: str) -
     template_paths = {route.path for route in routes_from_template(load_template())}
     assert set(document["paths"]) == template_paths
     assert "post" in document["paths"]["/classify"]
-    assert "ClassifyRequest" in document["components"]["schemas"]
+    assert "PredictRequest" in document["components"]["schemas"]
 
 
 def test_make_runs_example_model_is_registered_once_and_served(tmp_path: Path) -> None:

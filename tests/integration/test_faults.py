@@ -7,6 +7,7 @@ import pytest
 
 from registry import service
 from registry.errors import StoreUnavailableError
+from registry.manifest import ShaClaim
 from registry.predictor import load_model
 from registry.store.base import ObjectStore
 from tests.conftest import distinct_model_bytes
@@ -43,6 +44,13 @@ def assert_consistent(store: ObjectStore) -> None:
         load_model(registry, manifest)
 
 
+def assert_no_claim_blocks_a_retry(store: ObjectStore) -> None:
+    """Every sha256 claim names its version, or was released (dated so a retry takes it)."""
+    for key in store.list_keys("models/moons/sha256/"):
+        claim = ShaClaim.model_validate_json(store.get(key))
+        assert claim.version is not None or claim.claimed_at.year == 1970, key
+
+
 STEPS = [
     ("create", "/sha256/"),  # claiming the bytes
     ("create", "/artifacts/"),  # the artifact
@@ -67,10 +75,62 @@ def test_a_failed_step_answers_503_leaves_nothing_half_written_and_a_retry_succe
     assert (status, answer["code"]) == (503, "store_unavailable")
     assert registry.list_versions("moons") == []
     assert_consistent(registry.store)
+    assert_no_claim_blocks_a_retry(registry.store)
     status, answer = register("register", body=body)
     assert (status, answer["version"], answer["created"]) == (201, 1, True)
     assert registry.list_versions("moons") == [1]
     assert_consistent(registry.store)
+
+
+class InvokeFailsOnce:
+    """The validator's Lambda client, except that its first invoke fails (throttled, say)."""
+
+    def __init__(self, invoker: Any) -> None:
+        self.invoker = invoker
+        self.failed = False
+
+    def invoke(self, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("injected: the validator could not be invoked")
+        return self.invoker.invoke(**kwargs)
+
+
+def test_a_failed_validation_call_answers_503_stores_nothing_and_a_retry_succeeds(
+    register: Invoke, moons_bytes: bytes
+) -> None:
+    validator = service.registrar().validator
+    validator.invoker = InvokeFailsOnce(validator.invoker)
+    registry = service.model_registry()
+    body = artifact_body("moons", moons_bytes)
+
+    status, answer = register("register", body=body)
+
+    assert (status, answer["code"]) == (503, "validator_unavailable")
+    assert list(registry.store.list_keys("models/moons/")) == []
+    status, answer = register("register", body=body)
+    assert (status, answer["version"]) == (201, 1)
+
+
+def test_an_input_example_refused_leaves_nothing_and_the_corrected_retry_succeeds(
+    register: Invoke, moons_bytes: bytes
+) -> None:
+    registry = service.model_registry()
+    status, answer = register(
+        "register", body=artifact_body("moons", moons_bytes, input_example=[[0.5, "two"]])
+    )
+    assert (status, answer["code"]) == (422, "invalid_input")
+    assert answer["message"].startswith("the model could not predict on input_example (it raised")
+    assert list(registry.store.list_keys("models/moons/")) == []
+
+    example = [[0.5, 0.2]] * 100  # the most rows an example may hold
+    status, answer = register(
+        "register", body=artifact_body("moons", moons_bytes, input_example=example)
+    )
+
+    assert (status, answer["version"], answer["created"]) == (201, 1, True)
+    assert answer["input_example"] == example
+    assert_no_claim_blocks_a_retry(registry.store)
 
 
 def test_the_503_carries_retry_after(register: Invoke, moons_bytes: bytes) -> None:

@@ -176,19 +176,26 @@ def b64_pickled_by_old_scikit_learn() -> str:
     [
         ({"raw_body": '{"data1": '}, 400, "malformed_json"),
         ({"raw_body": "not json at all"}, 400, "malformed_json"),
-        ({"raw_body": '{"data1": NaN, "data2": 1}'}, 400, "malformed_json"),
+        ({"raw_body": '{"data1": NaN, "data2": 1}'}, 422, "invalid_request"),
         ({"raw_body": '{"data1": 1e999, "data2": 1}'}, 400, "malformed_json"),
         ({"raw_body": '{"instances": [[Infinity, 1]]}'}, 400, "malformed_json"),
+        # MLflow's clients write a DataFrame's missing values as NaN: read as null.
+        ({"raw_body": '{"instances": [[NaN, 1]]}'}, 422, "invalid_input"),
+        ({"raw_body": '{"instances": [[1, -Infinity]]}'}, 400, "malformed_json"),
+        ({"body": {"inputs": "abc"}}, 422, "invalid_input"),
+        ({"body": {"dataframe_records": [[1, 2]]}}, 422, "invalid_input"),
+        ({"body": {"instances": [[1, 2]], "inputs": [[1, 2]]}}, 422, "invalid_request"),
+        ({"body": {"instances": [[1, 2]], "params": {"k": 1}}}, 422, "invalid_request"),
         ({"body": {"data1": "NaN", "data2": 1}}, 422, "invalid_request"),
         ({"body": {"data1": "1e999", "data2": 1}}, 422, "invalid_request"),
         ({"body": {"data1": "abc", "data2": 1}}, 422, "invalid_request"),
         ({"body": {"data1": 1}}, 422, "invalid_request"),
         ({"body": {"data1": True, "data2": 1}}, 422, "invalid_request"),
         ({"body": {"data1": None, "data2": None}}, 422, "invalid_request"),
-        ({"body": {"instances": []}}, 422, "invalid_request"),
-        ({"body": {"instances": [[1, None]]}}, 422, "invalid_request"),
-        ({"body": {"instances": [["1", 2]]}}, 422, "invalid_request"),
-        ({"body": {"instances": [[[1, 2]]]}}, 422, "invalid_request"),
+        ({"body": {"instances": []}}, 422, "invalid_input"),
+        ({"body": {"instances": [[1, None]]}}, 422, "invalid_input"),
+        ({"body": {"instances": [["1", 2]]}}, 422, "invalid_input"),
+        ({"body": {"instances": [[[1, 2]]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[1, 2, 3]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[1e300, 1]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[1], [1, 2]]}}, 422, "invalid_input"),
@@ -267,16 +274,23 @@ def test_an_unknown_route_is_a_json_404(classify: Invoke) -> None:
     sorted(path.name for path in EVENTS.glob("*.json") if path.name != "local-env.json"),
 )
 def test_the_sample_events_for_sam_local_invoke_are_served(
-    event_file: str, registered: dict[str, Any], register: Invoke, classify: Invoke
+    event_file: str,
+    registered: dict[str, Any],
+    register: Invoke,
+    classify: Invoke,
+    moons_model: Any,
 ) -> None:
     event = json.loads((EVENTS / event_file).read_text())
-    invoke = classify if event["resource"] == "/classify" else register
+    invoke = register if event["resource"].startswith("/models") else classify
     if event_file == "register.json":
         event["body"] = json.dumps(artifact_body("moons", distinct_model_bytes(11)))
     if event_file == "classify_batch.json":
         register("set_alias")  # the batch sample classifies alias "production"
     status, answer = invoke(event_file.removesuffix(".json"), raw_body=event["body"])
     assert status in (200, 201), answer
+    if event["resource"] in ("/predict", "/invocations"):
+        expected = moons_model.predict(numpy.array([[0.5, 0.2], [1.5, -0.4]]))
+        assert answer["predictions"] == expected.tolist()
 
 
 def test_with_s3_unreachable_cached_versions_serve_and_others_get_a_503(

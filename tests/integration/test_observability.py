@@ -135,7 +135,7 @@ def test_an_invalid_request_is_a_422_counted_by_code(
     registered: None, classify: Invoke, stdout: Stdout
 ) -> None:
     stdout()
-    status, answer = classify("classify", body={"instances": "not rows"})
+    status, answer = classify("classify", body={"rows": [[0.5, 0.2]]})
     output = stdout()
 
     assert (status, answer["code"]) == (422, "invalid_request")

@@ -39,7 +39,7 @@ def actions_of(statement: dict[str, Any]) -> list[str]:
     return [actions] if isinstance(actions, str) else list(actions)
 
 
-def test_classify_needs_an_api_key_and_every_models_route_needs_iam(
+def test_predict_routes_need_an_api_key_and_every_models_route_needs_iam(
     cloudformation: dict[str, Any],
 ) -> None:
     (api,) = resources_of(cloudformation, "AWS::ApiGateway::RestApi").values()
@@ -48,9 +48,9 @@ def test_classify_needs_an_api_key_and_every_models_route_needs_iam(
         for path, item in api["Body"]["paths"].items()
         for method, operation in item.items()
     }
-    assert ("post", "/classify") in operations and len(operations) == 9
+    assert ("post", "/classify") in operations and len(operations) == 12
     for (method, path), operation in operations.items():
-        if path == "/classify":
+        if path in ("/classify", "/predict", "/invocations", "/ping"):
             assert operation["security"] == [{"api_key": []}]
         else:
             assert path.startswith("/models"), path

@@ -24,6 +24,7 @@ from registry.registry import ModelRegistry
 from registry.store import LocalStore
 from registry.store.base import ObjectStore
 from tests.conftest import distinct_model_bytes, registrar_for
+from tests.support.resolving import resolved
 from tests.unit.test_registry import CreatesFileWhenUnpickled
 
 
@@ -87,13 +88,13 @@ def test_aliases_are_set_moved_and_removed(registry: ModelRegistry) -> None:
     register_versions(registry, "moons", 3)
 
     registry.set_alias("moons", "production", 1)
-    assert registry.resolve("moons", alias="production").version == 1
+    assert resolved(registry, "moons", alias="production") == 1
     registry.set_alias("moons", "production", 3)
-    assert registry.resolve("moons", alias="production").version == 3
+    assert resolved(registry, "moons", alias="production") == 3
 
     assert registry.delete_alias("moons", "production") == 3
     with pytest.raises(AliasNotFoundError):
-        registry.resolve("moons", alias="production")
+        resolved(registry, "moons", alias="production")
     with pytest.raises(AliasNotFoundError):
         registry.delete_alias("moons", "production")
 
@@ -126,16 +127,16 @@ def test_without_version_or_alias_the_default_alias_wins_over_latest(
     registry: ModelRegistry,
 ) -> None:
     register_versions(registry, "moons", 3)
-    assert registry.resolve("moons").version == 3
+    assert resolved(registry, "moons") == 3
     registry.set_alias("moons", "default", 1)
-    assert registry.resolve("moons").version == 1
+    assert resolved(registry, "moons") == 1
 
 
 def test_a_version_and_an_alias_together_are_refused(registry: ModelRegistry) -> None:
     register_versions(registry, "moons", 1)
     registry.set_alias("moons", "production", 1)
     with pytest.raises(InvalidRequestError):
-        registry.resolve("moons", version=1, alias="production")
+        resolved(registry, "moons", version=1, alias="production")
 
 
 def test_an_archived_version_stays_listed_is_not_served_and_its_number_is_not_reused(
@@ -149,8 +150,8 @@ def test_an_archived_version_stays_listed_is_not_served_and_its_number_is_not_re
     assert archived.status is VersionStatus.ARCHIVED
     assert registry.get_version("moons", 2).status is VersionStatus.ARCHIVED
     with pytest.raises(VersionArchivedError):
-        registry.resolve("moons", version=2)
-    assert registry.resolve("moons").version == 1
+        resolved(registry, "moons", version=2)
+    assert resolved(registry, "moons") == 1
     assert registrar.register("moons", distinct_model_bytes(99)).info.manifest.version == 3
     assert registry.archive("moons", 2).status is VersionStatus.ARCHIVED  # idempotent
 
@@ -177,7 +178,7 @@ def test_archiving_every_version_leaves_nothing_to_serve(registry: ModelRegistry
     register_versions(registry, "moons", 1)
     registry.archive("moons", 1)
     with pytest.raises(VersionArchivedError):
-        registry.resolve("moons")
+        resolved(registry, "moons")
     with pytest.raises(VersionNotFoundError):
         registry.archive("moons", 2)
 

@@ -59,7 +59,7 @@ ROWS = [[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0], [0.0, 0.0]]
 def test_predictions_equal_the_models_own(predictor: Predictor, moons_model) -> None:
     result = predictor.predict("moons", 1, ROWS)
 
-    assert result.labels == moons_model.predict(numpy.array(ROWS)).tolist()
+    assert result.predictions == moons_model.predict(numpy.array(ROWS)).tolist()
     assert result.manifest.version == 1
     assert result.cache_hit is False
 
@@ -91,11 +91,14 @@ def test_an_unknown_model_is_not_found(predictor: Predictor) -> None:
 @pytest.mark.parametrize(
     ("instances", "message"),
     [
-        ([], "instances is empty"),
-        ([[1.0, 2.0, 3.0]], "expects 2 features per instance, got 3"),
-        ([[1.0], [1.0, 2.0]], "one length"),
-        ([[float("nan"), 1.0]], "finite"),
-        ([[float("inf"), 1.0]], "finite"),
+        ([], "no rows were sent"),
+        ([[1.0, 2.0, 3.0]], "row 0 has 3 values; the model takes 2"),
+        ([[1.0, 2.0], [1.0]], "row 1 has 1 values; the model takes 2"),
+        ([[float("nan"), 1.0]], "row 0, column '0': expected a finite number"),
+        ([[1.0, float("inf")]], "row 0, column '1': expected a finite number"),
+        ([[1.0, None]], "row 0, column '1': a value is needed"),
+        ([[1.0, "2"]], "row 0, column '1': expected a number, got the string \"2\""),
+        ([[True, 1.0]], "row 0, column '0': expected a number, got true"),
     ],
 )
 def test_instances_that_do_not_fit_the_model_are_refused(
@@ -183,7 +186,7 @@ def test_probabilities_of_a_model_without_predict_proba_are_refused(
 
     with pytest.raises(ProbabilitiesUnavailableError, match="LinearRegression"):
         predictor.predict("linear", None, [[0.5]], probabilities=True)
-    assert predictor.predict("linear", None, [[0.5]]).labels == [pytest.approx(0.5)]
+    assert predictor.predict("linear", None, [[0.5]]).predictions == [pytest.approx(0.5)]
 
 
 @pytest.fixture
@@ -204,15 +207,18 @@ def test_named_instances_are_ordered_by_the_models_feature_names(
     result = predictor.predict("sizes", None, named)
 
     expected = model.predict(numpy.array([[1.0, 2.0], [0.5, 0.0]]))
-    assert result.labels == pytest.approx(expected.tolist())
+    assert result.predictions == pytest.approx(expected.tolist())
 
 
 @pytest.mark.parametrize(
     ("instances", "message"),
     [
-        ([{"height": 1.0}], r"missing features \['width'\], unknown features \[\]"),
-        ([{"height": 1.0, "width": 2.0, "depth": 3.0}], r"unknown features \['depth'\]"),
-        ([{"height": 1.0, "width": 2.0}, [1.0, 2.0]], "every one as an object"),
+        ([{"height": 1.0}], r"row 0: .*\(missing width\): send exactly height, width"),
+        (
+            [{"height": 1.0, "width": 2.0}, {"height": 1.0, "width": 2.0, "depth": 3.0}],
+            r"row 1: .*\(unknown depth\)",
+        ),
+        ([{"height": 1.0, "width": 2.0}, "wide"], 'row 1 is the string "wide"'),
     ],
 )
 def test_named_instances_with_wrong_names_are_refused_with_the_names(
@@ -226,7 +232,7 @@ def test_named_instances_with_wrong_names_are_refused_with_the_names(
 def test_named_instances_for_a_model_without_feature_names_are_refused(
     predictor: Predictor,
 ) -> None:
-    with pytest.raises(InvalidInputError, match="without feature names"):
+    with pytest.raises(InvalidInputError, match="fitted without column names"):
         predictor.predict("moons", 1, [{"x": 1.0, "y": 2.0}])
 
 
@@ -237,7 +243,7 @@ def test_more_instances_than_the_limit_are_refused_before_loading(
     predictor = Predictor(registry, ModelCache[LoadedModel](10**8), max_instances=3)
     counting_store.calls.clear()
 
-    with pytest.raises(TooManyInstancesError, match="4 instances"):
+    with pytest.raises(TooManyInstancesError, match="4 rows in one request"):
         predictor.predict("moons", 1, ROWS)
     assert counting_store.calls == Counter()
 

@@ -29,6 +29,7 @@ from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
 from tests.conftest import distinct_model_bytes, registrar_for
+from tests.support.resolving import resolved
 
 
 def joblib_of(value: object) -> bytes:
@@ -172,12 +173,12 @@ def test_unknown_models_and_versions_are_told_apart(
 ) -> None:
     registrar.register("moons", moons_bytes)
     with pytest.raises(ModelNotFoundError):
-        registry.resolve("nobody")
+        resolved(registry, "nobody")
     with pytest.raises(ModelNotFoundError):
         registry.get_manifest("nobody", 1)
     with pytest.raises(VersionNotFoundError):
-        registry.resolve("moons", 2)
-    assert registry.resolve("moons").version == 1
+        registry.get_manifest("moons", 2)
+    assert resolved(registry, "moons") == 1
 
 
 class FailingCreates:
@@ -205,7 +206,7 @@ def test_a_registration_that_fails_before_its_manifest_leaves_no_visible_version
     registry = ModelRegistry(store)
     assert registry.list_versions("moons") == []
     with pytest.raises(ModelNotFoundError):
-        registry.resolve("moons")
+        resolved(registry, "moons")
     assert registrar_for(registry).register("moons", moons_bytes).info.manifest.version == 1
 
 

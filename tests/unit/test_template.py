@@ -8,7 +8,7 @@ from pathlib import Path
 
 from local_api import load_function_module, load_template, routes_from_template
 
-from registry.config import LOCAL_ONLY_SETTINGS, Settings
+from registry.config import LOCAL_ONLY_SETTINGS, SET_BY_LAMBDA, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,11 +33,12 @@ def test_template_routes_equal_the_routes_the_resolvers_serve() -> None:
         served |= {(method, path) for path, item in schema["paths"].items() for method in item}
     assert template_routes == served
     assert {("post", "/classify"), ("post", "/models"), ("get", "/models")} <= served
+    assert {("post", "/predict"), ("post", "/invocations"), ("get", "/ping")} <= served
 
 
-def test_classify_needs_an_api_key_and_models_needs_iam() -> None:
+def test_predict_routes_need_an_api_key_and_models_needs_iam() -> None:
     for route in routes_from_template(load_template()):
-        if route.path == "/classify":
+        if route.path in ("/classify", "/predict", "/invocations", "/ping"):
             assert route.api_key_required and not route.iam_auth
         else:
             assert route.path.startswith("/models")
@@ -51,7 +52,9 @@ def test_the_functions_environment_names_only_real_settings() -> None:
         environment = resource.get("Properties", {}).get("Environment", {})
         variables |= set(environment.get("Variables", {}))
     settings = {
-        field.upper() for field in Settings.model_fields if field not in LOCAL_ONLY_SETTINGS
+        field.upper()
+        for field in Settings.model_fields
+        if field not in LOCAL_ONLY_SETTINGS | SET_BY_LAMBDA
     }
     assert settings <= variables
     assert {v for v in variables if not v.startswith("POWERTOOLS_")} <= settings

@@ -1,0 +1,73 @@
+"""Native thread pools held to the function's CPU share around every predict call."""
+
+from typing import Any
+
+import numpy
+import pytest
+from sklearn.datasets import load_wine
+from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_info
+
+from registry import predictor as predictor_module
+from registry.cache import ModelCache
+from registry.fastpath import Predictors, predictors_for
+from registry.native_threads import cpu_share_threads
+from registry.predictor import LoadedModel, Predictor
+from registry.registration import Registrar
+from registry.registry import ModelRegistry
+from tests.unit.test_registry import joblib_of
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "threads"),
+    [(None, 1), (128, 1), (1024, 1), (1769, 1), (3538, 2), (10240, 5)],
+)
+def test_the_cpu_share_is_one_thread_per_1769_mb(memory_mb: int | None, threads: int) -> None:
+    assert cpu_share_threads(memory_mb) == threads
+
+
+def pool_sizes() -> dict[str, int]:
+    return {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
+
+
+@pytest.fixture
+def seen_in_predict(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, int]]:
+    """The native pool sizes each predict() call of a loaded model runs with."""
+    seen: list[dict[str, int]] = []
+
+    def recording(estimator: Any) -> Predictors:
+        real = predictors_for(estimator)
+
+        def predict(features: Any) -> Any:
+            seen.append(pool_sizes())
+            return real.predict(features)
+
+        return Predictors(predict, real.predict_proba)
+
+    monkeypatch.setattr(predictor_module, "predictors_for", recording)
+    return seen
+
+
+@pytest.mark.parametrize("limit", [1, None])
+def test_predict_runs_with_the_pools_limited_and_restores_them(
+    registry: ModelRegistry,
+    registrar: Registrar,
+    seen_in_predict: list[dict[str, int]],
+    limit: int | None,
+) -> None:
+    features, target = load_wine(return_X_y=True)
+    model = HistGradientBoostingClassifier(max_iter=10).fit(features, target)
+    registrar.register("wine", joblib_of(model))
+    predictor = Predictor(registry, ModelCache[LoadedModel](10**8), native_threads=limit)
+    before = pool_sizes()
+
+    result = predictor.predict("wine", None, features[:3].tolist())
+
+    assert numpy.array_equal(result.predictions, model.predict(features[:3]))
+    (during,) = seen_in_predict
+    assert "openmp" in during  # HistGradientBoosting predicts through OpenMP
+    if limit is None:
+        assert during == before
+    else:
+        assert set(during.values()) == {1}
+    assert pool_sizes() == before
