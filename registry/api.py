@@ -47,7 +47,12 @@ def parse_json_body(text: str | bytes) -> Any:
         if b"NaN" not in (text if isinstance(text, bytes) else text.encode()):
             raise
         try:
-            return json.loads(text, parse_constant=_nan_as_null, parse_float=_finite_float)
+            return json.loads(
+                text,
+                parse_constant=_nan_as_null,
+                parse_float=_finite_float,
+                parse_int=_int_as_orjson_reads_it,
+            )
         except ValueError:
             raise refused from None
 
@@ -55,6 +60,17 @@ def parse_json_body(text: str | bytes) -> Any:
 def _nan_as_null(constant: str) -> None:
     if constant != "NaN":
         raise ValueError(f"{constant} is not a JSON number")
+
+
+def _int_as_orjson_reads_it(text: str) -> int | float:
+    """An integer, or beyond 64 bits a float (as orjson reads one); beyond a double, refused."""
+    value = int(text)
+    if -(2**63) <= value < 2**64:
+        return value
+    as_float = float(text)
+    if as_float in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is beyond a double")
+    return as_float
 
 
 def _finite_float(text: str) -> float:

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from registry.config import PicklePolicy
 from registry.errors import RegistryError
-from registry.inputs import RequestRows, complete_signature, model_input
+from registry.inputs import RequestRows, complete_signature, model_input, prediction_count
 from registry.manifest import ArtifactFormat, Label
 from registry.signature import derive_signature
 from registry.validation import (
@@ -171,13 +171,15 @@ def try_example(
     except RegistryError:
         return ExampleOutcome(failure=ExampleFailure.DOES_NOT_FIT)
     try:
-        estimator.predict(features)
+        predictions = estimator.predict(features)
     except Exception as exc:  # the model's own failure; only its type's name is kept
         name = type(exc).__qualname__
         return ExampleOutcome(
             failure=ExampleFailure.NOT_PREDICTED,
             exception=name if _python_names([name]) == [name] else None,
         )
+    if prediction_count(predictions) != len(example):
+        return ExampleOutcome(failure=ExampleFailure.WRONG_COUNT)
     return None
 
 

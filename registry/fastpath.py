@@ -8,8 +8,8 @@ sequential path (`e.predict_proba(X, check_input=False)` summed in estimator
 order, then divided by the number of trees), so the results are identical to
 the last bit; tests compare them with numpy.array_equal.
 
-Only exact classes, single-output, n_jobs None or 1: anything else uses the
-estimator's own methods.
+Only exact classes, single-output, n_jobs None or 1, rows without missing values:
+anything else uses the estimator's own methods.
 """
 
 from collections.abc import Callable
@@ -23,9 +23,15 @@ Features = Any  # a float64 array of shape (rows, features), finite, checked by 
 
 
 def _as_float32(features: Features) -> Any:
-    """What scikit-learn's input check makes of the rows, and the error it raises."""
+    """What scikit-learn's input check makes of the rows, and the error it raises.
+
+    None when a value is missing (NaN): trees route missing values themselves, and the
+    caller then uses the estimator's own method, which checks them as it should.
+    """
     rows = numpy.asarray(features, dtype=numpy.float32)
     if not numpy.isfinite(rows).all():
+        if numpy.isnan(rows).any():
+            return None
         raise ValueError("Input X contains infinity or a value too large for dtype('float32').")
     return rows
 
@@ -51,6 +57,8 @@ def _forest_classifier(forest: Any) -> Predictors:
 
     def predict_proba(features: Features) -> Any:
         rows = _as_float32(features)
+        if rows is None:
+            return forest.predict_proba(features)
         proba = numpy.zeros((rows.shape[0], n_classes), dtype=numpy.float64)
         for tree in trees:
             proba += tree.predict_proba(rows, check_input=False)
@@ -68,6 +76,8 @@ def _forest_regressor(forest: Any) -> Predictors:
 
     def predict(features: Features) -> Any:
         rows = _as_float32(features)
+        if rows is None:
+            return forest.predict(features)
         total = numpy.zeros(rows.shape[0], dtype=numpy.float64)
         for tree in trees:
             total += tree.predict(rows, check_input=False)

@@ -24,7 +24,13 @@ from typing import Any
 import numpy
 
 from registry.errors import InvalidInputError
-from registry.manifest import ColumnKind, InputColumn, InputSignature, ModelManifest
+from registry.manifest import (
+    ColumnKind,
+    InputColumn,
+    InputSignature,
+    MissingValue,
+    ModelManifest,
+)
 
 MAX_NAMES_SHOWN = 20
 MAX_VALUE_SHOWN = 40
@@ -39,10 +45,13 @@ class RequestRows:
     """The rows of one request: lists of values in column order, or objects of column values.
 
     columns names the values of positional rows when the request did (dataframe_split).
+    in_model_order: the request said its lists are in the model's order (a dataframe_split
+    without columns), so a model that needs a DataFrame takes them too.
     """
 
     rows: Sequence[Any]
     columns: Sequence[str] | None = None
+    in_model_order: bool = False
 
     @property
     def numeric(self) -> bool:
@@ -53,13 +62,19 @@ class RequestRows:
 
 
 def rows_from_json(value: Any, form: str, columns: Sequence[str] | None = None) -> RequestRows:
-    """The rows one form of a request carried (see schemas.PredictRequest), checked for shape."""
+    """The rows one form of a request carried (see schemas.PredictRequest), checked for shape.
+
+    dataframe_split's lists are in the model's column order when it names no columns.
+    """
+    in_model_order = form == "dataframe_split.data" and columns is None
     records = form == "dataframe_records"
-    if records and isinstance(value, list) and value and not isinstance(value[0], Mapping):
-        raise InvalidInputError(
-            "dataframe_records must be a list of objects of column values; "
-            "send rows of values as instances"
-        )
+    if records and isinstance(value, list):
+        for index, row in enumerate(value):
+            if not isinstance(row, Mapping):
+                raise InvalidInputError(
+                    f"dataframe_records: row {index} is {_shown(row)}; every row must be an "
+                    "object of column values (send lists of values as instances)"
+                )
     if isinstance(value, Mapping) and form in ("instances", "inputs") and columns is None:
         return _rows_of_columns(value, form)
     if not isinstance(value, list):
@@ -67,7 +82,7 @@ def rows_from_json(value: Any, form: str, columns: Sequence[str] | None = None) 
             f"{form} must be a list of rows (lists of values, or objects of column values), "
             f"not {_shown(value)}"
         )
-    return RequestRows(value, columns)
+    return RequestRows(value, columns, in_model_order)
 
 
 def _rows_of_columns(columns: Mapping[str, Any], form: str) -> RequestRows:
@@ -76,7 +91,7 @@ def _rows_of_columns(columns: Mapping[str, Any], form: str) -> RequestRows:
     for name, values in columns.items():
         if not isinstance(values, list):
             raise InvalidInputError(
-                f"{form}: column {name!r} must be a list of values, one per row, "
+                f"{form}: column {_clipped(str(name))!r} must be a list of values, one per row, "
                 f"not {_shown(values)}"
             )
         lengths.add(len(values))
@@ -111,8 +126,8 @@ def model_input(rows: RequestRows, signature: InputSignature | None) -> Any:
         raise InvalidInputError("no rows were sent: send at least one row")
     if signature is None:  # the model does not say what it takes: numbers, as it gets them
         return _number_matrix(rows, None)
-    in_model_order = rows.columns is None or list(rows.columns) == _names(signature)
-    if rows.numeric and in_model_order and not signature.dataframe:
+    ordered_as_model = rows.columns is None or list(rows.columns) == _names(signature)
+    if rows.numeric and ordered_as_model and signature.numbers_only:
         return _number_matrix(rows, signature)
     columns = _checked_columns(rows, signature)
     if signature.dataframe:
@@ -120,8 +135,9 @@ def model_input(rows: RequestRows, signature: InputSignature | None) -> Any:
     kinds = {column.kind for column in signature.columns}
     dtype = numpy.float64 if kinds == {ColumnKind.NUMBER} else object
     matrix = numpy.empty((len(rows), len(signature.columns)), dtype=dtype)
-    for index, values in enumerate(columns.values()):
-        matrix[:, index] = [numpy.nan if value is None else value for value in values]
+    for index, column in enumerate(signature.columns):
+        missing = None if column.missing is MissingValue.NONE else numpy.nan
+        matrix[:, index] = [missing if value is None else value for value in columns[column.name]]
     return matrix
 
 
@@ -170,6 +186,11 @@ def _value_in(row: Any, name: str, position: int) -> Any:
     if isinstance(row, list) and position < len(row):
         return row[position]
     return None
+
+
+def prediction_count(predictions: Any) -> int:
+    """How many rows a model's predict() answered (a scalar answers one)."""
+    return len(predictions) if numpy.ndim(predictions) else 1
 
 
 def explain_rejection(rows: RequestRows, signature: InputSignature | None) -> str | None:
@@ -251,11 +272,12 @@ def _checked_columns(rows: RequestRows, signature: InputSignature) -> dict[str, 
                 )
             if by_position is not None:
                 raise InvalidInputError(
-                    f"row {index}: send a list of values, as columns names them"
+                    f"row {index} is an object; dataframe_split's data are lists of values, "
+                    "in the order of its columns"
                 )
             values = _ordered(row, index, names, signature)
         elif isinstance(row, list):
-            if by_position is None and signature.dataframe:
+            if by_position is None and signature.dataframe and not rows.in_model_order:
                 raise InvalidInputError(
                     f"row {index} is a list, and this model takes named columns "
                     f"({_listed(names)}): send each row as an object of column values, "
@@ -296,7 +318,7 @@ def _check_value(value: Any, column: InputColumn, row: int) -> None:
     kind = column.kind
     if kind is ColumnKind.NUMBER:
         fits = isinstance(value, int | float) and not isinstance(value, bool)
-        if fits and not math.isfinite(value):
+        if fits and not _finite(value):
             raise InvalidInputError(
                 f"row {row}, column {column.name!r}: expected a finite number, got {value!r}"
                 + (" (send null for a missing value)" if column.nullable else "")
@@ -310,6 +332,13 @@ def _check_value(value: Any, column: InputColumn, row: int) -> None:
             f"row {row}, column {column.name!r}: expected {_EXPECTED[kind]}, got {_shown(value)}"
             + (" (null marks a missing value)" if column.nullable else "")
         )
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a double
+        return False
 
 
 def _raise_wrong_columns(
@@ -339,20 +368,35 @@ def _dataframe(columns: dict[str, list[Any]], signature: InputSignature) -> Any:
 
     frame = pandas.DataFrame(columns)
     for column in signature.columns:
-        if column.kind is not ColumnKind.BOOLEAN and frame[column.name].isna().all():
+        values = columns[column.name]
+        if not any(value is None for value in values):
+            continue
+        if column.missing is MissingValue.NONE:
+            # The model learned None (an object column of None): pandas would make it NaN.
+            frame[column.name] = pandas.Series(values, dtype=object)
+        elif column.kind is ColumnKind.BOOLEAN:
+            # pandas keeps None in a column of booleans; the model learned NaN.
+            marked = [numpy.nan if value is None else value for value in values]
+            frame[column.name] = pandas.Series(marked, dtype=object)
+        elif all(value is None for value in values):
             # All missing: pandas would make an object column of None, where a column with
             # some values holds NaN (floats, or pandas' strings). Missing is missing.
             dtype = "float64" if column.kind is ColumnKind.NUMBER else "str"
-            frame[column.name] = pandas.Series([None] * len(frame), dtype=dtype)
+            frame[column.name] = pandas.Series(values, dtype=dtype)
     return frame
 
 
 def _listed(names: Sequence[Any]) -> str:
     shown = ", ".join(
-        name if isinstance(name, str) else _shown(name) for name in names[:MAX_NAMES_SHOWN]
+        _clipped(name) if isinstance(name, str) else _shown(name)
+        for name in names[:MAX_NAMES_SHOWN]
     )
     more = len(names) - MAX_NAMES_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN] + "..."
 
 
 def _shown(value: Any) -> str:

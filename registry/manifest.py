@@ -17,6 +17,7 @@ import hashlib
 import re
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -140,6 +141,13 @@ class RuntimeVersions(BaseModel):
     skops: VersionText | None = None
 
 
+class MissingValue(StrEnum):
+    """How a model saw a missing value in a column."""
+
+    NAN = "nan"  # NaN: pandas' missing value, in numbers and pandas' strings
+    NONE = "none"  # None, in an object column (encoders and imputers tell it from NaN)
+
+
 class ColumnKind(StrEnum):
     NUMBER = "number"
     STRING = "string"
@@ -168,6 +176,9 @@ class InputColumn(BaseModel):
     nullable: bool = False
     # The categories an encoder learned, when it learned at most MAX_CATEGORIES_KEPT.
     categories: Annotated[list[Category], Field(max_length=MAX_CATEGORIES_KEPT)] | None = None
+    # How the model saw a missing value: NaN (pandas' way), or None (an object column of
+    # None, which encoders and imputers tell apart from NaN). A null is sent to it so.
+    missing: MissingValue = MissingValue.NAN
 
 
 class InputSignature(BaseModel):
@@ -182,6 +193,13 @@ class InputSignature(BaseModel):
     columns: Annotated[list[InputColumn], Field(max_length=100_000)]
     named: bool = False
     dataframe: bool = False
+
+    @cached_property
+    def numbers_only(self) -> bool:
+        """Every column takes numbers and the model takes an array: predict's fast path."""
+        return not self.dataframe and all(
+            column.kind is ColumnKind.NUMBER for column in self.columns
+        )
 
 
 class ModelManifest(BaseModel):

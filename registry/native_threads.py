@@ -4,10 +4,15 @@ scikit-learn's HistGradientBoosting and KNeighbors predict through OpenMP and BL
 sized to the machine's cores. A Lambda function has a share of them (one vCPU per
 1,769 MB of memory), and an OpenMP team is made per calling thread, so a single-row
 request paid for threads it could not run. threadpoolctl (a scikit-learn dependency)
-limits the pools around each predict call, in the calling thread.
+sets the limit.
+
+It is set once per calling thread (OpenMP's limit belongs to the thread that sets it;
+BLAS's to the process), and again after a model load brings new libraries. Lambda calls
+every request on one thread, so a warm request pays one attribute read; setting and
+restoring the limit around every call cost about 40 µs (docs/benchmarks.md).
 """
 
-from contextlib import AbstractContextManager, nullcontext
+import threading
 from typing import Any
 
 # Lambda gives a function one vCPU's worth of time per this many MB of memory.
@@ -22,11 +27,13 @@ def cpu_share_threads(memory_mb: int | None) -> int:
 
 
 class NativeThreads:
-    """Limits the native pools of the libraries loaded when refresh() last looked."""
+    """Holds the native pools of the libraries loaded when refresh() last looked to a limit."""
 
     def __init__(self, limit: int | None) -> None:
         self.limit = limit
         self._controller: Any = None
+        self._generation = 0
+        self._applied = threading.local()
 
     def refresh(self) -> None:
         """Look again for loaded pools: a model just loaded may have brought new ones."""
@@ -35,9 +42,11 @@ class NativeThreads:
         from threadpoolctl import ThreadpoolController
 
         self._controller = ThreadpoolController()
+        self._generation += 1
 
-    def limited(self) -> AbstractContextManager[Any]:
-        if self._controller is None:
-            return nullcontext()
-        limiter: AbstractContextManager[Any] = self._controller.limit(limits=self.limit)
-        return limiter
+    def apply(self) -> None:
+        """Hold the pools to the limit in the calling thread (once per thread and refresh)."""
+        if self._controller is None or getattr(self._applied, "generation", 0) == self._generation:
+            return
+        self._controller.limit(limits=self.limit)
+        self._applied.generation = self._generation

@@ -26,7 +26,13 @@ from registry.errors import (
     TooManyInstancesError,
 )
 from registry.fastpath import Predictors, predictors_for
-from registry.inputs import RequestRows, explain_rejection, model_input, signature_of
+from registry.inputs import (
+    RequestRows,
+    explain_rejection,
+    model_input,
+    prediction_count,
+    signature_of,
+)
 from registry.manifest import (
     ArtifactFormat,
     InputSignature,
@@ -213,15 +219,28 @@ class Predictor:
             )
         features = model_input(rows, loaded.signature)
         predictors = loaded.predictors
+        self.native_threads.apply()
         try:
-            with self.native_threads.limited():
-                predictions = predictors.predict(features)
-                proba = predictors.predict_proba
-                scores = proba(features) if probabilities and proba is not None else None
-        except (ValueError, TypeError) as exc:
+            predictions = predictors.predict(features)
+            proba = predictors.predict_proba
+            scores = proba(features) if probabilities and proba is not None else None
+        except MemoryError:
+            raise
+        except Exception as exc:  # the model refused these rows; only its type is named
             explained = explain_rejection(rows, loaded.signature)
-            message = explained or f"the model could not predict on these rows: {exc}"[:300]
-            raise InvalidInputError(message) from exc
+            raise InvalidInputError(
+                explained
+                or f"the model could not predict on these rows (it raised {type(exc).__name__}):"
+                f" check them against the version's signature (GET /models/{name}/versions/"
+                f"{manifest.version})"
+            ) from exc
+        if prediction_count(predictions) != len(rows):
+            raise InvalidInputError(
+                f"the model returned {prediction_count(predictions)} predictions for "
+                f"{len(rows)} rows: it "
+                "does not take rows of columns (fitted on a plain list of texts?); register it "
+                "fitted on a DataFrame column or a 2-D array"
+            )
         return Prediction(
             manifest,
             json_values(predictions),
@@ -244,11 +263,14 @@ def json_values(array: Any) -> list[Any]:
 
 
 def _probabilities_per_row(scores: Any) -> list[Any]:
-    """[row][class], or [row][output][class] for a multi-output classifier's list of arrays."""
+    """[row][class], or [row][output][class] for a multi-output classifier's list of arrays.
+
+    A probability that is not finite (a model overflowing on extreme rows) is null.
+    """
     if isinstance(scores, list):
-        return [[output[row].tolist() for output in scores] for row in range(len(scores[0]))]
-    result: list[Any] = numpy.asarray(scores).tolist()
-    return result
+        outputs = [json_values(output) for output in scores]
+        return [[output[row] for output in outputs] for row in range(len(outputs[0]))]
+    return json_values(scores)
 
 
 def load_model(

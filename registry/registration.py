@@ -14,6 +14,7 @@
 """
 
 import contextlib
+import json
 import re
 import secrets
 import time
@@ -169,7 +170,10 @@ class Registrar:
         if input_example is not None:
             signature = _checked_example(validated.estimator, input_example)
         digest = sha256_hex(artifact)
-        claim = self._claim(name, digest)
+        # One registration of these bytes with this example: the same bytes sent with
+        # another input_example (a completed signature) make a version of their own.
+        identity = digest if input_example is None else _with_example(digest, input_example)
+        claim = self._claim(name, identity, digest, input_example)
         if isinstance(claim, VersionInfo):
             return Registration(claim, created=False)
         metadata = {
@@ -185,11 +189,11 @@ class Registrar:
                 name, artifact, digest, format, validated, metadata
             )
         except BaseException:
-            self._release(name, digest, claim)
+            self._release(name, identity, claim)
             raise
         try:
             self.store.put(
-                claim_key(name, digest),
+                claim_key(name, identity),
                 _encode(claim.model_copy(update={"version": manifest.version})),
             )
         except RegistryError as exc:
@@ -291,9 +295,11 @@ class Registrar:
             f"too many concurrent registrations of {name!r}; retry the request"
         )
 
-    def _claim(self, name: str, digest: str) -> ShaClaim | VersionInfo:
-        """Become the one registration of these bytes, or find the version that holds them."""
-        key = claim_key(name, digest)
+    def _claim(
+        self, name: str, identity: str, digest: str, input_example: list[Any] | None
+    ) -> ShaClaim | VersionInfo:
+        """Become the one registration of these bytes (and example), or find their version."""
+        key = claim_key(name, identity)
         deadline = time.monotonic() + CLAIM_WAIT_SECONDS
         pause = 0.05
         while time.monotonic() < deadline:
@@ -307,7 +313,11 @@ class Registrar:
             claim = ShaClaim.model_validate_json(current.data)
             if claim.version is not None:
                 existing = self._existing_active(name, claim.version)
-                if existing is not None and existing.manifest.sha256 == digest:
+                if (
+                    existing is not None
+                    and existing.manifest.sha256 == digest
+                    and existing.manifest.input_example == input_example
+                ):
                     return existing
                 take_over = True  # that version was archived: register the bytes anew
             else:
@@ -346,12 +356,24 @@ def _checked_example(estimator: EstimatorDescription, example: list[Any]) -> Inp
             f"the model could not predict on input_example ({raised}); nothing was registered: "
             "send rows with the columns and kinds of values the model was fitted on"
         )
+    if outcome is not None and outcome.failure is ExampleFailure.WRONG_COUNT:
+        raise InvalidInputError(
+            "the model did not answer one prediction per row of input_example: it does not "
+            "take rows of columns (fitted on a plain list of texts?); nothing was registered: "
+            "fit it on a DataFrame column or a 2-D array"
+        )
     if outcome is not None:
         raise InvalidInputError(
             "input_example does not fit the model's input; nothing was registered: send rows "
             "with the columns and kinds of values the model was fitted on"
         )
     return signature
+
+
+def _with_example(digest: str, example: list[Any]) -> str:
+    """The identity of a registration of these bytes with this input_example."""
+    canonical = json.dumps(example, sort_keys=True, separators=(",", ":"))
+    return sha256_hex(f"{digest}:{canonical}".encode())
 
 
 def _encode(model: Any) -> bytes:

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     model_validator,
 )
 
@@ -46,11 +47,20 @@ LenientFeature = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_r
 # are checked value by value against the version's signature in registry.inputs, which
 # says what is wrong in the caller's words; pydantic lets them through as they are.
 StrictFeature = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def _proved_numeric(value: Any, handler: ValidatorFunctionWrapHandler) -> NumericRows:
+    """The rows as sent, once pydantic proved them numbers: an integer stays an integer
+    (a DataFrame column of them keeps the owner's int64, and 2**53 + 1 its last digit)."""
+    handler(value)
+    return NumericRows(value)
+
+
 NumberLists = Annotated[
-    list[list[StrictFeature]], Field(fail_fast=True), AfterValidator(NumericRows)
+    list[list[StrictFeature]], Field(fail_fast=True), WrapValidator(_proved_numeric)
 ]
 NamedNumbers = Annotated[
-    list[dict[str, StrictFeature]], Field(fail_fast=True), AfterValidator(NumericRows)
+    list[dict[str, StrictFeature]], Field(fail_fast=True), WrapValidator(_proved_numeric)
 ]
 ROWS_SCHEMA = {
     "description": (
@@ -344,4 +354,6 @@ def predict_response_json(
         answer["classes"] = result.manifest.output_classes or result.manifest.classes
     answer["model"] = name
     answer["version"] = result.manifest.version
-    return json.dumps(answer, separators=(",", ":"))
+    # allow_nan=False: a non-finite value (never sent: the predictor makes it null) is an
+    # error here rather than a NaN no strict JSON client reads.
+    return json.dumps(answer, separators=(",", ":"), allow_nan=False)

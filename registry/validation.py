@@ -158,6 +158,7 @@ class ExampleFailure(StrEnum):
 
     DOES_NOT_FIT = "does_not_fit"  # the rows do not fit the signature (register says how)
     NOT_PREDICTED = "not_predicted"  # predict() raised on them
+    WRONG_COUNT = "wrong_count"  # predict() answered another number of rows than it was sent
 
 
 class ExampleOutcome(BaseModel):

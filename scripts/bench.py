@@ -12,6 +12,7 @@ measured side by side (absolute times on a shared machine are noise).
 import argparse
 import base64
 import contextlib
+import functools
 import gc
 import io
 import json
@@ -23,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,15 +47,18 @@ from local_api import (  # noqa: E402
     routes_from_template,
 )
 from moto.server import ThreadedMotoServer  # noqa: E402
-from sklearn.datasets import make_moons  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+from sklearn.datasets import load_wine, make_moons  # noqa: E402
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from train_moons import train_moons  # noqa: E402
 
 from registry import service  # noqa: E402
+from registry.native_threads import NativeThreads, cpu_share_threads  # noqa: E402
 from registry.observability import logger  # noqa: E402
 from registry.schemas import PredictRequest  # noqa: E402
 
 BUCKET = "bench-registry"
+PREDICT_PATHS = ("/predict", "/classify", "/invocations")
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024
 GOALS = {
     "warm single row / raw predict": ("<=", 1.3),
@@ -86,6 +91,23 @@ def median_seconds(call: Callable[[], Any], repeat: int, warmup: int = 2) -> flo
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def median_seconds_in_fresh_threads(call: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
+    """Each call made from a thread of its own, as scripts/local_api.py's threading server
+    makes one per request; timed inside that thread, so starting and joining it is left out."""
+    times: list[float] = []
+
+    def timed() -> None:
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+
+    for _ in range(warmup + repeat):
+        thread = threading.Thread(target=timed)
+        thread.start()
+        thread.join()
+    return statistics.median(times[warmup:])
 
 
 def fmt(seconds: float) -> str:
@@ -129,7 +151,7 @@ class Bench:
         data = json.dumps(body).encode()
         queries = {key: [value] for key, value in (query or {}).items()}
         event = build_event(route, method, path, {}, queries, {}, data)
-        app = self.predict_app if path == "/classify" else self.register_app
+        app = self.predict_app if path in PREDICT_PATHS else self.register_app
         context = LocalLambdaContext(route.function)
         return lambda: app.lambda_handler(event, context)
 
@@ -276,6 +298,77 @@ class Bench:
             f"{after_held / 1e6:.0f} MB, peak {peak / 1e6:.0f} MB over {rounds * versions} loads",
         )
 
+    @contextlib.contextmanager
+    def native_threads_condition(self, limited: bool) -> Iterator[None]:
+        """The predictor rebuilt from the environment, with or without the native thread limit.
+
+        Limited: NATIVE_THREADS and AWS_LAMBDA_FUNCTION_MEMORY_SIZE unset, so the default
+        applies (1 thread outside Lambda; a 1,024 MB function's CPU share is 1 thread too).
+        Not limited: the predictor the handler uses gets native_threads=None, which is what
+        Predictor(..., native_threads=None) builds: no threadpoolctl call at all, as before
+        the limit existed. The variables are restored and the predictor rebuilt afterwards,
+        so later sections see the usual setup.
+        """
+        names = ("NATIVE_THREADS", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+        service.reset()
+        try:
+            predictor = service.predictor()
+            if limited:
+                assert predictor.native_threads.limit == 1 == cpu_share_threads(1024)
+            else:
+                predictor.native_threads = NativeThreads(None)
+            yield
+        finally:
+            for name in names:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+            service.reset()
+
+    def native_thread_rows(self) -> list[Row]:
+        """Warm single-row latency with the native pools limited to one thread and without,
+        on the main thread and from a fresh thread per request (OpenMP makes a team for each
+        thread that calls it). HGB predicts through OpenMP; KNN (a k-d tree here) through
+        neither pool, so it shows the limit's own cost."""
+        features, labels = load_wine(return_X_y=True)
+        models = {
+            "HGB": HistGradientBoostingClassifier(max_iter=100, random_state=0),
+            "KNN": KNeighborsClassifier(),
+        }
+        one = features[:1]
+        body = {"instances": one.tolist()}
+        conditions = {False: "before: no thread limit", True: "after: default limit, 1 thread"}
+        rows: list[Row] = []
+        for label, model in models.items():
+            model.fit(features, labels)
+            name = f"wine-{label.lower()}"
+            query = {"model": name, "version": str(self.register(name, model))}
+            expected = model.predict(one).tolist()
+            warm: dict[tuple[bool, bool], float] = {}
+            for limited, condition in conditions.items():
+                with self.native_threads_condition(limited):
+                    request = self.handler_call("POST", "/predict", body, query)
+                    assert json.loads(request()["body"])["predictions"] == expected
+                    on_main = median_seconds(request, self.reps(2000))
+                    raw = median_seconds(functools.partial(model.predict, one), self.reps(2000))
+                    fresh = median_seconds_in_fresh_threads(request, self.reps(1000))
+                warm[limited, False], warm[limited, True] = on_main, fresh
+                for in_fresh_thread, seconds in ((False, on_main), (True, fresh)):
+                    where = " from a fresh thread" if in_fresh_thread else ""
+                    gain = (
+                        f"; no limit / limit: {warm[False, in_fresh_thread] / seconds:.2f}"
+                        if limited
+                        else ""
+                    )
+                    rows.append(
+                        Row(
+                            f"{label} warm single row{where} / raw predict ({condition})",
+                            seconds / raw,
+                            f"{fmt(seconds)} vs {fmt(raw)} on the main thread{gain}",
+                        )
+                    )
+        return rows
+
     def cold_init_rows(self) -> list[Row]:
         """Import time of the predict handler against its third-party imports alone."""
         env = {**os.environ, "AWS_ENDPOINT_URL_S3": self.endpoint, "PYTHONPATH": str(REPO_ROOT)}
@@ -364,6 +457,16 @@ def write_report(rows: list[Row], output_dir: Path, quick: bool) -> Path:
         "`pickle.load`, `predict`, on every request. The small model is the blog's "
         "RandomForestClassifier(n_estimators=5) on make_moons; the large one has 300 trees.",
         "",
+        "HGB and KNN are HistGradientBoostingClassifier(max_iter=100) and KNeighborsClassifier()"
+        " on load_wine, asked for one row through POST /predict. Before, the native thread pools"
+        " were left at the machine's cores; after, threadpoolctl holds them to NATIVE_THREADS"
+        " (0: the function's CPU share: 1 thread outside Lambda and in a 1,024 MB function),"
+        " set once per calling thread. HGB predicts through OpenMP; KNN on 13 features picks a"
+        " k-d tree, which uses neither pool, so its rows show what the limit itself costs."
+        " 'From a fresh thread' makes each request from a new thread, as"
+        " scripts/local_api.py's threading server does, timed inside that thread: OpenMP"
+        " makes a team for each calling thread.",
+        "",
         "![benchmark ratios](benchmarks.png)",
         "",
     ]
@@ -412,6 +515,7 @@ def main() -> int:
             rows += bench.model_rows(f"{trees} trees", "forest", train_moons(n_estimators=trees))
             rows.append(bench.validation_row())
             rows.append(bench.memory_row())
+            rows += bench.native_thread_rows()
         rows += bench.cold_init_rows()
     finally:
         server.stop()

@@ -395,7 +395,7 @@ def main() -> None:
     print(
         "Try:\n"
         f"  curl -X POST '{url}/classify?version=1'{key_header} -d '{single_row}'\n"
-        f"  curl -X POST '{url}/classify?model=moons'{key_header} "
+        f"  curl -X POST '{url}/predict?model=moons'{key_header} "
         "-d '{\"instances\": [[0.5, 0.2], [1.5, -0.4]]}'\n"
         f"  curl {url}/openapi.json",
         flush=True,

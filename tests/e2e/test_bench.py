@@ -31,6 +31,12 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
         "memory: peak RSS",
         "cold init",
         "Pydantic validation",
+        "HGB warm single row / raw predict (before: no thread limit)",
+        "HGB warm single row / raw predict (after: default limit, 1 thread)",
+        "HGB warm single row from a fresh thread",
+        "KNN warm single row / raw predict (before: no thread limit)",
+        "KNN warm single row / raw predict (after: default limit, 1 thread)",
+        "KNN warm single row from a fresh thread",
     ):
         assert measure in report, measure
     assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG")

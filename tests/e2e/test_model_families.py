@@ -16,6 +16,7 @@ import numpy
 import pandas
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
@@ -223,22 +224,12 @@ def request_id(request: pytest.FixtureRequest) -> str:
     return str(request.node.callspec.id)
 
 
-def text_review_model() -> tuple[Any, pandas.DataFrame]:
-    """A column of free text: no encoder's categories say it takes strings; an example does."""
-    from sklearn.datasets import load_wine
-    from sklearn.feature_extraction.text import CountVectorizer
-    from sklearn.naive_bayes import MultinomialNB
-
-    data = load_wine()
-    words = numpy.array(["dry", "sweet", "oak", "fruit", "light", "bold"])
-    reviews = [
-        " ".join(words[[i % 6, (i * 7) % 6, target]]) for i, target in enumerate(data.target)
-    ]
-    frame = pandas.DataFrame({"review": reviews, "proline": data.data[:, 12]})
-    model = make_pipeline(
-        ColumnTransformer([("text", CountVectorizer(), "review")], remainder="passthrough"),
-        MultinomialNB(),
-    ).fit(frame, data.target)
+def organic_wine_model() -> tuple[Any, pandas.DataFrame]:
+    """A boolean column no encoder reads: the fitted model cannot say it takes true/false."""
+    frame, target = wine_frame()
+    frame = frame.drop(columns=["region", "grade"])
+    frame["organic"] = frame["magnesium"] > 100
+    model = RandomForestClassifier(n_estimators=10, random_state=0).fit(frame, target)
     return model, frame
 
 
@@ -249,19 +240,19 @@ def joblib_bytes(model: Any) -> bytes:
 
 
 def test_an_input_example_completes_the_signature_and_is_kept(families_url: str) -> None:
-    model, frame = text_review_model()
+    model, frame = organic_wine_model()
     example = records(frame.head(3))
     without = joblib_bytes(model)
-    assert register(families_url, without, name="reviews-plain")[0] == 201
-    status, refused = predict(families_url, "reviews-plain", {"instances": example})
-    # Without an example nothing says "review" takes text: the signature guessed a number.
+    assert register(families_url, without, name="organic-plain")[0] == 201
+    status, refused = predict(families_url, "organic-plain", {"instances": example})
+    # Without an example nothing says "organic" takes booleans: the signature says a number.
     assert (status, refused["code"]) == (422, "invalid_input")
-    assert "column 'review': expected a number" in refused["message"]
+    assert "column 'organic': expected a number, got" in refused["message"]
 
     status, manifest = request(
         f"{families_url}/models",
         body={
-            "name": "reviews",
+            "name": "organic",
             "artifact": base64.b64encode(without).decode(),
             "input_example": example,
         },
@@ -269,12 +260,16 @@ def test_an_input_example_completes_the_signature_and_is_kept(families_url: str)
 
     assert status == 201, manifest
     columns = {column["name"]: column for column in manifest["signature"]["columns"]}
-    assert columns["review"]["kind"] == "string"
+    assert columns["organic"]["kind"] == "boolean"
     assert manifest["input_example"] == example
     rows = frame.iloc[::5].reset_index(drop=True)
-    status, answer = predict(families_url, "reviews", {"instances": records(rows)})
+    status, answer = predict(families_url, "organic", {"instances": records(rows)})
     assert status == 200, answer
     assert numpy.array_equal(numpy.array(answer["predictions"]), model.predict(rows))
+    status, answer = predict(
+        families_url, "organic", {"instances": records(rows), "probabilities": True}
+    )
+    assert numpy.array_equal(numpy.array(answer["probabilities"]), model.predict_proba(rows))
 
 
 @pytest.mark.parametrize(

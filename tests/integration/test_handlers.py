@@ -180,7 +180,7 @@ def b64_pickled_by_old_scikit_learn() -> str:
         ({"raw_body": '{"data1": 1e999, "data2": 1}'}, 400, "malformed_json"),
         ({"raw_body": '{"instances": [[Infinity, 1]]}'}, 400, "malformed_json"),
         # MLflow's clients write a DataFrame's missing values as NaN: read as null.
-        ({"raw_body": '{"instances": [[NaN, 1]]}'}, 422, "invalid_input"),
+        ({"raw_body": '{"instances": [[NaN, 1, 2]]}'}, 422, "invalid_input"),
         ({"raw_body": '{"instances": [[1, -Infinity]]}'}, 400, "malformed_json"),
         ({"body": {"inputs": "abc"}}, 422, "invalid_input"),
         ({"body": {"dataframe_records": [[1, 2]]}}, 422, "invalid_input"),
@@ -193,7 +193,7 @@ def b64_pickled_by_old_scikit_learn() -> str:
         ({"body": {"data1": True, "data2": 1}}, 422, "invalid_request"),
         ({"body": {"data1": None, "data2": None}}, 422, "invalid_request"),
         ({"body": {"instances": []}}, 422, "invalid_input"),
-        ({"body": {"instances": [[1, None]]}}, 422, "invalid_input"),
+        ({"body": {"instances": [[1, None], [1, "2"]]}}, 422, "invalid_input"),
         ({"body": {"instances": [["1", 2]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[[1, 2]]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[1, 2, 3]]}}, 422, "invalid_input"),

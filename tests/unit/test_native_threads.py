@@ -1,17 +1,18 @@
-"""Native thread pools held to the function's CPU share around every predict call."""
+"""Native thread pools held to the function's CPU share in every predict call."""
 
+import threading
 from typing import Any
 
 import numpy
 import pytest
 from sklearn.datasets import load_wine
 from sklearn.ensemble import HistGradientBoostingClassifier
-from threadpoolctl import threadpool_info
+from threadpoolctl import ThreadpoolController, threadpool_info
 
 from registry import predictor as predictor_module
 from registry.cache import ModelCache
 from registry.fastpath import Predictors, predictors_for
-from registry.native_threads import cpu_share_threads
+from registry.native_threads import NativeThreads, cpu_share_threads
 from registry.predictor import LoadedModel, Predictor
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
@@ -49,7 +50,7 @@ def seen_in_predict(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, int]]:
 
 
 @pytest.mark.parametrize("limit", [1, None])
-def test_predict_runs_with_the_pools_limited_and_restores_them(
+def test_predict_runs_with_the_pools_held_to_the_limit(
     registry: ModelRegistry,
     registrar: Registrar,
     seen_in_predict: list[dict[str, int]],
@@ -59,15 +60,38 @@ def test_predict_runs_with_the_pools_limited_and_restores_them(
     model = HistGradientBoostingClassifier(max_iter=10).fit(features, target)
     registrar.register("wine", joblib_of(model))
     predictor = Predictor(registry, ModelCache[LoadedModel](10**8), native_threads=limit)
-    before = pool_sizes()
 
-    result = predictor.predict("wine", None, features[:3].tolist())
+    # Pools of two threads to start from, whatever earlier tests set; restored afterwards.
+    with ThreadpoolController().limit(limits=2):
+        result = predictor.predict("wine", None, features[:3].tolist())
 
     assert numpy.array_equal(result.predictions, model.predict(features[:3]))
     (during,) = seen_in_predict
     assert "openmp" in during  # HistGradientBoosting predicts through OpenMP
-    if limit is None:
-        assert during == before
-    else:
-        assert set(during.values()) == {1}
-    assert pool_sizes() == before
+    assert set(during.values()) == ({1} if limit == 1 else {2})
+
+
+def test_the_limit_is_set_once_per_thread_and_again_after_a_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real_limit = ThreadpoolController.limit
+
+    def counted(self: ThreadpoolController, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        return real_limit(self, **kwargs)
+
+    threads = NativeThreads(1)
+    with ThreadpoolController().limit(limits=2):
+        monkeypatch.setattr(ThreadpoolController, "limit", counted)
+        threads.refresh()
+        threads.apply()
+        threads.apply()
+        worker = threading.Thread(target=threads.apply, name="worker")
+        worker.start()
+        worker.join()
+        threads.refresh()  # a model load: new libraries may be there
+        threads.apply()
+        monkeypatch.undo()
+
+    assert calls == ["MainThread", "worker", "MainThread"]

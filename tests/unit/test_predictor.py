@@ -96,7 +96,7 @@ def test_an_unknown_model_is_not_found(predictor: Predictor) -> None:
         ([[1.0, 2.0], [1.0]], "row 1 has 1 values; the model takes 2"),
         ([[float("nan"), 1.0]], "row 0, column '0': expected a finite number"),
         ([[1.0, float("inf")]], "row 0, column '1': expected a finite number"),
-        ([[1.0, None]], "row 0, column '1': a value is needed"),
+        ([[1.0, [2.0]]], "row 0, column '1': expected a number, got a list"),
         ([[1.0, "2"]], "row 0, column '1': expected a number, got the string \"2\""),
         ([[True, 1.0]], "row 0, column '0': expected a number, got true"),
     ],

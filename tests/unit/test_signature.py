@@ -65,6 +65,13 @@ def plain_forest() -> Any:
     return RandomForestClassifier(n_estimators=3, random_state=0).fit(features, labels)
 
 
+def scaled_linear() -> Any:
+    features, labels = make_classification(
+        n_samples=50, n_features=3, random_state=0, n_informative=2, n_redundant=0
+    )
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(features, labels)
+
+
 CITY = InputColumn(name="city", kind=ColumnKind.STRING, categories=sorted(CITIES))
 CASES = {
     "column-transformer": (
@@ -98,8 +105,14 @@ CASES = {
             dataframe=False,
         ),
     ),
-    "positional": (
+    # Trees take NaN (scikit-learn's allow_nan tag): any column may be null.
+    "positional-forest": (
         plain_forest,
+        InputSignature(columns=[InputColumn(name=str(i), nullable=True) for i in range(3)]),
+    ),
+    # A scaler passes NaN on, and LogisticRegression refuses it: no column may be null.
+    "scaled-linear": (
+        scaled_linear,
         InputSignature(columns=[InputColumn(name=str(i)) for i in range(3)]),
     ),
 }
@@ -143,3 +156,19 @@ def test_the_cli_shows_the_signature_in_a_line() -> None:
         "city: string (4 categories), age: number or null, member: boolean (2 categories); "
         "named, needs a DataFrame"
     )
+
+
+def test_a_forest_sent_null_answers_as_it_does_on_nan(registrar: Registrar) -> None:
+    from registry.cache import ModelCache
+    from registry.predictor import LoadedModel, Predictor
+
+    forest = plain_forest()
+    registrar.register("forest", joblib_of(forest))
+    predictor = Predictor(registrar.registry, ModelCache[LoadedModel](10**8))
+    rows = [[None, 0.5, -1.0], [0.2, None, None], [1.0, 2.0, 3.0]]
+
+    result = predictor.predict("forest", None, rows, probabilities=True)
+
+    features = numpy.array(rows, dtype=float)
+    assert numpy.array_equal(result.predictions, forest.predict(features))
+    assert numpy.array_equal(result.probabilities, forest.predict_proba(features))

@@ -1,0 +1,204 @@
+"""Rows to model input: what a review found, each kept fixed against real fitted models.
+
+Every answer is compared with the model's own predict on the rows its owner holds.
+"""
+
+import json
+from typing import Any
+
+import numpy
+import pandas
+import pytest
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import load_iris, load_wine
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+from sklearn.tree import DecisionTreeClassifier
+
+from registry.cache import ModelCache
+from registry.errors import InvalidInputError
+from registry.inputs import RequestRows
+from registry.manifest import ColumnKind, MissingValue
+from registry.predictor import LoadedModel, Predictor
+from registry.registration import Registrar
+from registry.schemas import PredictRequest, predict_response_json
+from tests.unit.test_registry import joblib_of
+
+
+def served(registrar: Registrar, name: str, model: Any, **options: Any) -> Predictor:
+    registrar.register(name, joblib_of(model), **options)
+    return Predictor(registrar.registry, ModelCache[LoadedModel](10**8))
+
+
+def records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            key: None if isinstance(value, float) and value != value else value
+            for key, value in row.items()
+        }
+        for row in frame.astype(object).to_dict(orient="records")
+    ]
+
+
+def wine_with_grades(missing: Any) -> tuple[pandas.DataFrame, Any]:
+    """Wine with a string column whose missing value is `missing` (None or NaN)."""
+    data = load_wine(as_frame=True)
+    frame = data.data.iloc[:, :3].copy()
+    grades = numpy.array(["a", "b", "c"], dtype=object)[data.target].copy()
+    grades[data.target == 2] = missing
+    frame["grade"] = pandas.Series(grades, dtype=object)
+    return frame, data.target
+
+
+@pytest.mark.parametrize("missing", [None, numpy.nan], ids=["learned-None", "learned-NaN"])
+def test_a_missing_string_reaches_the_encoder_as_the_missing_value_it_learned(
+    registrar: Registrar, missing: Any
+) -> None:
+    frame, target = wine_with_grades(missing)
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["grade"]), remainder="passthrough"),
+        LogisticRegression(max_iter=5000),
+    ).fit(frame, target)
+    predictor = served(registrar, "graded", model)
+
+    result = predictor.predict("graded", None, records(frame))
+
+    signature = predictor.model("graded").loaded.signature
+    assert signature is not None and signature.columns[-1].nullable
+    expected = MissingValue.NONE if missing is None else MissingValue.NAN
+    assert signature.columns[-1].missing is expected
+    assert numpy.array_equal(result.predictions, model.predict(frame))
+
+
+def test_an_imputer_before_an_encoder_leaves_the_column_a_nullable_string(
+    registrar: Registrar,
+) -> None:
+    frame, target = wine_with_grades(numpy.nan)
+    model = make_pipeline(
+        make_column_transformer(
+            (make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()), ["grade"]),
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=5000),
+    ).fit(frame, target)
+    predictor = served(registrar, "imputed", model)
+
+    result = predictor.predict("imputed", None, records(frame))
+
+    column = predictor.model("imputed").loaded.signature.columns[-1]  # type: ignore[union-attr]
+    assert (column.kind, column.nullable) == (ColumnKind.STRING, True)
+    assert numpy.array_equal(result.predictions, model.predict(frame))
+
+
+def test_integers_beyond_a_double_keep_their_last_digit(registrar: Registrar) -> None:
+    ids = pandas.DataFrame({"id": [2**53 + 4, 5, 7] * 10})
+    model = make_pipeline(
+        OneHotEncoder(handle_unknown="ignore"), DecisionTreeClassifier(random_state=0)
+    ).fit(ids, [0, 1, 1] * 10)
+    predictor = served(registrar, "ids", model)
+    body = PredictRequest.model_validate({"instances": [{"id": 2**53 + 3}, {"id": 2**53 + 4}]})
+
+    result = predictor.predict("ids", None, body.rows())
+
+    owners = pandas.DataFrame({"id": [2**53 + 3, 2**53 + 4]})
+    assert numpy.array_equal(result.predictions, model.predict(owners))
+
+
+def test_a_text_column_is_a_string_and_dataframe_split_without_columns_is_in_model_order(
+    registrar: Registrar,
+) -> None:
+    frame = pandas.DataFrame(
+        {"review": ["great wine", "awful", "great", "bad taste"] * 5, "price": range(20)}
+    )
+    model = make_pipeline(
+        make_column_transformer((TfidfVectorizer(), "review"), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, [1, 0, 1, 0] * 5)
+    predictor = served(registrar, "reviews", model)
+    split = {"dataframe_split": {"data": frame.head(4).values.tolist()}}
+
+    result = predictor.predict("reviews", None, PredictRequest.model_validate(split).rows())
+
+    assert predictor.model("reviews").loaded.signature.columns[0].kind is ColumnKind.STRING  # type: ignore[union-attr]
+    assert numpy.array_equal(result.predictions, model.predict(frame.head(4)))
+
+
+def test_a_model_that_raises_anything_on_rows_is_a_422_naming_only_the_type(
+    registrar: Registrar,
+) -> None:
+    model = make_pipeline(DictVectorizer(), LogisticRegression()).fit(
+        [{"a": 1.0}, {"b": 2.0}, {"a": 3.0}], [0, 1, 0]
+    )
+    predictor = served(registrar, "dicts", model)
+
+    with pytest.raises(InvalidInputError, match=r"could not predict on these rows \(it raised"):
+        predictor.predict("dicts", None, [[1.0, 2.0]])
+
+
+def test_a_non_finite_probability_is_null_in_valid_json(registrar: Registrar) -> None:
+    features, target = load_iris(return_X_y=True)
+    model = GaussianNB().fit(features, target)
+    predictor = served(registrar, "bayes", model)
+    rows = [[1e200, 0.0, 0.0, 0.0], [5.0, 3.0, 1.5, 0.2]]
+
+    result = predictor.predict("bayes", None, rows, probabilities=True)
+    text = predict_response_json("bayes", result, single=False, with_probabilities=True)
+
+    answer = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the answer"))
+    expected = model.predict_proba(numpy.array(rows))
+    assert not numpy.isfinite(expected[0]).all()  # the model itself overflows on row 0
+    assert answer["probabilities"][0] == [None if not numpy.isfinite(p) else p for p in expected[0]]
+    assert answer["probabilities"][1] == expected[1].tolist()
+
+
+def test_a_model_that_does_not_take_rows_is_refused_at_registration(
+    registrar: Registrar,
+) -> None:
+    texts = ["great wine", "awful", "great", "bad taste"] * 5
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, [1, 0, 1, 0] * 5)
+
+    with pytest.raises(InvalidInputError, match="did not answer one prediction per row"):
+        registrar.register("texts", joblib_of(model), input_example=[{"review": "great"}] * 3)
+    assert registrar.registry.list_versions("texts") == []
+
+
+def test_the_same_bytes_with_another_example_are_a_version_of_their_own(
+    registrar: Registrar,
+) -> None:
+    frame, target = wine_with_grades(numpy.nan)
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["grade"]), remainder="passthrough"),
+        LogisticRegression(max_iter=5000),
+    ).fit(frame, target)
+    artifact = joblib_of(model)
+    example = records(frame.head(2))
+
+    first = registrar.register("graded", artifact)
+    with_example = registrar.register("graded", artifact, input_example=example)
+    again = registrar.register("graded", artifact, input_example=example)
+
+    assert (first.info.manifest.version, first.created) == (1, True)
+    assert (with_example.info.manifest.version, with_example.created) == (2, True)
+    assert (again.info.manifest.version, again.created) == (2, False)
+    assert with_example.info.manifest.input_example == example
+
+
+def test_long_unknown_column_names_are_clipped_in_the_message(registrar: Registrar) -> None:
+    frame, target = wine_with_grades(numpy.nan)
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["grade"]), remainder="passthrough"),
+        LogisticRegression(max_iter=5000),
+    ).fit(frame, target)
+    predictor = served(registrar, "graded", model)
+    row = {**records(frame.head(1))[0], "x" * 100_000: 1}
+
+    with pytest.raises(InvalidInputError) as refused:
+        predictor.predict("graded", None, RequestRows([row]))
+
+    assert "unknown " + "x" * 40 + "..." in refused.value.message
+    assert len(refused.value.message) < 1000
