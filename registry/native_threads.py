@@ -12,6 +12,7 @@ every request on one thread, so a warm request pays one attribute read; setting 
 restoring the limit around every call cost about 40 µs (docs/benchmarks.md).
 """
 
+import sys
 import threading
 from typing import Any
 
@@ -33,15 +34,18 @@ class NativeThreads:
         self.limit = limit
         self._controller: Any = None
         self._generation = 0
+        self._modules_seen = 0
         self._applied = threading.local()
 
     def refresh(self) -> None:
-        """Look again for loaded pools: a model just loaded may have brought new ones."""
-        if self.limit is None:
+        """Look again for loaded pools when a model load imported modules (and so may have
+        brought a library with a pool): looking costs about 3 ms, a model's first request."""
+        if self.limit is None or len(sys.modules) == self._modules_seen:
             return
         from threadpoolctl import ThreadpoolController
 
         self._controller = ThreadpoolController()
+        self._modules_seen = len(sys.modules)
         self._generation += 1
 
     def apply(self) -> None:

@@ -1,6 +1,8 @@
 """Native thread pools held to the function's CPU share in every predict call."""
 
+import sys
 import threading
+import types
 from typing import Any
 
 import numpy
@@ -90,7 +92,11 @@ def test_the_limit_is_set_once_per_thread_and_again_after_a_load(
         worker = threading.Thread(target=threads.apply, name="worker")
         worker.start()
         worker.join()
-        threads.refresh()  # a model load: new libraries may be there
+        threads.refresh()  # a model load that imported nothing: the same libraries
+        threads.apply()
+        # A model load that imported a module (which may bring a library with a pool).
+        monkeypatch.setitem(sys.modules, "a_module_a_model_load_imported", types.ModuleType("m"))
+        threads.refresh()
         threads.apply()
         monkeypatch.undo()
 
