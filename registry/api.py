@@ -32,7 +32,27 @@ def create_resolver() -> APIGatewayRestResolver:
     app.exception_handler(RequestValidationError)(_validation_error_response)
     app.not_found(_route_not_found_response)
     app.exception_handler(Exception)(_unexpected_error_response)
+    app.use(middlewares=[_refuse_unknown_query_parameters])
     return app
+
+
+def _refuse_unknown_query_parameters(app: Any, next_middleware: Any) -> Any:
+    """A misspelled query parameter (?modle=) is a 422 that names it, not silently ignored."""
+    route = app.context.get("_route")
+    sent = app.current_event.query_string_parameters or {}
+    # Powertools routes an unknown path to a handler of its own: that is a 404 first.
+    is_ours = route is not None and not route.func.__module__.startswith("aws_lambda_powertools")
+    if is_ours and sent:
+        known = {param.alias or param.name for param in route.dependant.query_params}
+        unknown = sorted(set(sent) - known)
+        if unknown:
+            takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+            return error_response(
+                422,
+                "invalid_request",
+                f"unknown query parameter {', '.join(name[:64] for name in unknown[:5])}: {takes}",
+            )
+    return next_middleware(app)
 
 
 def parse_json_body(text: str | bytes) -> Any:

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import functools
 import gc
+import http.client
 import io
 import json
 import logging
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +52,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 from sklearn.datasets import load_wine, make_moons  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
-from train_moons import train_moons  # noqa: E402
+from train_moons import joblib_bytes, train_moons  # noqa: E402
 
 from registry import service  # noqa: E402
 from registry.native_threads import NativeThreads, cpu_share_threads  # noqa: E402
@@ -298,6 +300,60 @@ class Bench:
             f"{after_held / 1e6:.0f} MB, peak {peak / 1e6:.0f} MB over {rounds * versions} loads",
         )
 
+    def local_server_rows(self) -> list[Row]:
+        """scripts/local_api.py over one kept-alive HTTP connection, as requests.Session and
+        most SDKs keep it, against the warm handler called in-process: what HTTP adds."""
+        model = train_moons()
+        version = self.register("moons-http", model)
+        rows: list[Row] = []
+        with tempfile.TemporaryDirectory() as registry_dir:
+            env = {**os.environ, "REGISTRY_URI": registry_dir, "PYTHONUNBUFFERED": "1"}
+            server = subprocess.Popen(
+                [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", "0"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            try:
+                assert server.stdout is not None
+                url = urllib.parse.urlsplit(server.stdout.readline().split()[2])
+                threading.Thread(target=server.stdout.read, daemon=True).start()
+                connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+                artifact = base64.b64encode(joblib_bytes(model)).decode()
+
+                def post(path: str, body: Any) -> Any:
+                    headers = {"Content-Type": "application/json"}
+                    connection.request("POST", path, json.dumps(body).encode(), headers)
+                    return json.loads(connection.getresponse().read())
+
+                assert post("/models", {"name": "moons", "artifact": artifact})["version"] == 1
+                rng = numpy.random.default_rng(0)
+                for count in (1, 1000):
+                    batch = rng.normal(size=(count, 2))
+                    body = {"instances": batch.tolist()}
+                    query = {"model": "moons-http", "version": str(version)}
+                    handler = self.handler_call("POST", "/predict", body, query)
+                    expected = model.predict(batch).tolist()
+                    assert post("/predict?model=moons", body)["predictions"] == expected
+                    over_http = median_seconds(
+                        lambda body=body: post("/predict?model=moons", body), self.reps(500)
+                    )
+                    in_process = median_seconds(handler, self.reps(500))
+                    what = "single row" if count == 1 else f"{count:,} rows"
+                    rows.append(
+                        Row(
+                            f"local server, kept-alive connection, {what} / warm handler",
+                            over_http / in_process,
+                            f"{fmt(over_http)} vs {fmt(in_process)}",
+                        )
+                    )
+                connection.close()
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+        return rows
+
     @contextlib.contextmanager
     def native_threads_condition(self, limited: bool) -> Iterator[None]:
         """The predictor rebuilt from the environment, with or without the native thread limit.
@@ -516,6 +572,7 @@ def main() -> int:
             rows.append(bench.validation_row())
             rows.append(bench.memory_row())
             rows += bench.native_thread_rows()
+            rows += bench.local_server_rows()
         rows += bench.cold_init_rows()
     finally:
         server.stop()

@@ -24,6 +24,7 @@ import importlib.util
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import uuid
@@ -39,6 +40,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from registry import service  # noqa: E402
 from registry.api import openapi_document  # noqa: E402
 from registry.config import Settings  # noqa: E402
 from registry.manifest import UPLOAD_KEY_PATTERN  # noqa: E402
@@ -210,6 +212,9 @@ def build_event(
     }
 
 
+PREDICT_FUNCTION = "PredictFunction"
+
+
 class LocalApi:
     """Dispatches HTTP requests to the handlers named by the template's routes.
 
@@ -259,6 +264,11 @@ class LocalApi:
             with self.locks[route.function]:
                 result = self.handlers[route.function](event, LocalLambdaContext(route.function))
             response = _to_http_response(result)
+            if method != "GET" and route.function != PREDICT_FUNCTION and response.status < 400:
+                # One process serves every function here, so what it just wrote (a version,
+                # an alias, an archive) its own predict sees at once. Deployed, each predict
+                # container sees it within ALIAS_TTL_SECONDS.
+                service.predictor().forget_views()
             # As API Gateway does: the request id, which the logs call correlation_id.
             response.headers[REQUEST_ID_HEADER] = event["requestContext"]["requestId"]
             return response
@@ -308,6 +318,14 @@ def make_server(host: str, port: int) -> LocalApiServer:
 
     class RequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # A response's headers and body leave in one write (http.server flushes after each
+        # request), and no write waits for the client's ACK: with Nagle's algorithm and a
+        # kept-alive client's delayed ACK, every request after the first stalled 40 ms.
+        wbufsize = -1
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _serve(self) -> None:
             api = server.api
@@ -335,6 +353,7 @@ def make_server(host: str, port: int) -> LocalApiServer:
             if self.headers.get("Expect", "").lower() == "100-continue":
                 self.send_response_only(100)
                 self.end_headers()
+                self.wfile.flush()
             body = self.rfile.read(length) if length else b""
             self._send(api.handle(self.command, self.path, dict(self.headers.items()), body))
 

@@ -31,6 +31,8 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
         "memory: peak RSS",
         "cold init",
         "Pydantic validation",
+        "local server, kept-alive connection, single row / warm handler",
+        "local server, kept-alive connection, 1,000 rows / warm handler",
         "HGB warm single row / raw predict (before: no thread limit)",
         "HGB warm single row / raw predict (after: default limit, 1 thread)",
         "HGB warm single row from a fresh thread",

@@ -275,3 +275,22 @@ def test_the_server_prints_the_log_line_and_metrics_cloudwatch_would_get(
     (document,) = [doc for doc in output.documents if doc["correlation_id"] == request_id]
     assert {"Requests", "Latency", "CacheMisses"} <= set(document)
     assert len(output.requests) == 2  # the registration's line, then the classify's
+
+
+def test_the_local_servers_own_writes_reach_its_predict_at_once(module_api_url: str) -> None:
+    url = module_api_url
+    key = {"x-api-key": API_KEY}
+    body = {"instances": [[0.5, 0.2]]}
+    assert register(url, distinct_model_bytes(31), name="fresh")[0] == 201
+    assert request(f"{url}/predict?model=fresh", body=body, headers=key)[1]["version"] == 1
+
+    assert register(url, distinct_model_bytes(32), name="fresh")[0] == 201
+    assert request(f"{url}/predict?model=fresh", body=body, headers=key)[1]["version"] == 2
+    alias = {"version": 1}
+    assert request(f"{url}/models/fresh/aliases/default", "PUT", alias)[0] == 200
+    assert request(f"{url}/predict?model=fresh", body=body, headers=key)[1]["version"] == 1
+    assert request(f"{url}/models/fresh/aliases/default", "DELETE")[0] == 200
+    assert request(f"{url}/models/fresh/versions/2", "DELETE")[0] == 200
+    assert request(f"{url}/predict?model=fresh", body=body, headers=key)[1]["version"] == 1
+    status, answer = request(f"{url}/predict?model=fresh&version=2", body=body, headers=key)
+    assert (status, answer["code"]) == (410, "version_archived")

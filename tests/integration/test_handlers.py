@@ -354,3 +354,31 @@ def test_logs_never_hold_artifact_bytes_api_keys_or_authorization_headers(
     ]
     for secret in (secret_key, signature, body["artifact"][:64], "0f1e2d3c4b5a6978"):
         assert secret not in logged
+
+
+@pytest.mark.parametrize(
+    ("function", "event", "query", "message"),
+    [
+        (
+            "classify",
+            "classify",
+            {"modle": "moons"},
+            "unknown query parameter modle: it takes alias, model, version",
+        ),
+        ("register", "list_models", {"limit": "5"}, "unknown query parameter limit: it takes none"),
+    ],
+)
+def test_an_unknown_query_parameter_is_a_422_that_names_it(
+    registered: dict[str, Any],
+    classify: Invoke,
+    register: Invoke,
+    function: str,
+    event: str,
+    query: dict[str, str],
+    message: str,
+) -> None:
+    invoke = classify if function == "classify" else register
+
+    status, answer = invoke(event, query=query)
+
+    assert (status, answer["code"], answer["message"]) == (422, "invalid_request", message)

@@ -4,6 +4,7 @@ Every answer is compared with the model's own predict on the rows its owner hold
 """
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -27,7 +28,15 @@ from registry.manifest import ColumnKind, MissingValue
 from registry.predictor import LoadedModel, Predictor
 from registry.registration import Registrar
 from registry.schemas import PredictRequest, predict_response_json
+from registry.store.base import ObjectStore
+from registry.store.local import LocalStore
 from tests.unit.test_registry import joblib_of
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    """Rows, signatures and thread pools do not depend on the store: the directory one."""
+    return LocalStore(tmp_path / "registry")
 
 
 def served(registrar: Registrar, name: str, model: Any, **options: Any) -> Predictor:

@@ -3,6 +3,7 @@
 import sys
 import threading
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -18,6 +19,8 @@ from registry.native_threads import NativeThreads, cpu_share_threads
 from registry.predictor import LoadedModel, Predictor
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
+from registry.store.base import ObjectStore
+from registry.store.local import LocalStore
 from tests.unit.test_registry import joblib_of
 
 
@@ -27,6 +30,12 @@ from tests.unit.test_registry import joblib_of
 )
 def test_the_cpu_share_is_one_thread_per_1769_mb(memory_mb: int | None, threads: int) -> None:
     assert cpu_share_threads(memory_mb) == threads
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    """Rows, signatures and thread pools do not depend on the store: the directory one."""
+    return LocalStore(tmp_path / "registry")
 
 
 def pool_sizes() -> dict[str, int]:

@@ -1,5 +1,6 @@
 """Input signatures, derived at registration from real fitted models (through the validator)."""
 
+from pathlib import Path
 from typing import Any
 
 import numpy
@@ -16,9 +17,17 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from registry.cli import _signature_text
 from registry.manifest import ColumnKind, InputColumn, InputSignature
 from registry.registration import Registrar
+from registry.store.base import ObjectStore
+from registry.store.local import LocalStore
 from tests.unit.test_registry import joblib_of
 
 CITIES = ["Seoul", "Busan", "Incheon", "Daegu"]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    """Rows, signatures and thread pools do not depend on the store: the directory one."""
+    return LocalStore(tmp_path / "registry")
 
 
 def customers(rows: int = 60) -> tuple[pandas.DataFrame, list[int]]:
