@@ -170,3 +170,10 @@ class ValidatorUnavailableError(RegistryError):
 
     code = "validator_unavailable"
     http_status = 503
+
+
+class ModelBeingDeletedError(RegistryError):
+    """The model is being deleted; nothing can be registered under its name until that ends."""
+
+    code = "model_being_deleted"
+    http_status = 409

@@ -236,14 +236,46 @@ class ModelManifest(BaseModel):
     serving_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
+Description = Annotated[str, Field(max_length=1000)]
+MetadataKey = Annotated[str, Field(max_length=128)]
+TagValue = Annotated[str, Field(max_length=256)]
+Tags = Annotated[dict[MetadataKey, TagValue], Field(max_length=50)]
+Metrics = Annotated[dict[MetadataKey, MetricValue], Field(max_length=100)]
+
+
+class VersionMetadata(BaseModel):
+    """A version's description, tags and metrics as edited after registration.
+
+    The manifest keeps what was registered; this, in the model's state, replaces it.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
+    metrics: Metrics = Field(default_factory=dict)
+    edited_at: datetime
+    edited_by: str | None = None
+
+
 class ModelState(BaseModel):
     """The mutable part of a model, replaced only by compare-and-swap on its etag."""
 
     aliases: dict[str, int] = Field(default_factory=dict)
     archived: list[int] = Field(default_factory=list)
+    # Metadata edited after registration, by version.
+    metadata: dict[int, VersionMetadata] = Field(default_factory=dict)
+    # A deleted model: every version up to this one is gone, and its numbers are not reused.
+    deleted_through: int = 0
+    # True from the tombstone until the last object is swept: registrations wait for it.
+    deleting: bool = False
 
     def status(self, version: int) -> VersionStatus:
         return VersionStatus.ARCHIVED if version in self.archived else VersionStatus.ACTIVE
+
+    def exists(self, version: int) -> bool:
+        """False for the versions of a deleted model (their objects may still be going)."""
+        return version > self.deleted_through
 
     def aliases_of(self, version: int) -> list[str]:
         return sorted(alias for alias, target in self.aliases.items() if target == version)

@@ -29,6 +29,7 @@ from registry.errors import (
     IntegrityError,
     InvalidArtifactError,
     InvalidInputError,
+    ModelBeingDeletedError,
     ModelNotFoundError,
     ObjectNotFoundError,
     ObjectTooLargeError,
@@ -85,6 +86,8 @@ class Registration:
     created: bool
     # Version numbers another registration took first (each an S3 412) before this one won.
     conflict_retries: int = 0
+    # What the caller should know: identical bytes kept the version's own metadata.
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,12 @@ class Registrar:
             raise UploadNotFoundError(f"nothing was uploaded to {key!r}") from exc
         except ObjectTooLargeError as exc:
             raise self._too_large() from exc
-        return self.register(name, artifact, **metadata)
+        registration = self.register(name, artifact, **metadata)
+        # Registered: the upload has served its purpose. Kept when anything failed, so that
+        # a retry can send the same upload_key (the uploads rule expires it in S3).
+        with contextlib.suppress(RegistryError):
+            self.store.delete([key])
+        return registration
 
     def _too_large(self, size: int | None = None) -> ArtifactTooLargeError:
         what = f"{size} bytes" if size is not None else f"over {self.max_artifact_bytes} bytes"
@@ -175,7 +183,18 @@ class Registrar:
         identity = digest if input_example is None else _with_example(digest, input_example)
         claim = self._claim(name, identity, digest, input_example)
         if isinstance(claim, VersionInfo):
-            return Registration(claim, created=False)
+            return Registration(
+                claim, created=False, note=_metadata_kept(claim, description, tags, metrics)
+            )
+        # After the claim, so that a delete of the model either refuses this registration
+        # here or waits for it to finish (registry/deletion.py).
+        state = self.registry.state(name)
+        if state.deleting:
+            self._release(name, identity, claim)
+            raise ModelBeingDeletedError(
+                f"model {name!r} is being deleted; register it again once the delete is "
+                "done (send the delete again if it was cut short)"
+            )
         metadata = {
             "description": description,
             "tags": tags or {},
@@ -186,7 +205,7 @@ class Registrar:
         }
         try:
             manifest, conflict_retries = self._store_version(
-                name, artifact, digest, format, validated, metadata
+                name, artifact, digest, format, validated, metadata, state.deleted_through
             )
         except BaseException:
             self._release(name, identity, claim)
@@ -213,6 +232,7 @@ class Registrar:
         format: ArtifactFormat,
         validated: ValidatedArtifact,
         metadata: dict[str, Any],
+        deleted_through: int = 0,
     ) -> tuple[ModelManifest, int]:
         """Write the artifact and its serving copy once each, then commit the next free version.
 
@@ -250,7 +270,7 @@ class Registrar:
         self._create_once(key, artifact)
         if serving_copy is not None:
             self._create_once(serving["serving_key"], serving_copy)
-        return self._commit_next_version(name, manifest_fields)
+        return self._commit_next_version(name, manifest_fields, deleted_through)
 
     def _check_manifest(self, fields: dict[str, Any]) -> None:
         """Before any write: the manifest will read back as written, and is not too large."""
@@ -275,11 +295,14 @@ class Registrar:
         with contextlib.suppress(RegistryError):
             self.store.put(claim_key(name, digest), _encode(released))
 
-    def _commit_next_version(self, name: str, fields: dict[str, Any]) -> tuple[ModelManifest, int]:
+    def _commit_next_version(
+        self, name: str, fields: dict[str, Any], deleted_through: int
+    ) -> tuple[ModelManifest, int]:
+        """The next free number: above the listed versions, and a deleted model's numbers."""
         conflicts = 0
         for _ in range(LISTINGS_PER_REGISTRATION):
             existing = self.registry.list_versions(name)
-            candidate = existing[-1] + 1 if existing else 1
+            candidate = max(existing[-1] if existing else 0, deleted_through) + 1
             for version in range(candidate, candidate + CREATE_ATTEMPTS_PER_LISTING):
                 if version > MAX_VERSION:
                     raise VersionAllocationError(f"model {name!r} has no version numbers left")
@@ -368,6 +391,26 @@ def _checked_example(estimator: EstimatorDescription, example: list[Any]) -> Inp
             "with the columns and kinds of values the model was fitted on"
         )
     return signature
+
+
+def _metadata_kept(
+    existing: VersionInfo,
+    description: str,
+    tags: dict[str, str] | None,
+    metrics: dict[str, float] | None,
+) -> str | None:
+    """What to tell a caller whose identical bytes came with other metadata; None if the same."""
+    manifest = existing.manifest
+    sent = (description, tags or {}, metrics or {})
+    if sent == (manifest.description, manifest.tags, manifest.metrics):
+        return None
+    where = f"/models/{manifest.name}/versions/{manifest.version}"
+    return (
+        f"these bytes are already version {manifest.version} of {manifest.name!r}, so no "
+        "version was created and its description, tags and metrics were kept as they are; "
+        f"to change them, send PATCH {where} with the new values, or run: model-registry "
+        f"edit {manifest.name} {manifest.version} --description ... --tag key=value"
+    )
 
 
 def _with_example(digest: str, example: list[Any]) -> str:

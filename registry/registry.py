@@ -1,14 +1,18 @@
-"""List, read, alias and archive model versions over an object store.
+"""List, read, alias, archive, restore and edit model versions over an object store.
 
-Manifests never change (registry/registration.py writes each once); aliases and
-archived versions live in one small state object per model that is only replaced
-by compare-and-swap (S3 If-Match on its ETag). Nothing here loads an artifact:
-read_artifact and read_serving_copy return bytes checked against the manifest.
+Manifests never change (registry/registration.py writes each once); aliases, archived
+versions, edited metadata and a deleted model's last number live in one small state
+object per model that is only replaced by compare-and-swap (S3 If-Match on its ETag).
+Nothing here loads an artifact: read_artifact and read_serving_copy return bytes checked
+against the manifest.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from registry.errors import (
     AliasNotFoundError,
@@ -24,6 +28,7 @@ from registry.errors import (
 from registry.manifest import (
     ModelManifest,
     ModelState,
+    VersionMetadata,
     VersionStatus,
     artifact_key,
     manifest_key,
@@ -43,9 +48,13 @@ DEFAULT_ALIAS = "default"
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """A version as callers see it: its manifest with any edited metadata applied."""
+
     manifest: ModelManifest
     status: VersionStatus
     aliases: list[str]
+    edited_at: datetime | None = None
+    edited_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,14 +76,19 @@ class ModelVersions:
 
 
 class ModelRegistry:
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(
+        self, store: ObjectStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
         self.store = store
+        self.clock = clock
 
     # Reading -------------------------------------------------------------
 
-    def list_versions(self, name: str) -> list[int]:
+    def list_versions(self, name: str, state: ModelState | None = None) -> list[int]:
+        """The model's version numbers; with its state, leaving out those of a deleted model."""
         keys = self.store.list_keys(versions_prefix(name))
-        return sorted(parsed[1] for parsed in map(parse_version_key, keys) if parsed)
+        numbers = sorted(parsed[1] for parsed in map(parse_version_key, keys) if parsed)
+        return numbers if state is None else [n for n in numbers if state.exists(n)]
 
     def state(self, name: str) -> ModelState:
         try:
@@ -83,10 +97,10 @@ class ModelRegistry:
             return ModelState()
 
     def latest_active_version(self, name: str, state: ModelState | None = None) -> int:
-        versions = self.list_versions(name)
+        state = state if state is not None else self.state(name)
+        versions = self.list_versions(name, state)
         if not versions:
             raise ModelNotFoundError(f"no model named {name!r}")
-        state = state if state is not None else self.state(name)
         active = [version for version in versions if version not in state.archived]
         if not active:
             raise VersionArchivedError(f"every version of {name!r} is archived")
@@ -103,8 +117,11 @@ class ModelRegistry:
             if parsed:
                 versions.setdefault(parsed[0], []).append(parsed[1])
         summaries = []
-        for name, numbers in sorted(versions.items()):
+        for name, every_number in sorted(versions.items()):
             state = self.state(name)
+            numbers = [number for number in every_number if state.exists(number)]
+            if not numbers:
+                continue
             active = [number for number in numbers if number not in state.archived]
             summaries.append(
                 ModelSummary(
@@ -119,10 +136,10 @@ class ModelRegistry:
     def describe_model(self, name: str, limit: int = 100, after: int = 0) -> ModelVersions:
         """One page of a model's versions (oldest first, those above `after`) and its aliases."""
         validate_model_name(name)
-        numbers = self.list_versions(name)
+        state = self.state(name)
+        numbers = self.list_versions(name, state)
         if not numbers:
             raise ModelNotFoundError(f"no model named {name!r}")
-        state = self.state(name)
         page = [number for number in numbers if number > after][:limit]
         active = [number for number in numbers if number not in state.archived]
         return ModelVersions(
@@ -145,12 +162,29 @@ class ModelRegistry:
         return ModelManifest.model_validate_json(data)
 
     def get_version(self, name: str, version: int) -> VersionInfo:
-        manifest = self.get_manifest(name, version)
-        return self._info(manifest, self.state(name))
+        state = self.state(name)
+        self._check_exists(name, version, state)
+        return self._info(self.get_manifest(name, version), state)
+
+    def _check_exists(self, name: str, version: int, state: ModelState) -> None:
+        if not state.exists(version):
+            if not self.list_versions(name, state):
+                raise ModelNotFoundError(f"no model named {name!r}")
+            raise VersionNotFoundError(f"model {name!r} has no version {version}")
 
     def _info(self, manifest: ModelManifest, state: ModelState) -> VersionInfo:
+        version = manifest.version
+        edit = state.metadata.get(version)
+        if edit is not None:
+            manifest = manifest.model_copy(
+                update={"description": edit.description, "tags": edit.tags, "metrics": edit.metrics}
+            )
         return VersionInfo(
-            manifest, state.status(manifest.version), state.aliases_of(manifest.version)
+            manifest,
+            state.status(version),
+            state.aliases_of(version),
+            edit.edited_at if edit else None,
+            edit.edited_by if edit else None,
         )
 
     def resolve_version(
@@ -172,6 +206,7 @@ class ModelRegistry:
             version = state.aliases[alias]
         elif version is None:
             version = state.aliases.get(DEFAULT_ALIAS) or self.latest_active_version(name, state)
+        self._check_exists(name, version, state)
         if version in state.archived:
             raise VersionArchivedError(f"version {version} of {name!r} is archived")
         return version
@@ -207,9 +242,9 @@ class ModelRegistry:
             manifest, manifest.serving_key, expected, manifest.serving_sha256
         )
 
-    # Aliases and archive ---------------------------------------------------
+    # Aliases, archive, restore and edits -----------------------------------
 
-    def _update_state(self, name: str, change: Callable[[ModelState], ModelState]) -> ModelState:
+    def update_state(self, name: str, change: Callable[[ModelState], ModelState]) -> ModelState:
         """Apply change to the model's state by compare-and-swap, retrying lost races."""
         key = state_key(name)
         for _ in range(STATE_UPDATE_ATTEMPTS):
@@ -231,11 +266,12 @@ class ModelRegistry:
         self.get_manifest(name, version)
 
         def point(state: ModelState) -> ModelState:
+            self._check_exists(name, version, state)
             if version in state.archived:
                 raise VersionArchivedError(f"version {version} of {name!r} is archived")
             return state.model_copy(update={"aliases": {**state.aliases, alias: version}})
 
-        return self._update_state(name, point)
+        return self.update_state(name, point)
 
     def delete_alias(self, name: str, alias: str) -> int:
         """Remove the alias; returns the version it pointed to."""
@@ -251,7 +287,7 @@ class ModelRegistry:
             aliases = {key: value for key, value in state.aliases.items() if key != alias}
             return state.model_copy(update={"aliases": aliases})
 
-        self._update_state(name, drop)
+        self.update_state(name, drop)
         return removed[0]
 
     def archive(self, name: str, version: int) -> VersionInfo:
@@ -259,6 +295,7 @@ class ModelRegistry:
         manifest = self.get_manifest(name, version)
 
         def mark(state: ModelState) -> ModelState:
+            self._check_exists(name, version, state)
             if aliases := state.aliases_of(version):
                 raise VersionInUseError(
                     f"version {version} of {name!r} is the target of alias "
@@ -268,7 +305,68 @@ class ModelRegistry:
                 return state
             return state.model_copy(update={"archived": sorted([*state.archived, version])})
 
-        return self._info(manifest, self._update_state(name, mark))
+        return self._info(manifest, self.update_state(name, mark))
+
+    def restore(self, name: str, version: int) -> VersionInfo:
+        """Bring an archived version back: served, listed active, free to be aliased."""
+        manifest = self.get_manifest(name, version)
+
+        def unmark(state: ModelState) -> ModelState:
+            self._check_exists(name, version, state)
+            archived = [number for number in state.archived if number != version]
+            return state.model_copy(update={"archived": archived})
+
+        return self._info(manifest, self.update_state(name, unmark))
+
+    def edit_metadata(
+        self,
+        name: str,
+        version: int,
+        description: str | None = None,
+        tags: dict[str, str | None] | None = None,
+        metrics: dict[str, float | None] | None = None,
+        edited_by: str | None = None,
+    ) -> VersionInfo:
+        """Replace the description; set tags and metrics, removing those set to None.
+
+        What was registered (bytes, hash, runtime, signature) never changes.
+        """
+        manifest = self.get_manifest(name, version)
+
+        def edit(state: ModelState) -> ModelState:
+            self._check_exists(name, version, state)
+            current = self._info(manifest, state).manifest
+            try:
+                edited = VersionMetadata(
+                    description=current.description if description is None else description,
+                    tags=_merged(current.tags, tags),
+                    metrics=_merged(current.metrics, metrics),
+                    edited_at=self.clock(),
+                    edited_by=edited_by,
+                )
+            except ValidationError as exc:
+                raise InvalidRequestError(
+                    f"the edited version would hold {_limits_broken(exc)}; remove some "
+                    "(set them to null) in the same request"
+                ) from None
+            return state.model_copy(update={"metadata": {**state.metadata, version: edited}})
+
+        return self._info(manifest, self.update_state(name, edit))
+
+
+def _limits_broken(error: ValidationError) -> str:
+    """'more than 50 tags' for the fields an edit took over their limits."""
+    limits = {"tags": "more than 50 tags", "metrics": "more than 100 metrics"}
+    fields = {str(detail["loc"][0]) for detail in error.errors() if detail["loc"]}
+    return " and ".join(limits[field] for field in sorted(fields) if field in limits) or (
+        "values over their limits"
+    )
+
+
+def _merged(current: dict[str, Any], changes: dict[str, Any] | None) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7396) of one level: None removes a key."""
+    merged = {**current, **(changes or {})}
+    return {key: value for key, value in merged.items() if value is not None}
 
 
 def _encode(model: Any) -> bytes:

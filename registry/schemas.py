@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from registry.deletion import DeletedModel
 from registry.errors import InvalidArtifactError
 from registry.inputs import NumericRows, RequestRows, rows_from_json
 from registry.manifest import (
@@ -23,9 +24,15 @@ from registry.manifest import (
     MAX_VERSION,
     MODEL_NAME_PATTERN,
     UPLOAD_KEY_PATTERN,
+    Description,
     Label,
+    MetadataKey,
+    Metrics,
     MetricValue,
     ModelManifest,
+    RuntimeVersions,
+    Tags,
+    TagValue,
     VersionStatus,
 )
 from registry.predictor import Prediction
@@ -95,13 +102,9 @@ class RegisterModelRequest(BaseModel):
         default=None, min_length=1, description="base64 of the joblib file's bytes"
     )
     upload_key: str | None = Field(default=None, pattern=UPLOAD_KEY_PATTERN)
-    description: str = Field(default="", max_length=1000)
-    tags: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=256)]] = (
-        Field(default_factory=dict, max_length=50)
-    )
-    metrics: dict[Annotated[str, Field(max_length=128)], MetricValue] = Field(
-        default_factory=dict, max_length=100
-    )
+    description: Description = ""
+    tags: Tags = Field(default_factory=dict)
+    metrics: Metrics = Field(default_factory=dict)
     input_example: Annotated[list[Any], Field(min_length=1, max_length=MAX_EXAMPLE_ROWS)] | None = (
         Field(
             default=None,
@@ -129,24 +132,67 @@ class RegisterModelRequest(BaseModel):
 class ModelVersionResponse(ModelManifest):
     status: VersionStatus
     aliases: list[str]
+    edited_at: datetime | None = Field(
+        default=None, description="when description, tags or metrics were last edited"
+    )
+    edited_by: str | None = None
 
     @classmethod
-    def of(cls, info: VersionInfo) -> Self:
-        return cls(**info.manifest.model_dump(), status=info.status, aliases=info.aliases)
-
-
-class RegisterModelResponse(ModelVersionResponse):
-    created: bool = Field(description="false when identical bytes were already registered")
-
-    @classmethod
-    def of_registration(cls, registration: Registration) -> Self:
-        info = registration.info
+    def of(cls, info: VersionInfo, **extra: Any) -> Self:
         return cls(
             **info.manifest.model_dump(),
             status=info.status,
             aliases=info.aliases,
-            created=registration.created,
+            edited_at=info.edited_at,
+            edited_by=info.edited_by,
+            **extra,
         )
+
+
+class RegisterModelResponse(ModelVersionResponse):
+    created: bool = Field(description="false when identical bytes were already registered")
+    note: str | None = Field(
+        default=None,
+        description="set when identical bytes came with other metadata: what was kept, and how "
+        "to edit it",
+    )
+
+    @classmethod
+    def of_registration(cls, registration: Registration) -> Self:
+        return cls.of(registration.info, created=registration.created, note=registration.note)
+
+
+class EditVersionRequest(BaseModel):
+    """A merge patch: description replaces; tags and metrics are set key by key, null removes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: Description | None = None
+    tags: Annotated[dict[MetadataKey, TagValue | None], Field(max_length=50)] | None = None
+    metrics: Annotated[dict[MetadataKey, MetricValue | None], Field(max_length=100)] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_edit(self) -> Self:
+        if self.description is None and self.tags is None and self.metrics is None:
+            raise ValueError("send description, tags or metrics (or several) to edit")
+        return self
+
+
+class DeleteModelResponse(BaseModel):
+    name: str
+    deleted_through: int = Field(
+        description="the highest version deleted; the name's next version is one more"
+    )
+    versions_deleted: int
+    objects_deleted: int
+
+    @classmethod
+    def of(cls, deleted: DeletedModel) -> Self:
+        return cls(**vars(deleted))
+
+
+class RuntimeResponse(RuntimeVersions):
+    """The versions a joblib artifact must be pickled with: scikit-learn exactly."""
 
 
 class ModelSummaryResponse(BaseModel):

@@ -14,6 +14,7 @@ import numpy
 
 from registry.cache import ModelCache
 from registry.config import PicklePolicy, Settings
+from registry.deletion import ModelDeleter
 from registry.errors import RegistryError
 from registry.native_threads import cpu_share_threads
 from registry.observability import logger
@@ -83,6 +84,11 @@ def registrar() -> Registrar:
 
 
 @lru_cache(maxsize=1)
+def model_deleter() -> ModelDeleter:
+    return ModelDeleter(model_registry())
+
+
+@lru_cache(maxsize=1)
 def predictor() -> Predictor:
     config = settings()
     return Predictor(
@@ -98,7 +104,7 @@ def predictor() -> Predictor:
 
 def reset() -> None:
     """Forget the settings, store and cached models (tests use this between cases)."""
-    for factory in (settings, model_registry, validator, registrar, predictor):
+    for factory in (settings, model_registry, validator, registrar, model_deleter, predictor):
         factory.cache_clear()
 
 

@@ -8,6 +8,7 @@ no AWS variable, so the local path mirrors the deployed one.
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import os
@@ -114,15 +115,28 @@ class Validator:
             "answer_limit_bytes": self.answer_limit,
             "input_example": input_example,
         }
+        staged: list[str] = []
+        try:
+            return self._validate(name, artifact, fields, staged)
+        finally:
+            # What was staged for the validator is not kept (in S3 the uploads rule would
+            # expire it in a day; a directory store keeps it forever).
+            with contextlib.suppress(RegistryError):
+                self.store.delete(staged)
+
+    def _validate(
+        self, name: str, artifact: bytes, fields: dict[str, Any], staged: list[str]
+    ) -> ValidatedArtifact:
         if self.inline_limit is None or len(artifact) <= self.inline_limit:
             fields["artifact_base64"] = base64.b64encode(artifact).decode("ascii")
         else:
-            fields["artifact_url"] = self._stage(name, artifact)
+            fields["artifact_url"] = self._stage(name, artifact, staged)
         staged_serving_key = None
         if self.answer_limit is not None:
             # A serving copy too large to come back inline is PUT here for register to read;
             # a store that hands out no URLs gets none (predict then loads the artifact).
             staged_serving_key = upload_key(name, secrets.token_hex(16), "serving")
+            staged.append(staged_serving_key)
             try:
                 fields["serving_upload_url"] = self.store.presign_put(
                     staged_serving_key, STAGED_URL_EXPIRES_IN
@@ -137,9 +151,10 @@ class Validator:
         serving_copy = self._serving_copy(report, staged_serving_key)
         return ValidatedArtifact(report.estimator, report.runtime, serving_copy)
 
-    def _stage(self, name: str, artifact: bytes) -> str:
+    def _stage(self, name: str, artifact: bytes, staged: list[str]) -> str:
         """A copy of the bytes register read, under a key only register knows; its GET URL."""
         key = upload_key(name, secrets.token_hex(16), "staged")
+        staged.append(key)
         self.store.create(key, artifact)
         return self.store.presign_get(key, STAGED_URL_EXPIRES_IN)
 

@@ -1,4 +1,4 @@
-"""POST /models and the management routes: list, show, alias, archive, uploads."""
+"""POST /models and the management routes: list, show, edit, alias, archive, restore, delete."""
 
 from typing import Annotated, Any
 
@@ -13,14 +13,18 @@ from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import REGISTER_SERVICE, logger, note
 from registry.schemas import (
     AliasResponse,
+    DeleteModelResponse,
+    EditVersionRequest,
     ModelDetailsResponse,
     ModelListResponse,
     ModelVersionResponse,
     RegisterModelRequest,
     RegisterModelResponse,
+    RuntimeResponse,
     SetAliasRequest,
     UploadResponse,
 )
+from registry.validation import runtime_versions
 
 app = create_resolver()
 
@@ -81,16 +85,48 @@ def handle_get_model(
     return ModelDetailsResponse.of(service.model_registry().describe_model(name, limit, after))
 
 
+@app.delete("/models/<name>")
+def handle_delete_model(
+    name: NamePath,
+    force: Annotated[bool, Query(description="delete it even while aliases point into it")] = False,
+) -> DeleteModelResponse:
+    """Every version, alias and object of the model; its version numbers are never reused."""
+    note(model=name)
+    return DeleteModelResponse.of(service.model_deleter().delete_model(name, force=force))
+
+
 @app.get("/models/<name>/versions/<version>")
 def handle_get_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
     note(model=name, version=version)
     return ModelVersionResponse.of(service.model_registry().get_version(name, version))
 
 
+@app.patch("/models/<name>/versions/<version>")
+def handle_edit_version(
+    name: NamePath, version: VersionPath, body: EditVersionRequest
+) -> ModelVersionResponse:
+    note(model=name, version=version)
+    info = service.model_registry().edit_metadata(
+        name,
+        version,
+        description=body.description,
+        tags=body.tags,
+        metrics=body.metrics,
+        edited_by=_caller(),
+    )
+    return ModelVersionResponse.of(info)
+
+
 @app.delete("/models/<name>/versions/<version>")
 def handle_archive_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
     note(model=name, version=version)
     return ModelVersionResponse.of(service.model_registry().archive(name, version))
+
+
+@app.post("/models/<name>/versions/<version>/restore")
+def handle_restore_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
+    note(model=name, version=version)
+    return ModelVersionResponse.of(service.model_registry().restore(name, version))
 
 
 @app.put("/models/<name>/aliases/<alias>")
@@ -120,6 +156,12 @@ def handle_create_upload(name: NamePath) -> Response[UploadResponse]:
     return Response(
         status_code=201, content_type=content_types.APPLICATION_JSON, body=UploadResponse.of(upload)
     )
+
+
+@app.get("/runtime")
+def handle_get_runtime() -> RuntimeResponse:
+    """What artifacts are loaded with: pickle a joblib artifact with this scikit-learn."""
+    return RuntimeResponse(**runtime_versions().model_dump())
 
 
 @logger.inject_lambda_context(

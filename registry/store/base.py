@@ -1,6 +1,6 @@
 """The object-store protocol: bytes under keys, nothing about models."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +46,10 @@ class ObjectStore(Protocol):
 
         Returns False, writing nothing, when the object changed or is gone.
         """
+        ...
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Remove these objects; a key that holds none is no error (a retried delete succeeds)."""
         ...
 
     def list_keys(self, prefix: str) -> Iterator[str]:

@@ -4,7 +4,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -105,6 +105,11 @@ class LocalStore:
                 return False
             os.replace(self._write_temp(path, data), path)
             return True
+
+    def delete(self, keys: Sequence[str]) -> None:
+        # Empty folders stay: a concurrent create may be about to write into one.
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         directory = self.root / prefix.rpartition("/")[0]

@@ -5,7 +5,7 @@ AWS_ENDPOINT_URL variables point it at another endpoint such as moto's server.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,6 +26,8 @@ DEFAULT_CLIENT_CONFIG = Config(
 NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 # 409: another conditional write to the same key is in flight; ask again.
 CONDITIONAL_CONFLICT_RETRIES = 5
+# S3 DeleteObjects takes at most 1,000 keys a call.
+DELETE_BATCH = 1000
 
 
 def default_s3_client() -> Any:
@@ -121,6 +123,21 @@ class S3Store:
             return self.get(key) == data
         except ObjectNotFoundError:
             return False
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """In a versioned bucket, delete markers; the lifecycle rule expires the old bytes."""
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start : start + DELETE_BATCH]
+            with self._translated_errors("delete", batch[0]):
+                objects = [{"Key": self.prefix + key} for key in batch]
+                answer = self.s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+            if failed := answer.get("Errors"):
+                raise StoreUnavailableError(
+                    f"S3 did not delete {len(failed)} objects, first {failed[0].get('Key')!r} "
+                    f"({failed[0].get('Code')}); retry"
+                )
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         paginator = self.s3.get_paginator("list_objects_v2")

@@ -239,3 +239,92 @@ def test_bad_management_requests_get_a_4xx_with_a_code(
     register(call, "moons", moons_bytes)
     answer_status, answer = call(method, path, body, query)
     assert (answer_status, answer["code"]) == (status, code)
+
+
+def test_a_version_is_edited_by_patch_and_the_edit_is_shown(
+    call: Call, three_versions: None
+) -> None:
+    status, edited = call(
+        "PATCH",
+        "/models/moons/versions/2",
+        {"description": "retrained", "tags": {"stage": "prod"}, "metrics": {"auc": 0.9}},
+    )
+    _, shown = call("GET", "/models/moons/versions/2")
+    _, page = call("GET", "/models/moons")
+
+    assert status == 200
+    assert (edited["description"], edited["tags"], edited["metrics"]) == (
+        "retrained",
+        {"stage": "prod"},
+        {"auc": 0.9},
+    )
+    assert (edited["edited_by"], edited["edited_at"] is not None) == (CALLER, True)
+    assert shown == edited
+    assert page["versions"][1]["description"] == "retrained"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({}, "send description, tags or metrics"),
+        ({"sha256": "0" * 64}, "sha256"),
+        ({"metrics": {"auc": "high"}}, "metrics"),
+    ],
+)
+def test_an_edit_of_what_cannot_change_or_of_nothing_is_a_422(
+    call: Call, three_versions: None, body: dict[str, Any], message: str
+) -> None:
+    status, answer = call("PATCH", "/models/moons/versions/1", body)
+
+    assert (status, answer["code"]) == (422, "invalid_request")
+    assert message in answer["message"]
+
+
+def test_identical_bytes_with_new_metadata_answer_with_a_note(call: Call) -> None:
+    artifact = distinct_model_bytes(5)
+    register(call, "moons", artifact, description="first words")
+
+    status, again = register(call, "moons", artifact, description="second words")
+
+    assert (status, again["created"], again["description"]) == (200, False, "first words")
+    assert "PATCH /models/moons/versions/1" in again["note"]
+
+
+def test_an_archived_version_is_restored_and_served_again(call: Call, three_versions: None) -> None:
+    call("DELETE", "/models/moons/versions/3")
+
+    status, restored = call("POST", "/models/moons/versions/3/restore")
+    _, listing = call("GET", "/models")
+
+    assert (status, restored["status"]) == (200, "active")
+    assert listing["models"][0]["latest_version"] == 3
+
+
+def test_a_model_is_deleted_with_force_when_aliased_and_its_numbers_are_not_reused(
+    call: Call, three_versions: None
+) -> None:
+    call("PUT", "/models/moons/aliases/production", {"version": 2})
+
+    refused_status, refused = call("DELETE", "/models/moons")
+    status, deleted = call("DELETE", "/models/moons", query={"force": "true"})
+    gone_status, gone = call("GET", "/models/moons")
+    again_status, again = register(call, "moons", distinct_model_bytes(0))
+
+    assert (refused_status, refused["code"]) == (409, "version_in_use")
+    assert "force=true" in refused["message"]
+    assert (status, deleted) == (
+        200,
+        {"name": "moons", "deleted_through": 3, "versions_deleted": 3, "objects_deleted": 12},
+    )
+    assert (gone_status, gone["code"]) == (404, "model_not_found")
+    assert (again_status, again["version"]) == (201, 4)
+
+
+def test_the_runtime_route_names_the_versions_artifacts_are_loaded_with(call: Call) -> None:
+    import sklearn
+
+    status, runtime = call("GET", "/runtime")
+
+    assert status == 200
+    assert runtime["scikit_learn"] == sklearn.__version__
+    assert runtime["python"].count(".") == 2 and runtime["numpy"] == numpy.__version__

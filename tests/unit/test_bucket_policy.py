@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from registry.deletion import ModelDeleter
 from registry.manifest import WRITE_ONCE_FOLDERS
 from registry.registry import ModelRegistry
 from registry.store import S3Store
@@ -20,6 +21,8 @@ from tests.conftest import BUCKET, distinct_model_bytes, registrar_for
 from tests.unit.test_deployment import resources_of
 
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+REGISTER_ROLE = {"Fn::GetAtt": ["RegisterFunctionRole", "Arn"]}
+SOMEONE_ELSE = {"Fn::GetAtt": ["PredictFunctionRole", "Arn"]}
 HEADER_KEYS = {"IfNoneMatch": "s3:if-none-match", "IfMatch": "s3:if-match"}
 
 
@@ -46,8 +49,12 @@ def denied(
     key: str,
     condition_keys: set[str],
     action: str = "s3:PutObject",
+    principal: dict[str, Any] = SOMEONE_ELSE,
 ) -> bool:
-    """Whether the action on registry/<key>, sending these conditional headers, is denied."""
+    """Whether the action on registry/<key>, sending these conditional headers, is denied.
+
+    principal: the caller's role, as the template names it.
+    """
     arn = f"{BUCKET_ARN}/registry/{key}"
     for statement in statements:
         actions = (
@@ -58,10 +65,12 @@ def denied(
         if not any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources(statement)):
             continue
         conditions = statement.get("Condition", {})
-        if set(conditions) - {"Null", "Bool"}:
+        if set(conditions) - {"Null", "Bool", "ArnNotEquals"}:
             raise AssertionError(f"the test does not evaluate {set(conditions)}")
         if "Bool" in conditions:
             continue  # aws:SecureTransport: every request here is over TLS
+        if conditions.get("ArnNotEquals", {}).get("aws:PrincipalArn") == principal:
+            continue  # the statement exempts this principal
         # Null: true means "the key is absent"; every listed key must match. No condition: deny.
         if all(
             (key_name not in condition_keys) == (expected == "true")
@@ -83,13 +92,18 @@ def test_manifests_artifacts_and_serving_copies_can_only_be_created(
 
 
 @pytest.mark.parametrize("folder", WRITE_ONCE_FOLDERS)
-@pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:DeleteObjectVersion"])
-def test_history_cannot_be_deleted_to_free_its_keys(
-    cloudformation: dict[str, Any], folder: str, action: str
+def test_history_is_deleted_only_by_the_register_functions_model_delete(
+    cloudformation: dict[str, Any], folder: str
 ) -> None:
     statements = bucket_statements(cloudformation)
-    assert denied(statements, f"models/moons/{folder}/0000000001.json", set(), action)
-    assert not denied(statements, "uploads/moons/" + "b" * 32 + ".staged", set(), action)
+    key = f"models/moons/{folder}/0000000001.json"
+    # A delete marker: only the register function (DELETE /models/{name}) may leave one.
+    assert denied(statements, key, set(), "s3:DeleteObject")
+    assert not denied(statements, key, set(), "s3:DeleteObject", REGISTER_ROLE)
+    # The bytes under the marker: nobody may delete them; they expire by lifecycle.
+    for principal in (SOMEONE_ELSE, REGISTER_ROLE):
+        assert denied(statements, key, set(), "s3:DeleteObjectVersion", principal)
+    assert not denied(statements, "uploads/moons/" + "b" * 32 + ".staged", set(), "s3:DeleteObject")
 
 
 def test_model_state_changes_only_by_compare_and_swap_or_creation(
@@ -133,3 +147,34 @@ def test_every_write_the_registry_makes_is_allowed_by_the_policy(
     # and the same writes without their conditions would have been refused
     history = [key for key, _ in writes if key.split("/")[2] in WRITE_ONCE_FOLDERS]
     assert all(denied(statements, key, set()) for key in history)
+
+
+def test_every_delete_a_model_delete_sends_is_allowed_for_the_register_function(
+    cloudformation: dict[str, Any], s3_client: Any, moons_bytes: bytes
+) -> None:
+    deleted: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        deleted.extend(
+            item["Key"].removeprefix("registry/") for item in params["Delete"]["Objects"]
+        )
+
+    s3_client.meta.events.register("before-parameter-build.s3.DeleteObjects", record)
+    registry = ModelRegistry(S3Store(BUCKET, "registry", s3_client=s3_client))
+    registrar = registrar_for(registry)
+    registrar.register("moons", moons_bytes)
+    registrar.register("moons", distinct_model_bytes(1))
+
+    ModelDeleter(registry).delete_model("moons")
+
+    statements = bucket_statements(cloudformation)
+    folders = {key.split("/")[2] for key in deleted}
+    assert {*WRITE_ONCE_FOLDERS, "sha256"} <= folders
+    assert not [
+        key for key in deleted if denied(statements, key, set(), "s3:DeleteObject", REGISTER_ROLE)
+    ]
+    assert all(
+        denied(statements, key, set(), "s3:DeleteObject")
+        for key in deleted
+        if key.split("/")[2] in WRITE_ONCE_FOLDERS
+    )

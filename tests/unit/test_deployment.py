@@ -48,12 +48,12 @@ def test_predict_routes_need_an_api_key_and_every_models_route_needs_iam(
         for path, item in api["Body"]["paths"].items()
         for method, operation in item.items()
     }
-    assert ("post", "/classify") in operations and len(operations) == 12
+    assert ("post", "/classify") in operations and len(operations) == 16
     for (method, path), operation in operations.items():
         if path in ("/classify", "/predict", "/invocations", "/ping"):
             assert operation["security"] == [{"api_key": []}]
         else:
-            assert path.startswith("/models"), path
+            assert path.startswith("/models") or path == "/runtime", path
             assert operation["security"] == [{"AWS_IAM": []}], (method, path)
             # API Gateway invokes the function itself; callers need only execute-api:Invoke.
             assert "credentials" not in operation["x-amazon-apigateway-integration"]
@@ -95,9 +95,15 @@ def test_the_register_role_writes_only_under_the_registry_prefix(
     statements = statements_of(role)
     actions = {action for statement in statements for action in actions_of(statement)}
 
-    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "lambda:InvokeFunction"}
+    assert actions == {
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "s3:ListBucket",
+        "lambda:InvokeFunction",
+    }
     for statement in statements:
-        if "s3:PutObject" in actions_of(statement):
+        if {"s3:PutObject", "s3:DeleteObject"} & set(actions_of(statement)):
             assert "/registry/*" in json.dumps(statement["Resource"])
         if "lambda:InvokeFunction" in actions_of(statement):
             assert statement["Resource"] == {"Fn::GetAtt": ["ValidateFunction", "Arn"]}
@@ -292,6 +298,9 @@ def test_the_readmes_statements_for_an_existing_bucket_are_the_stacks_own(
     (policy,) = resources_of(cloudformation, "AWS::S3::BucketPolicy").values()
     rendered = json.dumps(policy["PolicyDocument"]["Statement"])
     rendered = rendered.replace('{"Fn::GetAtt": ["RegistryBucket", "Arn"]}', '"<Arn>"')
+    rendered = rendered.replace(
+        '{"Fn::GetAtt": ["RegisterFunctionRole", "Arn"]}', '"<RegisterFunctionRoleArn>"'
+    )
     rendered = re.sub(r'\{"Fn::Sub": "\$\{RegistryBucket\.Arn\}([^"]*)"\}', r'"<Arn>\1"', rendered)
     stack_statements = json.loads(rendered.replace("<Arn>", "arn:aws:s3:::<BucketName>"))
     assert readme_policies()["DenyInsecureTransport"]["Statement"] == stack_statements

@@ -45,6 +45,19 @@ def test_list_keys_returns_matching_keys_in_ascending_order(store: ObjectStore) 
     assert list(store.list_keys("models/nobody/")) == []
 
 
+def test_delete_removes_the_object_and_a_second_delete_is_no_error(store: ObjectStore) -> None:
+    store.put("models/a/versions/1.json", b"gone soon")
+    store.put("models/a/versions/2.json", b"stays")
+
+    store.delete(["models/a/versions/1.json"])
+    store.delete(["models/a/versions/1.json", "models/a/never/there.json"])
+
+    with pytest.raises(ObjectNotFoundError):
+        store.get("models/a/versions/1.json")
+    assert list(store.list_keys("models/a/")) == ["models/a/versions/2.json"]
+    assert store.create("models/a/versions/1.json", b"anew") is True
+
+
 def test_local_store_refuses_keys_that_leave_its_root(tmp_path) -> None:
     store = LocalStore(tmp_path / "root")
     with pytest.raises(InvalidNameError):
