@@ -1,4 +1,4 @@
-"""model-registry: register, inspect, alias, archive and classify from the command line."""
+"""model-registry: register, inspect, edit, alias, archive, restore, delete and classify."""
 
 import argparse
 import csv
@@ -61,16 +61,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _progress(sent: int, total: int) -> None:
-    width = 30
-    filled = width * sent // max(total, 1)
-    sys.stderr.write(
-        f"\ruploading [{'#' * filled}{'.' * (width - filled)}] "
-        f"{100 * sent // max(total, 1):3d}% {sent / 1e6:.1f}/{total / 1e6:.1f} MB"
-    )
-    if sent >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+def _no_progress(sent: int, total: int) -> None:
+    """--json prints only the answer."""
 
 
 def _readable(command: str, answer: Any) -> str:
@@ -253,9 +245,38 @@ def build_parser() -> argparse.ArgumentParser:
     alias_rm.add_argument("name")
     alias_rm.add_argument("alias")
 
+    edit = commands.add_parser(
+        "edit", parents=[common], help="change a version's description, tags or metrics"
+    )
+    edit.add_argument("name")
+    edit.add_argument("version", type=int)
+    edit.add_argument("--description")
+    edit.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    edit.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
+    edit.add_argument("--remove-tag", action="append", default=[], metavar="KEY")
+    edit.add_argument("--remove-metric", action="append", default=[], metavar="KEY")
+
     archive = commands.add_parser("archive", parents=[common], help="archive a version")
     archive.add_argument("name")
     archive.add_argument("version", type=int)
+
+    restore = commands.add_parser(
+        "restore", parents=[common], help="bring an archived version back"
+    )
+    restore.add_argument("name")
+    restore.add_argument("version", type=int)
+
+    delete = commands.add_parser(
+        "delete", parents=[common], help="delete a model: every version, alias and object"
+    )
+    delete.add_argument("name")
+    delete.add_argument(
+        "--force", action="store_true", help="delete it even while aliases point into it"
+    )
+
+    commands.add_parser(
+        "runtime", parents=[common], help="the versions models must be pickled with"
+    )
 
     classify = commands.add_parser("classify", parents=[common], help="predict with a model")
     classify.add_argument("name")
@@ -303,12 +324,13 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 except (OSError, ValueError) as exc:
                     parser.error(f"cannot read rows from {args.input_example}: {exc}")
             return client.register(
-                args.name,
                 artifact,
+                args.name,
                 description=args.description,
                 tags=_pairs(args.tag, "tag", parser),
                 metrics=_metrics(args.metric, parser),
-                progress=None if args.json else _progress,
+                # a bar on a terminal only, and never into --json's output
+                progress=_no_progress if args.json else None,
                 input_example=example,
             )
         case "list":
@@ -319,14 +341,30 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return client.set_alias(args.name, args.alias, args.version)
         case "alias":
             return client.delete_alias(args.name, args.alias)
+        case "edit":
+            tags: dict[str, str | None] = {**_pairs(args.tag, "tag", parser)}
+            tags.update(dict.fromkeys(args.remove_tag))
+            metrics: dict[str, float | None] = {**_metrics(args.metric, parser)}
+            metrics.update(dict.fromkeys(args.remove_metric))
+            if args.description is None and not tags and not metrics:
+                parser.error("edit needs --description, --tag, --metric or a --remove-... option")
+            return client.edit(
+                args.name, args.version, args.description, tags or None, metrics or None
+            )
         case "archive":
             return client.archive(args.name, args.version)
+        case "restore":
+            return client.restore(args.name, args.version)
+        case "delete":
+            return client.delete_model(args.name, force=args.force)
+        case "runtime":
+            return client.runtime()
         case "classify" if args.instances is not None:
             try:
                 instances = json.loads(args.instances)
             except ValueError:
                 parser.error("--instances must be JSON, e.g. '[[0.5, 0.2]]'")
-            answer = client.predict(
+            answer = client.predict_rows(
                 args.name, instances, args.version, args.alias, args.probabilities
             )
             return _written(answer, args.output)
@@ -335,7 +373,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 rows = read_rows(args.input)
             except (OSError, ValueError) as exc:
                 parser.error(f"cannot read rows from {args.input}: {exc}")
-            answer = client.predict(
+            answer = client.predict_rows(
                 args.name,
                 rows,
                 args.version,

@@ -1,12 +1,20 @@
-"""A small Python client of the registry API, used by the `model-registry` CLI.
+"""The Python client of the registry API, for notebooks and for the `model-registry` CLI.
 
-Requests to /models are signed with SigV4 (botocore's signer and the caller's
-AWS credentials) when talking to a deployed stack; /classify sends the API key.
+    client = RegistryClient("http://127.0.0.1:3000")
+    client.register(pipeline, "churn", input_example=frame.head(5))
+    client.predict("churn", frame)          # a pandas Series, index kept; numpy for arrays
+
+docs/client.md is its guide. Requests to /models and /runtime are signed with SigV4
+(botocore's signer and the caller's AWS credentials) when talking to a deployed stack;
+the predict routes send the API key. Management methods return the API's JSON answer.
 """
 
 import base64
+import hashlib
+import io
 import json
 import re
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +33,9 @@ UPLOAD_CHUNK_BYTES = 256 * 1024
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 
 Progress = Callable[[int, int], None]
+# A joblib (pickle) file names the scikit-learn that pickled each estimator right after
+# this key; read from the bytes, without unpickling (compressed files do not show it).
+_PICKLED_SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?\x8c([\x01-\x28])")
 
 
 class ApiError(Exception):
@@ -62,9 +73,17 @@ class RegistryClient:
     # Transport -------------------------------------------------------------
 
     def _signed_headers(self, method: str, url: str, data: bytes | None) -> dict[str, str]:
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.session import Session
+        try:
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.session import Session
+        except ImportError:
+            raise ApiError(
+                0,
+                "botocore_missing",
+                "signing requests to a deployed stack needs botocore: "
+                "pip install 'model-registry[aws]' (or boto3)",
+            ) from None
 
         session = Session()
         credentials = self._credentials or session.get_credentials()
@@ -84,7 +103,7 @@ class RegistryClient:
         url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
-        if path.startswith("/models") and self.sign:
+        if not path.startswith(API_KEY_ROUTES) and self.sign:
             headers = self._signed_headers(method, url, data)
         if path.startswith(API_KEY_ROUTES) and self.api_key:
             headers["x-api-key"] = self.api_key
@@ -126,22 +145,34 @@ class RegistryClient:
         except urllib.error.HTTPError as error:
             raise ApiError(error.code, "upload_failed", error.read()[:300].decode()) from error
 
-    # Routes ----------------------------------------------------------------
+    # Registering -----------------------------------------------------------
+
+    def runtime(self) -> Any:
+        """The Python, scikit-learn, numpy and joblib versions the registry loads models with."""
+        return self.request("GET", "/runtime")
 
     def register(
         self,
+        model: Any,
         name: str,
-        artifact: bytes,
         description: str = "",
         tags: dict[str, str] | None = None,
         metrics: dict[str, float] | None = None,
+        input_example: Any = None,
         progress: Progress | None = None,
-        input_example: list[Any] | None = None,
+        check_runtime: bool = True,
     ) -> Any:
-        """Inline (base64) for small artifacts, the presigned upload flow for large ones.
+        """Register a fitted estimator (serialised in memory with joblib) or a file's bytes.
 
-        input_example: a few rows the model must predict on; they complete its signature.
+        input_example: a few rows (a DataFrame, an array, or a list of rows) the model must
+        predict on; they complete its signature. Bytes an active version already holds are
+        not uploaded again. Before uploading, the artifact's scikit-learn is checked against
+        the registry's runtime (check_runtime=False skips it). A progress bar shows on a
+        terminal for uploads, unless progress is given.
         """
+        artifact = model if isinstance(model, bytes) else _joblib_bytes(model)
+        if check_runtime:
+            self.check_runtime(artifact)
         body: dict[str, Any] = {
             "name": name,
             "description": description,
@@ -149,22 +180,64 @@ class RegistryClient:
             "metrics": metrics or {},
         }
         if input_example is not None:
-            body["input_example"] = input_example
+            body["input_example"] = _json_rows(input_example)
         if len(artifact) <= self.inline_limit:
             body["artifact"] = base64.b64encode(artifact).decode()
-        else:
-            upload = self.request("POST", f"/models/{_quote(name)}/uploads")
-            self.put_upload(upload["upload_url"], artifact, progress)
-            body["upload_key"] = upload["upload_key"]
-        return self.request("POST", "/models", body)
+            return self.request("POST", "/models", body)
+        try:
+            return self.request("POST", "/models", {**body, "sha256": _sha256(artifact)})
+        except ApiError as error:
+            if error.code != "artifact_not_registered":
+                raise
+        upload = self.request("POST", f"/models/{_quote(name)}/uploads")
+        if progress is None and sys.stderr.isatty():
+            progress = terminal_progress
+        self.put_upload(upload["upload_url"], artifact, progress)
+        return self.request("POST", "/models", {**body, "upload_key": upload["upload_key"]})
+
+    def check_runtime(self, artifact: bytes) -> None:
+        """Raise ApiError (runtime_mismatch) when the bytes were pickled with another
+        scikit-learn than the registry's: it would refuse them after the upload."""
+        pickled_with = pickled_sklearn_version(artifact)
+        if pickled_with is None:
+            return
+        try:
+            wanted = self.runtime()["scikit_learn"]
+        except ApiError as error:
+            if error.status == 404:  # a registry older than GET /runtime
+                return
+            raise
+        if pickled_with != wanted:
+            raise ApiError(
+                0,
+                "runtime_mismatch",
+                f"the model was pickled with scikit-learn {pickled_with}; the registry loads "
+                f"models with {wanted}: pip install scikit-learn=={wanted}, refit, and register",
+            )
+
+    # Reading and managing ----------------------------------------------------
 
     def list_models(self) -> Any:
         return self.request("GET", "/models")
 
     def show(self, name: str, version: int | None = None) -> Any:
+        """A model's versions and aliases; with version, that version's manifest."""
         if version is not None:
             return self.request("GET", f"/models/{_quote(name)}/versions/{version}")
         return self.request("GET", f"/models/{_quote(name)}")
+
+    def edit(
+        self,
+        name: str,
+        version: int,
+        description: str | None = None,
+        tags: dict[str, str | None] | None = None,
+        metrics: dict[str, float | None] | None = None,
+    ) -> Any:
+        """Replace the description; set tags and metrics, removing those given None."""
+        body = {"description": description, "tags": tags, "metrics": metrics}
+        edit = {key: value for key, value in body.items() if value is not None}
+        return self.request("PATCH", f"/models/{_quote(name)}/versions/{version}", edit)
 
     def set_alias(self, name: str, alias: str, version: int) -> Any:
         path = f"/models/{_quote(name)}/aliases/{_quote(alias)}"
@@ -176,6 +249,41 @@ class RegistryClient:
     def archive(self, name: str, version: int) -> Any:
         return self.request("DELETE", f"/models/{_quote(name)}/versions/{version}")
 
+    def restore(self, name: str, version: int) -> Any:
+        return self.request("POST", f"/models/{_quote(name)}/versions/{version}/restore")
+
+    def delete_model(self, name: str, force: bool = False) -> Any:
+        """Every version, alias and object of the model; force deletes it while aliased."""
+        return self.request("DELETE", f"/models/{_quote(name)}", query={"force": force or None})
+
+    # Predicting ----------------------------------------------------------------
+
+    def predict(
+        self, name: str, rows: Any, version: int | None = None, alias: str | None = None
+    ) -> Any:
+        """The model's predictions: a pandas Series (same index) for a DataFrame, else numpy."""
+        answer = self.predict_rows(name, _json_rows(rows), version, alias)
+        predictions = _numpy().asarray(answer["predictions"])
+        if _is_dataframe(rows):
+            import pandas
+
+            if predictions.ndim > 1:
+                return pandas.DataFrame(predictions, index=rows.index)
+            return pandas.Series(predictions, index=rows.index, name=name)
+        return predictions
+
+    def predict_proba(
+        self, name: str, rows: Any, version: int | None = None, alias: str | None = None
+    ) -> Any:
+        """Class probabilities: a DataFrame with a column per class for a DataFrame, else numpy."""
+        answer = self.predict_rows(name, _json_rows(rows), version, alias, probabilities=True)
+        probabilities = _numpy().asarray(answer["probabilities"], dtype=float)
+        if _is_dataframe(rows) and probabilities.ndim == 2:
+            import pandas
+
+            return pandas.DataFrame(probabilities, index=rows.index, columns=answer["classes"])
+        return probabilities
+
     def classify(
         self,
         name: str,
@@ -184,11 +292,12 @@ class RegistryClient:
         alias: str | None = None,
         probabilities: bool = False,
     ) -> Any:
+        """One request to the blog's route, as sent: the API's answer."""
         body = {"instances": instances, "probabilities": probabilities}
         query = {"model": name, "version": version, "alias": alias}
         return self.request("POST", "/classify", body, query)
 
-    def predict(
+    def predict_rows(
         self,
         name: str,
         rows: Iterable[Any],
@@ -198,7 +307,7 @@ class RegistryClient:
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
     ) -> dict[str, Any]:
-        """Predictions for any number of rows, sent in batches the API takes, in order.
+        """The API's answer for any number of rows, sent in batches it takes, in order.
 
         Rows are lists of values or objects of column values. Every batch after the first
         asks for the version that answered the first, so one version predicts every row
@@ -216,6 +325,78 @@ class RegistryClient:
                 answer.setdefault("probabilities", []).extend(part["probabilities"])
                 answer["classes"] = part["classes"]
         return answer
+
+
+def terminal_progress(sent: int, total: int) -> None:
+    """An upload's progress bar on stderr, redrawn in place."""
+    width = 30
+    filled = width * sent // max(total, 1)
+    sys.stderr.write(
+        f"\ruploading [{'#' * filled}{'.' * (width - filled)}] "
+        f"{100 * sent // max(total, 1):3d}% {sent / 1e6:.1f}/{total / 1e6:.1f} MB"
+    )
+    if sent >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def pickled_sklearn_version(artifact: bytes) -> str | None:
+    """The scikit-learn version a joblib file was pickled with, read without loading it."""
+    found = _PICKLED_SKLEARN_VERSION.search(artifact)
+    if found is None:
+        return None
+    start = found.end()
+    text = artifact[start : start + found.group(1)[0]]
+    try:
+        version = text.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return version if re.fullmatch(r"[0-9A-Za-z.+-]+", version) else None
+
+
+def _joblib_bytes(estimator: Any) -> bytes:
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+def _is_dataframe(rows: Any) -> bool:
+    return type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict")
+
+
+def _json_rows(rows: Any) -> list[Any]:
+    """Rows as JSON takes them: a DataFrame's records (missing values null), an array's
+    lists, or the rows as given. Floats keep every bit: json writes their shortest repr."""
+    if _is_dataframe(rows):
+        frame = rows.astype(object).where(rows.notna(), None)
+        return [
+            {str(column): _plain(value) for column, value in record.items()}
+            for record in frame.to_dict(orient="records")
+        ]
+    if hasattr(rows, "tolist") and hasattr(rows, "ndim"):
+        return [[_plain(value) for value in row] for row in rows.tolist()]
+    return list(rows)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON writes; NaN as null."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def batches(rows: Iterable[Any], max_bytes: int, max_rows: int) -> Iterator[list[Any]]:

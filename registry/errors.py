@@ -177,3 +177,10 @@ class ModelBeingDeletedError(RegistryError):
 
     code = "model_being_deleted"
     http_status = 409
+
+
+class ArtifactNotRegisteredError(RegistryError):
+    """A registration by sha256 names bytes no active version holds: send the bytes."""
+
+    code = "artifact_not_registered"
+    http_status = 404

@@ -25,6 +25,7 @@ from typing import Any
 
 from registry.config import DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_UPLOAD_EXPIRES_IN, PicklePolicy
 from registry.errors import (
+    ArtifactNotRegisteredError,
     ArtifactTooLargeError,
     IntegrityError,
     InvalidArtifactError,
@@ -143,6 +144,42 @@ class Registrar:
         with contextlib.suppress(RegistryError):
             self.store.delete([key])
         return registration
+
+    def register_known(
+        self,
+        name: str,
+        digest: str,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+        input_example: list[Any] | None = None,
+        **_: Any,
+    ) -> Registration:
+        """The active version that already holds these bytes (by sha256), with no upload.
+
+        Raises ArtifactNotRegisteredError when there is none: send the bytes instead.
+        """
+        validate_model_name(name)
+        identity = digest if input_example is None else _with_example(digest, input_example)
+        try:
+            claim = ShaClaim.model_validate_json(self.store.get(claim_key(name, identity)))
+        except ObjectNotFoundError:
+            claim = None
+        existing = None
+        if claim is not None and claim.version is not None:
+            existing = self._existing_active(name, claim.version)
+        if (
+            existing is None
+            or existing.manifest.sha256 != digest
+            or existing.manifest.input_example != input_example
+        ):
+            raise ArtifactNotRegisteredError(
+                f"no active version of {name!r} holds bytes with sha256 {digest[:12]}...; "
+                "send them as artifact or upload_key"
+            )
+        return Registration(
+            existing, created=False, note=_metadata_kept(existing, description, tags, metrics)
+        )
 
     def _too_large(self, size: int | None = None) -> ArtifactTooLargeError:
         what = f"{size} bytes" if size is not None else f"over {self.max_artifact_bytes} bytes"

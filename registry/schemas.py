@@ -93,7 +93,7 @@ VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
 class RegisterModelRequest(BaseModel):
-    """Either `artifact` (base64, for small models) or `upload_key` (from POST .../uploads)."""
+    """`artifact` (base64, for small models), `upload_key` (from POST .../uploads), or `sha256`."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +102,14 @@ class RegisterModelRequest(BaseModel):
         default=None, min_length=1, description="base64 of the joblib file's bytes"
     )
     upload_key: str | None = Field(default=None, pattern=UPLOAD_KEY_PATTERN)
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description=(
+            "instead of the bytes: answers the active version that holds bytes with this "
+            "sha256 (200), or 404 artifact_not_registered; clients ask before uploading"
+        ),
+    )
     description: Description = ""
     tags: Tags = Field(default_factory=dict)
     metrics: Metrics = Field(default_factory=dict)
@@ -118,8 +126,12 @@ class RegisterModelRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if (self.artifact is None) == (self.upload_key is None):
-            raise ValueError("send either artifact or upload_key")
+        sources = (self.artifact, self.upload_key, self.sha256)
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                "send one of artifact (base64 of the file), upload_key (from POST "
+                "/models/{name}/uploads) or sha256 (of bytes already registered)"
+            )
         return self
 
     def artifact_bytes(self) -> bytes:

@@ -36,7 +36,7 @@ def check(step: str, condition: bool, answer: Any) -> None:
 
 
 def smoke(client: RegistryClient, name: str) -> None:
-    registered = client.register(name, tiny_model_bytes(), description="smoke test")
+    registered = client.register(tiny_model_bytes(), name, description="smoke test")
     check("register", registered["created"] and registered["version"] == 1, registered)
     answer = client.classify(name, [[0.0, 0.0], [1.0, 1.0]], version=1, probabilities=True)
     check("classify a version", answer["predictions"] == [0, 1], answer)

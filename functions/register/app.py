@@ -54,7 +54,9 @@ def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelR
         "registered_by": _caller(),
         "input_example": body.input_example,
     }
-    if body.upload_key is not None:
+    if body.sha256 is not None:
+        registration = registrar.register_known(body.name, body.sha256, **metadata)
+    elif body.upload_key is not None:
         registration = registrar.register_upload(body.name, body.upload_key, **metadata)
     else:
         registration = registrar.register(body.name, body.artifact_bytes(), **metadata)
