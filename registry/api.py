@@ -29,7 +29,7 @@ def create_resolver() -> APIGatewayRestResolver:
     # is not JSON (Infinity, numbers beyond a double) as malformed, per RFC 8259.
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
     app.exception_handler(RegistryError)(_registry_error_response)
-    app.exception_handler(RequestValidationError)(_validation_error_response)
+    app.exception_handler(RequestValidationError)(lambda exc: _validation_error_response(app, exc))
     app.not_found(_route_not_found_response)
     app.exception_handler(Exception)(_unexpected_error_response)
     app.use(middlewares=[_refuse_unknown_query_parameters])
@@ -116,20 +116,52 @@ def _registry_error_response(exc: RegistryError) -> Response[dict[str, str]]:
     return error_response(exc.http_status, exc.code, exc.message)
 
 
-def _validation_error_response(exc: RequestValidationError) -> Response[dict[str, str]]:
+def _validation_error_response(
+    app: APIGatewayRestResolver, exc: RequestValidationError
+) -> Response[dict[str, str]]:
+    """What was wrong, in the caller's words, and what the route takes instead."""
     errors = list(exc.errors())
     for error in errors:
         if error.get("type") == "json_invalid":
             reason = error.get("ctx", {}).get("error", "")
             message = "the request body is not valid JSON" + (f": {reason}" if reason else "")
             return error_response(400, "malformed_json", message)
-    details = "; ".join(
-        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', 'invalid')}"
-        for error in errors[:MAX_ERROR_DETAILS]
-    )
+    details = "; ".join(_plain_words(error) for error in errors[:MAX_ERROR_DETAILS])
     if len(errors) > MAX_ERROR_DETAILS:
         details += f"; and {len(errors) - MAX_ERROR_DETAILS} more"
+    in_body = any((error.get("loc") or ("body",))[0] == "body" for error in errors)
+    if in_body and (usage := _body_usage(app.context.get("_route"))):
+        details += f": {usage}"
     return error_response(422, "invalid_request", details)
+
+
+def _plain_words(error: Any) -> str:
+    """'unknown field 'x'', 'query parameter 'version': input should be a valid integer'."""
+    where, *path = error.get("loc", ()) or ("body",)
+    # pydantic names the union member it tried (list[list[float]]): not the caller's words
+    field = ".".join(str(part) for part in path if "[" not in str(part))
+    kind = error.get("type", "")
+    text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    text = text[:1].lower() + text[1:]
+    if where != "body":
+        return f"{'query parameter' if where == 'query' else where} {field!r}: {text}"
+    if kind == "extra_forbidden":
+        return f"unknown field {field!r}"
+    if kind == "missing":
+        return f"field {field!r} is missing"
+    if not field:
+        whole_body_types = ("model_type", "model_attributes_type", "dict_type")
+        return "the body must be a JSON object" if kind in whole_body_types else text
+    return f"{field!r}: {text}"
+
+
+def _body_usage(route: Any) -> str | None:
+    """The route's request model's `usage`: what to send instead."""
+    for body in getattr(getattr(route, "dependant", None), "body_params", ()):
+        usage = getattr(body.field_info.annotation, "usage", None)
+        if isinstance(usage, str):
+            return usage
+    return None
 
 
 def _route_not_found_response(exc: NotFoundError) -> Response[dict[str, str]]:

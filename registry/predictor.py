@@ -208,7 +208,9 @@ class Predictor:
             rows = RequestRows(rows)
         if len(rows) > self.max_instances:
             raise TooManyInstancesError(
-                f"{len(rows)} rows in one request; the limit is {self.max_instances}"
+                f"{len(rows)} rows in one request; the limit is {self.max_instances}: send "
+                "them in batches, as `model-registry classify NAME --input rows.csv` and the "
+                "Python client's predict do"
             )
         served = self.model(name, version, alias)
         loaded = served.loaded

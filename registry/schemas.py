@@ -3,7 +3,7 @@
 import base64
 import json
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import (
     BaseModel,
@@ -96,6 +96,11 @@ class RegisterModelRequest(BaseModel):
     """`artifact` (base64, for small models), `upload_key` (from POST .../uploads), or `sha256`."""
 
     model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = (
+        'send {"name": "moons", "artifact": "<base64 of the .joblib or .skops file>"}, with '
+        '"upload_key" (from POST /models/{name}/uploads) instead of "artifact" for large files; '
+        "description, tags, metrics and input_example are optional"
+    )
 
     name: ModelName
     artifact: str | None = Field(
@@ -128,10 +133,7 @@ class RegisterModelRequest(BaseModel):
     def _one_source(self) -> Self:
         sources = (self.artifact, self.upload_key, self.sha256)
         if sum(source is not None for source in sources) != 1:
-            raise ValueError(
-                "send one of artifact (base64 of the file), upload_key (from POST "
-                "/models/{name}/uploads) or sha256 (of bytes already registered)"
-            )
+            raise ValueError("send exactly one of artifact, upload_key or sha256")
         return self
 
     def artifact_bytes(self) -> bytes:
@@ -178,6 +180,10 @@ class EditVersionRequest(BaseModel):
     """A merge patch: description replaces; tags and metrics are set key by key, null removes."""
 
     model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = (
+        'send any of {"description": "...", "tags": {"key": "value", "old": null}, '
+        '"metrics": {"auc": 0.91}}; what was registered (bytes, sha256, runtime) cannot change'
+    )
 
     description: Description | None = None
     tags: Annotated[dict[MetadataKey, TagValue | None], Field(max_length=50)] | None = None
@@ -263,6 +269,7 @@ class ModelDetailsResponse(BaseModel):
 
 class SetAliasRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = 'send {"version": 2}'
 
     version: VersionNumber
 
@@ -309,6 +316,12 @@ class PredictRequest(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = (
+        'send rows as {"instances": [[0.5, 0.2]]} or {"instances": [{"column": value}]}, '
+        'as MLflow does ({"dataframe_split": {"columns": [...], "data": [[...]]}}, '
+        '"dataframe_records" or "inputs"), or the blog\'s {"data1": 0.5, "data2": 0.2}; add '
+        '"probabilities": true for class probabilities'
+    )
 
     data1: LenientFeature | None = None
     data2: LenientFeature | None = None

@@ -20,6 +20,7 @@ line is built from its own request alone.
 
 import argparse
 import base64
+import errno
 import importlib.util
 import json
 import os
@@ -272,7 +273,27 @@ class LocalApi:
             # As API Gateway does: the request id, which the logs call correlation_id.
             response.headers[REQUEST_ID_HEADER] = event["requestContext"]["requestId"]
             return response
-        return _json_response(404, {"code": "route_not_found", "message": "no such route"})
+        allowed = sorted(
+            {route.method for route in self.routes if route.pattern.fullmatch(url.path)}
+        )
+        if allowed:
+            answer = _json_response(
+                405,
+                {
+                    "code": "method_not_allowed",
+                    "message": f"{method} {url.path} is not served: use {' or '.join(allowed)} "
+                    "(every route and its body: /openapi.json)",
+                },
+            )
+            answer.headers["Allow"] = ", ".join(allowed)
+            return answer
+        return _json_response(
+            404,
+            {
+                "code": "route_not_found",
+                "message": f"no route {url.path}: every route and its body is in /openapi.json",
+            },
+        )
 
     def body_limit(self, method: str, raw_path: str) -> int:
         """The most bytes a request may send: an artifact on an upload URL, else Lambda's 6 MiB."""
@@ -402,7 +423,15 @@ def main() -> None:
     args = parser.parse_args()
 
     os.environ.setdefault("REGISTRY_URI", str(DEFAULT_REGISTRY_DIR))
-    server = make_server(args.host, args.port)
+    try:
+        server = make_server(args.host, args.port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        sys.exit(
+            f"error: port {args.port} on {args.host} is in use (is `make run` already "
+            f"running?): stop that server, or pick another port: make run PORT={args.port + 1}"
+        )
     url = f"http://{args.host}:{server.server_address[1]}"
     os.environ["LOCAL_UPLOAD_URL"] = f"{url}{UPLOADS_PATH.rstrip('/')}"
     api = LocalApi(routes_from_template(load_template()), api_key=args.api_key)

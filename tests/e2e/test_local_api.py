@@ -18,6 +18,7 @@ from typing import Any
 
 import joblib
 import numpy
+import pytest
 from local_api import load_template, routes_from_template
 
 from tests.conftest import distinct_model_bytes
@@ -208,10 +209,39 @@ def run_concurrent_traffic(
     return answers, [future.result()[1]["version"] for future in later]
 
 
-def test_methods_no_route_serves_are_a_json_404(api_url: str) -> None:
-    for method in ("TRACE", "QUERY", "OPTIONS"):
-        status, answer = request(f"{api_url}/classify", method=method)
-        assert (status, answer["code"]) == (404, "route_not_found"), method
+def test_a_method_a_route_does_not_serve_is_a_405_naming_the_allowed_ones(
+    module_api_url: str,
+) -> None:
+    for method in ("GET", "TRACE", "QUERY", "OPTIONS"):
+        call = urllib.request.Request(f"{module_api_url}/classify", method=method)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(call, timeout=30)
+        answer = json.loads(refused.value.read())
+        assert (refused.value.code, answer["code"]) == (405, "method_not_allowed"), method
+        assert refused.value.headers["Allow"] == "POST"
+        assert f"{method} /classify is not served: use POST" in answer["message"]
+    status, answer = request(f"{module_api_url}/models/moons", method="PUT")
+    assert (status, answer["code"]) == (405, "method_not_allowed")
+    status, answer = request(f"{module_api_url}/nothing", method="GET")
+    assert (status, answer["code"]) == (404, "route_not_found")
+    assert "/openapi.json" in answer["message"]
+
+
+def test_a_port_in_use_is_one_line_that_says_what_to_do(module_api_url: str) -> None:
+    port = module_api_url.rpartition(":")[2]
+
+    taken = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert taken.returncode == 1
+    assert taken.stderr.strip().splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use (is `make run` already running?): stop "
+        f"that server, or pick another port: make run PORT={int(port) + 1}"
+    ]
 
 
 def test_a_body_over_the_payload_limit_is_a_413(api_url: str) -> None:

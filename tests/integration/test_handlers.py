@@ -382,3 +382,25 @@ def test_an_unknown_query_parameter_is_a_422_that_names_it(
     status, answer = invoke(event, query=query)
 
     assert (status, answer["code"], answer["message"]) == (422, "invalid_request", message)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"x": 0.5, "y": 0.2},
+            "unknown field 'x'; unknown field 'y': send rows as {\"instances\": [[0.5, 0.2]]}",
+        ),
+        ([1, 2], "the body must be a JSON object: send rows as"),
+        ({"data1": "abc", "data2": 1}, "'data1': input should be a valid number"),
+    ],
+)
+def test_a_bad_body_is_named_in_plain_words_with_what_to_send_instead(
+    registered: dict[str, Any], classify: Invoke, body: Any, message: str
+) -> None:
+    status, answer = classify("classify", body=body)
+
+    assert (status, answer["code"]) == (422, "invalid_request")
+    assert answer["message"].startswith(message)
+    assert "data1" in answer["message"] and "dataframe_split" in answer["message"]
+    assert "body." not in answer["message"] and "Extra inputs" not in answer["message"]

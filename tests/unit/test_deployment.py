@@ -304,3 +304,16 @@ def test_the_readmes_statements_for_an_existing_bucket_are_the_stacks_own(
     rendered = re.sub(r'\{"Fn::Sub": "\$\{RegistryBucket\.Arn\}([^"]*)"\}', r'"<Arn>\1"', rendered)
     stack_statements = json.loads(rendered.replace("<Arn>", "arn:aws:s3:::<BucketName>"))
     assert readme_policies()["DenyInsecureTransport"]["Statement"] == stack_statements
+
+
+def test_api_gateways_own_refusals_keep_the_error_shape_and_a_too_large_body_says_where_to_go(
+    cloudformation: dict[str, Any],
+) -> None:
+    (api,) = resources_of(cloudformation, "AWS::ApiGateway::RestApi").values()
+    responses = api["Body"]["x-amazon-apigateway-gateway-responses"]
+    too_large = json.loads(responses["REQUEST_TOO_LARGE"]["responseTemplates"]["application/json"])
+
+    assert set(too_large) == {"code", "message"}
+    assert "POST /models/{name}/uploads" in too_large["message"]
+    assert "model-registry classify NAME --input" in too_large["message"]
+    assert {"DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
