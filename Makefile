@@ -2,6 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 # The SAM CLI (and its template translator) lives in a venv of its own: its pins
 # (boto3, pydantic) differ from the runtime's, which .venv must match.
 SAM_CLI_VERSION := 1.170.0
@@ -22,7 +23,14 @@ $(STAMP): pyproject.toml layer/requirements.txt
 	@test -x $(PY) || "$$(sh scripts/find_python.sh)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
+
+# make run needs only the runtime and the local server's two extras (boto3, PyYAML): the
+# `local` extra, not the development toolchain. A venv made by make test has them already.
+$(RUN_STAMP): pyproject.toml layer/requirements.txt
+	@test -x $(PY) || "$$(sh scripts/find_python.sh)" -m venv $(VENV)
+	$(PY) -m pip install --quiet -e '.[local]'
+	@touch $(RUN_STAMP)
 
 $(SAM_STAMP):
 	@test -x $(SAM_VENV)/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(SAM_VENV)
@@ -36,7 +44,7 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
 	@touch $(CHECKOV_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) scripts/train_moons.py --register-if-empty
 	$(PY) scripts/local_api.py --port $(PORT)
 

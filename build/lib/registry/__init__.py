@@ -1,0 +1,1 @@
+"""A model registry and prediction service for scikit-learn models on S3."""

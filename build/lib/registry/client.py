@@ -1,0 +1,418 @@
+"""The Python client of the registry API, for notebooks and for the `model-registry` CLI.
+
+    client = RegistryClient("http://127.0.0.1:3000")
+    client.register(pipeline, "churn", input_example=frame.head(5))
+    client.predict("churn", frame)          # a pandas Series, index kept; numpy for arrays
+
+docs/client.md is its guide. Requests to /models and /runtime are signed with SigV4
+(botocore's signer and the caller's AWS credentials) when talking to a deployed stack;
+the predict routes send the API key. Management methods return the API's JSON answer.
+"""
+
+import base64
+import hashlib
+import io
+import json
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+# One /predict request carries at most this much JSON and this many rows: Lambda takes
+# 6 MB of request event, and the predict function MAX_INSTANCES rows (10,000 by default).
+DEFAULT_BATCH_BYTES = 5 * 1024 * 1024
+DEFAULT_BATCH_ROWS = 10_000
+API_KEY_ROUTES = ("/classify", "/predict", "/invocations", "/ping")
+# API Gateway and Lambda cap a request near 6 MB; base64 grows bytes by 4/3.
+DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024
+UPLOAD_CHUNK_BYTES = 256 * 1024
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
+
+Progress = Callable[[int, int], None]
+# A joblib (pickle) file names the scikit-learn that pickled each estimator right after
+# this key; read from the bytes, without unpickling (compressed files do not show it).
+_PICKLED_SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?\x8c([\x01-\x28])")
+
+
+class ApiError(Exception):
+    """An error answer of the API: its status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        sign: bool | None = None,
+        region: str | None = None,
+        credentials: Any = None,
+        timeout: float = 60.0,
+        inline_limit: int = DEFAULT_INLINE_LIMIT,
+    ) -> None:
+        """sign=None signs exactly when the URL is an API Gateway (execute-api) host."""
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        host = urllib.parse.urlsplit(self.url).hostname or ""
+        found = _EXECUTE_API_HOST.match(host)
+        self.sign = bool(found) if sign is None else sign
+        self.region = region or (found.group(1) if found else None)
+        self._credentials = credentials
+        self.timeout = timeout
+        self.inline_limit = inline_limit
+
+    # Transport -------------------------------------------------------------
+
+    def _signed_headers(self, method: str, url: str, data: bytes | None) -> dict[str, str]:
+        try:
+            from botocore.auth import SigV4Auth
+            from botocore.awsrequest import AWSRequest
+            from botocore.session import Session
+        except ImportError:
+            raise ApiError(
+                0,
+                "botocore_missing",
+                "signing requests to a deployed stack needs botocore: "
+                "pip install 'model-registry[aws]' (or boto3)",
+            ) from None
+
+        session = Session()
+        credentials = self._credentials or session.get_credentials()
+        if credentials is None:
+            raise ApiError(0, "no_credentials", "no AWS credentials found to sign the request")
+        region = self.region or session.get_config_variable("region") or "us-east-1"
+        request = AWSRequest(method=method, url=url, data=data or b"")
+        request.headers["Content-Type"] = "application/json"
+        SigV4Auth(credentials, "execute-api", region).add_auth(request)
+        return dict(request.headers.items())
+
+    def request(
+        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+    ) -> Any:
+        """Call a route; returns the decoded JSON answer or raises ApiError."""
+        params = {key: value for key, value in (query or {}).items() if value is not None}
+        url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if not path.startswith(API_KEY_ROUTES) and self.sign:
+            headers = self._signed_headers(method, url, data)
+        if path.startswith(API_KEY_ROUTES) and self.api_key:
+            headers["x-api-key"] = self.api_key
+        call = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(call, timeout=self.timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                answer = json.loads(raw)
+            except ValueError:
+                answer = {}
+            raise ApiError(
+                error.code,
+                str(answer.get("code", "http_error")),
+                str(answer.get("message", raw[:200].decode(errors="replace"))),
+            ) from error
+
+    def put_upload(self, upload_url: str, data: bytes, progress: Progress | None = None) -> None:
+        """PUT the bytes to a presigned upload URL, reporting progress as they go."""
+
+        def chunks() -> Iterator[bytes]:
+            for offset in range(0, len(data), UPLOAD_CHUNK_BYTES):
+                chunk = data[offset : offset + UPLOAD_CHUNK_BYTES]
+                yield chunk
+                if progress is not None:
+                    progress(offset + len(chunk), len(data))
+
+        call = urllib.request.Request(
+            upload_url,
+            data=chunks(),
+            method="PUT",
+            headers={"Content-Length": str(len(data)), "Content-Type": "application/octet-stream"},
+        )
+        try:
+            with urllib.request.urlopen(call, timeout=self.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            raise ApiError(error.code, "upload_failed", error.read()[:300].decode()) from error
+
+    # Registering -----------------------------------------------------------
+
+    def runtime(self) -> Any:
+        """The Python, scikit-learn, numpy and joblib versions the registry loads models with."""
+        return self.request("GET", "/runtime")
+
+    def register(
+        self,
+        model: Any,
+        name: str,
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+        input_example: Any = None,
+        progress: Progress | None = None,
+        check_runtime: bool = True,
+    ) -> Any:
+        """Register a fitted estimator (serialised in memory with joblib) or a file's bytes.
+
+        input_example: a few rows (a DataFrame, an array, or a list of rows) the model must
+        predict on; they complete its signature. Bytes an active version already holds are
+        not uploaded again. Before uploading, the artifact's scikit-learn is checked against
+        the registry's runtime (check_runtime=False skips it). A progress bar shows on a
+        terminal for uploads, unless progress is given.
+        """
+        artifact = model if isinstance(model, bytes) else _joblib_bytes(model)
+        if check_runtime:
+            self.check_runtime(artifact)
+        body: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "tags": tags or {},
+            "metrics": metrics or {},
+        }
+        if input_example is not None:
+            body["input_example"] = _json_rows(input_example)
+        if len(artifact) <= self.inline_limit:
+            body["artifact"] = base64.b64encode(artifact).decode()
+            return self.request("POST", "/models", body)
+        try:
+            return self.request("POST", "/models", {**body, "sha256": _sha256(artifact)})
+        except ApiError as error:
+            if error.code != "artifact_not_registered":
+                raise
+        upload = self.request("POST", f"/models/{_quote(name)}/uploads")
+        if progress is None and sys.stderr.isatty():
+            progress = terminal_progress
+        self.put_upload(upload["upload_url"], artifact, progress)
+        return self.request("POST", "/models", {**body, "upload_key": upload["upload_key"]})
+
+    def check_runtime(self, artifact: bytes) -> None:
+        """Raise ApiError (runtime_mismatch) when the bytes were pickled with another
+        scikit-learn than the registry's: it would refuse them after the upload."""
+        pickled_with = pickled_sklearn_version(artifact)
+        if pickled_with is None:
+            return
+        try:
+            wanted = self.runtime()["scikit_learn"]
+        except ApiError as error:
+            if error.status == 404:  # a registry older than GET /runtime
+                return
+            raise
+        if pickled_with != wanted:
+            raise ApiError(
+                0,
+                "runtime_mismatch",
+                f"the model was pickled with scikit-learn {pickled_with}; the registry loads "
+                f"models with {wanted}: pip install scikit-learn=={wanted}, refit, and register",
+            )
+
+    # Reading and managing ----------------------------------------------------
+
+    def list_models(self) -> Any:
+        return self.request("GET", "/models")
+
+    def show(self, name: str, version: int | None = None) -> Any:
+        """A model's versions and aliases; with version, that version's manifest."""
+        if version is not None:
+            return self.request("GET", f"/models/{_quote(name)}/versions/{version}")
+        return self.request("GET", f"/models/{_quote(name)}")
+
+    def edit(
+        self,
+        name: str,
+        version: int,
+        description: str | None = None,
+        tags: dict[str, str | None] | None = None,
+        metrics: dict[str, float | None] | None = None,
+    ) -> Any:
+        """Replace the description; set tags and metrics, removing those given None."""
+        body = {"description": description, "tags": tags, "metrics": metrics}
+        edit = {key: value for key, value in body.items() if value is not None}
+        return self.request("PATCH", f"/models/{_quote(name)}/versions/{version}", edit)
+
+    def set_alias(self, name: str, alias: str, version: int) -> Any:
+        path = f"/models/{_quote(name)}/aliases/{_quote(alias)}"
+        return self.request("PUT", path, {"version": version})
+
+    def delete_alias(self, name: str, alias: str) -> Any:
+        return self.request("DELETE", f"/models/{_quote(name)}/aliases/{_quote(alias)}")
+
+    def archive(self, name: str, version: int) -> Any:
+        return self.request("DELETE", f"/models/{_quote(name)}/versions/{version}")
+
+    def restore(self, name: str, version: int) -> Any:
+        return self.request("POST", f"/models/{_quote(name)}/versions/{version}/restore")
+
+    def delete_model(self, name: str, force: bool = False) -> Any:
+        """Every version, alias and object of the model; force deletes it while aliased."""
+        return self.request("DELETE", f"/models/{_quote(name)}", query={"force": force or None})
+
+    # Predicting ----------------------------------------------------------------
+
+    def predict(
+        self, name: str, rows: Any, version: int | None = None, alias: str | None = None
+    ) -> Any:
+        """The model's predictions: a pandas Series (same index) for a DataFrame, else numpy."""
+        answer = self.predict_rows(name, _json_rows(rows), version, alias)
+        predictions = _numpy().asarray(answer["predictions"])
+        if _is_dataframe(rows):
+            import pandas
+
+            if predictions.ndim > 1:
+                return pandas.DataFrame(predictions, index=rows.index)
+            return pandas.Series(predictions, index=rows.index, name=name)
+        return predictions
+
+    def predict_proba(
+        self, name: str, rows: Any, version: int | None = None, alias: str | None = None
+    ) -> Any:
+        """Class probabilities: a DataFrame with a column per class for a DataFrame, else numpy."""
+        answer = self.predict_rows(name, _json_rows(rows), version, alias, probabilities=True)
+        probabilities = _numpy().asarray(answer["probabilities"], dtype=float)
+        if _is_dataframe(rows) and probabilities.ndim == 2:
+            import pandas
+
+            return pandas.DataFrame(probabilities, index=rows.index, columns=answer["classes"])
+        return probabilities
+
+    def classify(
+        self,
+        name: str,
+        instances: list[Any],
+        version: int | None = None,
+        alias: str | None = None,
+        probabilities: bool = False,
+    ) -> Any:
+        """One request to the blog's route, as sent: the API's answer."""
+        body = {"instances": instances, "probabilities": probabilities}
+        query = {"model": name, "version": version, "alias": alias}
+        return self.request("POST", "/classify", body, query)
+
+    def predict_rows(
+        self,
+        name: str,
+        rows: Iterable[Any],
+        version: int | None = None,
+        alias: str | None = None,
+        probabilities: bool = False,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+    ) -> dict[str, Any]:
+        """The API's answer for any number of rows, sent in batches it takes, in order.
+
+        Rows are lists of values or objects of column values. Every batch after the first
+        asks for the version that answered the first, so one version predicts every row
+        even if an alias moves meanwhile.
+        """
+        answer: dict[str, Any] = {"predictions": []}
+        for batch in batches(rows, batch_bytes, batch_rows):
+            body = {"instances": batch, "probabilities": probabilities}
+            query = {"model": name, "version": version, "alias": None if version else alias}
+            part = self.request("POST", "/predict", body, query)
+            version = part["version"]
+            answer.update(model=part["model"], version=version)
+            answer["predictions"].extend(part["predictions"])
+            if probabilities:
+                answer.setdefault("probabilities", []).extend(part["probabilities"])
+                answer["classes"] = part["classes"]
+        return answer
+
+
+def terminal_progress(sent: int, total: int) -> None:
+    """An upload's progress bar on stderr, redrawn in place."""
+    width = 30
+    filled = width * sent // max(total, 1)
+    sys.stderr.write(
+        f"\ruploading [{'#' * filled}{'.' * (width - filled)}] "
+        f"{100 * sent // max(total, 1):3d}% {sent / 1e6:.1f}/{total / 1e6:.1f} MB"
+    )
+    if sent >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def pickled_sklearn_version(artifact: bytes) -> str | None:
+    """The scikit-learn version a joblib file was pickled with, read without loading it."""
+    found = _PICKLED_SKLEARN_VERSION.search(artifact)
+    if found is None:
+        return None
+    start = found.end()
+    text = artifact[start : start + found.group(1)[0]]
+    try:
+        version = text.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return version if re.fullmatch(r"[0-9A-Za-z.+-]+", version) else None
+
+
+def _joblib_bytes(estimator: Any) -> bytes:
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(estimator, buffer)
+    return buffer.getvalue()
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+def _is_dataframe(rows: Any) -> bool:
+    return type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict")
+
+
+def _json_rows(rows: Any) -> list[Any]:
+    """Rows as JSON takes them: a DataFrame's records (missing values null), an array's
+    lists, or the rows as given. Floats keep every bit: json writes their shortest repr."""
+    if _is_dataframe(rows):
+        frame = rows.astype(object).where(rows.notna(), None)
+        return [
+            {str(column): _plain(value) for column, value in record.items()}
+            for record in frame.to_dict(orient="records")
+        ]
+    if hasattr(rows, "tolist") and hasattr(rows, "ndim"):
+        return [[_plain(value) for value in row] for row in rows.tolist()]
+    return list(rows)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON writes; NaN as null."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def batches(rows: Iterable[Any], max_bytes: int, max_rows: int) -> Iterator[list[Any]]:
+    """Consecutive lists of rows, each within max_rows and (as JSON) about max_bytes."""
+    batch: list[Any] = []
+    size = 0
+    for row in rows:
+        row_size = len(json.dumps(row)) + 1
+        if batch and (size + row_size > max_bytes or len(batch) >= max_rows):
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += row_size
+    if batch:
+        yield batch
+
+
+def _quote(segment: str) -> str:
+    return urllib.parse.quote(segment, safe="")

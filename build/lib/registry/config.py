@@ -1,0 +1,71 @@
+"""Typed settings read from the environment, in one place.
+
+It imports nothing of ours, so reading the settings never loads scikit-learn: the
+defaults other modules use live here, and they import them from here.
+"""
+
+import os
+from collections.abc import Mapping
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_ALIAS_TTL_SECONDS = 30.0
+DEFAULT_MAX_INSTANCES = 10_000
+DEFAULT_MAX_ARTIFACT_BYTES = 128 * 1024 * 1024
+DEFAULT_UPLOAD_EXPIRES_IN = 900
+# Only scripts/local_api.py sets these; a Lambda function never needs them.
+LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url"})
+# Lambda sets these itself; a template never does.
+SET_BY_LAMBDA = frozenset({"aws_lambda_function_memory_size"})
+
+
+class PicklePolicy(StrEnum):
+    """Whether joblib and pickle artifacts are accepted at all (skops ones always are)."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class Settings(BaseModel):
+    """REGISTRY_URI: 's3://bucket[/prefix]' or a local directory (the embedded store).
+
+    DEFAULT_MODEL: the model /classify serves when the request names none.
+    CACHE_MAX_BYTES: the predict function's model cache bound, in artifact bytes.
+    ALIAS_TTL_SECONDS: how long a warm predict container trusts what it read of aliases,
+      archived versions and the latest version.
+    MAX_INSTANCES: the most instances one classify request may carry.
+    MAX_ARTIFACT_BYTES: the largest artifact registration accepts (counted on the bytes read).
+    UPLOAD_EXPIRES_SECONDS: how long an upload URL stays valid.
+    LOCAL_UPLOAD_URL: where scripts/local_api.py takes uploads for a directory store.
+    PRELOAD_DEFAULT_MODEL: load DEFAULT_MODEL while the predict function initialises.
+    PICKLE_ARTIFACTS: 'allow' joblib/pickle artifacts, or 'deny' them (skops only).
+    VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
+      unset, a local child process with no credentials does it (scripts/local_api.py).
+    NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
+      function's CPU share: one per 1,769 MB of AWS_LAMBDA_FUNCTION_MEMORY_SIZE (which
+      Lambda sets), at least one; one outside Lambda.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    registry_uri: str = Field(default=".registry", min_length=1)
+    default_model: str = "moons"
+    cache_max_bytes: int = Field(default=DEFAULT_CACHE_MAX_BYTES, ge=0)
+    alias_ttl_seconds: float = Field(default=DEFAULT_ALIAS_TTL_SECONDS, ge=0)
+    max_instances: int = Field(default=DEFAULT_MAX_INSTANCES, ge=1)
+    max_artifact_bytes: int = Field(default=DEFAULT_MAX_ARTIFACT_BYTES, ge=1)
+    upload_expires_seconds: int = Field(default=DEFAULT_UPLOAD_EXPIRES_IN, ge=1, le=7 * 24 * 3600)
+    local_upload_url: str | None = None
+    preload_default_model: bool = False
+    pickle_artifacts: PicklePolicy = PicklePolicy.ALLOW
+    validator_function: str | None = None
+    native_threads: int = Field(default=0, ge=0, le=64)
+    aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        values = {field: env[field.upper()] for field in cls.model_fields if field.upper() in env}
+        return cls.model_validate(values)

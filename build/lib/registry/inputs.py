@@ -1,0 +1,416 @@
+"""Turn the rows of a request into what a model's predict() takes, checked against its signature.
+
+A request sends rows in one of the shapes schemas.PredictRequest accepts: positional
+lists, objects of column values, columns of values, or MLflow's dataframe_split. They
+arrive here as RequestRows, and model_input() makes the model's input of them:
+
+- a float64 array, as before signatures existed, for a model over numbers only. When
+  pydantic already proved every value a finite number (RequestRows.numeric), nothing
+  is looked at again: that is the path of the blog's clients and of large numeric batches;
+- a pandas DataFrame for a model that selects columns by name or encodes strings
+  (signature.dataframe). pandas is imported here, on that path only. The columns are
+  built as pandas builds them from the same JSON records (DataFrame(records)), so the
+  model answers exactly as it does on the DataFrame its owner would build.
+
+Every value is checked against the version's signature first, and a mistake is a 422
+that names the row and the column and says what to send instead.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy
+
+from registry.errors import InvalidInputError
+from registry.manifest import (
+    ColumnKind,
+    InputColumn,
+    InputSignature,
+    MissingValue,
+    ModelManifest,
+)
+
+MAX_NAMES_SHOWN = 20
+MAX_VALUE_SHOWN = 40
+
+
+class NumericRows(list[Any]):
+    """Rows pydantic has proved to hold only finite JSON numbers (see schemas.PredictRequest)."""
+
+
+@dataclass(frozen=True)
+class RequestRows:
+    """The rows of one request: lists of values in column order, or objects of column values.
+
+    columns names the values of positional rows when the request did (dataframe_split).
+    in_model_order: the request said its lists are in the model's order (a dataframe_split
+    without columns), so a model that needs a DataFrame takes them too.
+    """
+
+    rows: Sequence[Any]
+    columns: Sequence[str] | None = None
+    in_model_order: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        return isinstance(self.rows, NumericRows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def rows_from_json(value: Any, form: str, columns: Sequence[str] | None = None) -> RequestRows:
+    """The rows one form of a request carried (see schemas.PredictRequest), checked for shape.
+
+    dataframe_split's lists are in the model's column order when it names no columns.
+    """
+    in_model_order = form == "dataframe_split.data" and columns is None
+    records = form == "dataframe_records"
+    if records and isinstance(value, list):
+        for index, row in enumerate(value):
+            if not isinstance(row, Mapping):
+                raise InvalidInputError(
+                    f"dataframe_records: row {index} is {_shown(row)}; every row must be an "
+                    "object of column values (send lists of values as instances)"
+                )
+    if isinstance(value, Mapping) and form in ("instances", "inputs") and columns is None:
+        return _rows_of_columns(value, form)
+    if not isinstance(value, list):
+        raise InvalidInputError(
+            f"{form} must be a list of rows (lists of values, or objects of column values), "
+            f"not {_shown(value)}"
+        )
+    return RequestRows(value, columns, in_model_order)
+
+
+def _rows_of_columns(columns: Mapping[str, Any], form: str) -> RequestRows:
+    """Rows from an object of columns {"age": [31, 40], "city": ["Seoul", null]}."""
+    lengths = set()
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise InvalidInputError(
+                f"{form}: column {_clipped(str(name))!r} must be a list of values, one per row, "
+                f"not {_shown(values)}"
+            )
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise InvalidInputError(
+            f"{form}: every column must hold the same number of values (one per row)"
+        )
+    return RequestRows(
+        [list(values) for values in zip(*columns.values(), strict=True)], list(columns)
+    )
+
+
+def signature_of(manifest: ModelManifest) -> InputSignature | None:
+    """The version's signature; for a version registered before signatures, what it recorded."""
+    if manifest.signature is not None:
+        return manifest.signature
+    if manifest.feature_names is not None:
+        names = manifest.feature_names
+    elif manifest.n_features_in is not None:
+        names = [str(index) for index in range(manifest.n_features_in)]
+    else:
+        return None
+    return InputSignature(
+        columns=[InputColumn(name=name) for name in names],
+        named=manifest.feature_names is not None,
+    )
+
+
+def model_input(rows: RequestRows, signature: InputSignature | None) -> Any:
+    """The model's input for these rows (an array or a DataFrame), or a 422 saying what is wrong."""
+    if len(rows) == 0:
+        raise InvalidInputError("no rows were sent: send at least one row")
+    if signature is None:  # the model does not say what it takes: numbers, as it gets them
+        return _number_matrix(rows, None)
+    ordered_as_model = rows.columns is None or list(rows.columns) == _names(signature)
+    if rows.numeric and ordered_as_model and signature.numbers_only:
+        return _number_matrix(rows, signature)
+    columns = _checked_columns(rows, signature)
+    if signature.dataframe:
+        return _dataframe(columns, signature)
+    kinds = {column.kind for column in signature.columns}
+    dtype = numpy.float64 if kinds == {ColumnKind.NUMBER} else object
+    matrix = numpy.empty((len(rows), len(signature.columns)), dtype=dtype)
+    for index, column in enumerate(signature.columns):
+        missing = None if column.missing is MissingValue.NONE else numpy.nan
+        matrix[:, index] = [missing if value is None else value for value in columns[column.name]]
+    return matrix
+
+
+def check_rows(rows: RequestRows, signature: InputSignature) -> None:
+    """Raise the 422 model_input() would for these rows, without building the input."""
+    if len(rows) == 0:
+        raise InvalidInputError("no rows were sent: send at least one row")
+    _checked_columns(rows, signature)
+
+
+def complete_signature(signature: InputSignature | None, example: Sequence[Any]) -> InputSignature:
+    """The signature, completed by the registrant's example rows (a list of rows).
+
+    A column the fitted model says nothing about (no encoder's categories) takes the kind of
+    the example's values; a column the example leaves null may be missing. A model that
+    declares no columns at all takes the example's: its names, if the rows are objects.
+    """
+    first = example[0] if example else []
+    if signature is None:
+        named = isinstance(first, Mapping)
+        width = len(first) if isinstance(first, Mapping | list) else 0
+        names = [str(key) for key in first] if named else [str(i) for i in range(width)]
+        signature = InputSignature(columns=[InputColumn(name=name) for name in names], named=named)
+    columns = []
+    for position, column in enumerate(signature.columns):
+        values = [_value_in(row, column.name, position) for row in example]
+        present = [value for value in values if value is not None]
+        update: dict[str, Any] = {"nullable": column.nullable or len(present) < len(values)}
+        if not column.categories and present:
+            if all(isinstance(value, str) for value in present):
+                update["kind"] = ColumnKind.STRING
+            elif all(isinstance(value, bool) for value in present):
+                update["kind"] = ColumnKind.BOOLEAN
+        columns.append(column.model_copy(update=update))
+    kinds = {column.kind for column in columns}
+    return InputSignature(
+        columns=columns,
+        named=signature.named,
+        dataframe=signature.dataframe or (signature.named and kinds != {ColumnKind.NUMBER}),
+    )
+
+
+def _value_in(row: Any, name: str, position: int) -> Any:
+    if isinstance(row, Mapping):
+        return row.get(name)
+    if isinstance(row, list) and position < len(row):
+        return row[position]
+    return None
+
+
+def prediction_count(predictions: Any) -> int:
+    """How many rows a model's predict() answered (a scalar answers one)."""
+    return len(predictions) if numpy.ndim(predictions) else 1
+
+
+def explain_rejection(rows: RequestRows, signature: InputSignature | None) -> str | None:
+    """When the model refused rows, the first value outside a column's known categories."""
+    if signature is None or not any(column.categories for column in signature.columns):
+        return None
+    try:
+        columns = _checked_columns(rows, signature)
+    except InvalidInputError:
+        return None
+    for column in signature.columns:
+        if not column.categories:
+            continue
+        known = set(column.categories)
+        for row, value in enumerate(columns[column.name]):
+            if value is not None and value not in known:
+                return (
+                    f"row {row}, column {column.name!r}: {_shown(value)} is not a category the "
+                    f"model knows; send one of {_listed(column.categories)}"
+                )
+    return None
+
+
+def _number_matrix(rows: RequestRows, signature: InputSignature | None) -> Any:
+    """Rows of numbers as one float64 array, as scikit-learn itself would convert them."""
+    values: Sequence[Any] = rows.rows
+    if isinstance(values[0], Mapping):
+        if signature is None or not signature.named:
+            raise InvalidInputError(
+                "the model was fitted without column names: send each row as a list of values"
+            )
+        names = _names(signature)
+        values = [_ordered(row, index, names, signature) for index, row in enumerate(values)]
+    try:
+        features = numpy.asarray(values, dtype=numpy.float64)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("every row must be a list of numbers of one length") from exc
+    if features.ndim != 2:
+        raise InvalidInputError("every row must be a list of numbers of one length")
+    expected = len(signature.columns) if signature is not None else None
+    if expected is not None and features.shape[1] != expected:
+        raise InvalidInputError(
+            f"the model expects {expected} features per row, got {features.shape[1]}"
+        )
+    if not numpy.isfinite(features).all():
+        raise InvalidInputError("feature values must be finite numbers (no NaN or infinity)")
+    return features
+
+
+def _names(signature: InputSignature) -> list[str]:
+    return [column.name for column in signature.columns]
+
+
+def _ordered(
+    row: Mapping[str, Any], index: int, names: list[str], signature: InputSignature
+) -> list[Any]:
+    if len(row) != len(names) or any(name not in row for name in names):
+        _raise_wrong_columns(index, row.keys(), signature)
+    return [row[name] for name in names]
+
+
+def _checked_columns(rows: RequestRows, signature: InputSignature) -> dict[str, list[Any]]:
+    """The request's values, column by column in the signature's order, each one checked."""
+    names = _names(signature)
+    by_position = rows.columns
+    if by_position is not None:
+        if sorted(by_position) != sorted(names) or len(set(by_position)) != len(by_position):
+            _raise_wrong_columns(None, by_position, signature)
+        order = [by_position.index(name) for name in names]
+    else:
+        order = list(range(len(names)))
+    columns: dict[str, list[Any]] = {name: [] for name in names}
+    for index, row in enumerate(rows.rows):
+        if isinstance(row, Mapping):
+            if not signature.named:
+                raise InvalidInputError(
+                    f"row {index} is an object, and the model was fitted without column names: "
+                    "send each row as a list of values"
+                )
+            if by_position is not None:
+                raise InvalidInputError(
+                    f"row {index} is an object; dataframe_split's data are lists of values, "
+                    "in the order of its columns"
+                )
+            values = _ordered(row, index, names, signature)
+        elif isinstance(row, list):
+            if by_position is None and signature.dataframe and not rows.in_model_order:
+                raise InvalidInputError(
+                    f"row {index} is a list, and this model takes named columns "
+                    f"({_listed(names)}): send each row as an object of column values, "
+                    'or columns and rows as {"dataframe_split": {"columns": [...], "data": [...]}}'
+                )
+            if len(row) != len(names):
+                raise InvalidInputError(
+                    f"row {index} has {len(row)} values; the model takes {len(names)}"
+                    + (f": {_listed(names)}" if signature.named else "")
+                )
+            values = [row[position] for position in order]
+        else:
+            raise InvalidInputError(
+                f"row {index} is {_shown(row)}: send each row as a list of values "
+                "or an object of column values"
+            )
+        for column, value in zip(signature.columns, values, strict=True):
+            _check_value(value, column, index)
+            columns[column.name].append(value)
+    return columns
+
+
+_EXPECTED = {
+    ColumnKind.NUMBER: "a number",
+    ColumnKind.STRING: "a string",
+    ColumnKind.BOOLEAN: "true or false",
+}
+
+
+def _check_value(value: Any, column: InputColumn, row: int) -> None:
+    if value is None:
+        if column.nullable:
+            return
+        raise InvalidInputError(
+            f"row {row}, column {column.name!r}: a value is needed (the model cannot take a "
+            f"missing value here): send {_EXPECTED[column.kind]}"
+        )
+    kind = column.kind
+    if kind is ColumnKind.NUMBER:
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+        if fits and not _finite(value):
+            raise InvalidInputError(
+                f"row {row}, column {column.name!r}: expected a finite number, got {value!r}"
+                + (" (send null for a missing value)" if column.nullable else "")
+            )
+    elif kind is ColumnKind.STRING:
+        fits = isinstance(value, str)
+    else:
+        fits = isinstance(value, bool)
+    if not fits:
+        raise InvalidInputError(
+            f"row {row}, column {column.name!r}: expected {_EXPECTED[kind]}, got {_shown(value)}"
+            + (" (null marks a missing value)" if column.nullable else "")
+        )
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a double
+        return False
+
+
+def _raise_wrong_columns(
+    row: int | None, sent: Sequence[str] | Any, signature: InputSignature
+) -> None:
+    names = _names(signature)
+    sent = list(sent)
+    missing = [name for name in names if name not in sent]
+    unknown = [name for name in sent if name not in names]
+    where = f"row {row}: " if row is not None else ""
+    parts = []
+    if missing:
+        parts.append(f"missing {_listed(missing)}")
+    if unknown:
+        parts.append(f"unknown {_listed(unknown)}")
+    if not parts:
+        parts.append("a column is named twice")
+    nullable = any(column.nullable for column in signature.columns)
+    raise InvalidInputError(
+        f"{where}the columns do not match the model's ({'; '.join(parts)}): send exactly "
+        f"{_listed(names)}" + (" (null for a missing value where allowed)" if nullable else "")
+    )
+
+
+def _dataframe(columns: dict[str, list[Any]], signature: InputSignature) -> Any:
+    import pandas
+
+    frame = pandas.DataFrame(columns)
+    for column in signature.columns:
+        values = columns[column.name]
+        if not any(value is None for value in values):
+            continue
+        if column.missing is MissingValue.NONE:
+            # The model learned None (an object column of None): pandas would make it NaN.
+            frame[column.name] = pandas.Series(values, dtype=object)
+        elif column.kind is ColumnKind.BOOLEAN:
+            # pandas keeps None in a column of booleans; the model learned NaN.
+            marked = [numpy.nan if value is None else value for value in values]
+            frame[column.name] = pandas.Series(marked, dtype=object)
+        elif all(value is None for value in values):
+            # All missing: pandas would make an object column of None, where a column with
+            # some values holds NaN (floats, or pandas' strings). Missing is missing.
+            dtype = "float64" if column.kind is ColumnKind.NUMBER else "str"
+            frame[column.name] = pandas.Series(values, dtype=dtype)
+    return frame
+
+
+def _listed(names: Sequence[Any]) -> str:
+    shown = ", ".join(
+        _clipped(name) if isinstance(name, str) else _shown(name)
+        for name in names[:MAX_NAMES_SHOWN]
+    )
+    more = len(names) - MAX_NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN] + "..."
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        text = value if len(value) <= MAX_VALUE_SHOWN else value[:MAX_VALUE_SHOWN] + "..."
+        return f'the string "{text}"'
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return "a value of another kind"

@@ -1,0 +1,147 @@
+"""Factories that build the registry from the settings once per warm container.
+
+They are lru_cache factories rather than module globals so tests can point
+them at another store with reset(). Nothing here loads scikit-learn: the
+register function imports this module too.
+"""
+
+import atexit
+import random
+from functools import lru_cache
+from typing import Any
+
+import numpy
+
+from registry.cache import ModelCache
+from registry.config import PicklePolicy, Settings
+from registry.deletion import ModelDeleter
+from registry.errors import RegistryError
+from registry.native_threads import cpu_share_threads
+from registry.observability import logger
+from registry.predictor import LoadedModel, Predictor
+from registry.registration import Registrar
+from registry.registry import ModelRegistry
+from registry.store import open_store
+from registry.validator import ChildProcessInvoker, Validator
+
+# How long register waits for the validator: less than API Gateway's 29 s.
+VALIDATOR_READ_TIMEOUT_SECONDS = 25
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_environ()
+
+
+@lru_cache(maxsize=1)
+def model_registry() -> ModelRegistry:
+    config = settings()
+    return ModelRegistry(open_store(config.registry_uri, upload_url=config.local_upload_url))
+
+
+@lru_cache(maxsize=2)
+def local_validator_process(pickle_policy: PicklePolicy) -> ChildProcessInvoker:
+    """The local stand-in for the validator function: one child process, kept across resets."""
+    invoker = ChildProcessInvoker(pickle_policy)
+    atexit.register(invoker.close)
+    return invoker
+
+
+def lambda_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=2,
+        read_timeout=VALIDATOR_READ_TIMEOUT_SECONDS,
+        retries={"max_attempts": 1, "mode": "standard"},  # a validation is not retried
+    )
+    return boto3.client("lambda", config=config)
+
+
+@lru_cache(maxsize=1)
+def validator() -> Validator:
+    """The validator function when VALIDATOR_FUNCTION names one; else a local child process."""
+    config = settings()
+    store = model_registry().store
+    if config.validator_function:
+        return Validator(
+            lambda_client(), config.validator_function, store, config.max_artifact_bytes
+        )
+    invoker = local_validator_process(config.pickle_artifacts)
+    return Validator(invoker, "local", store, config.max_artifact_bytes, inline_limit=None)
+
+
+@lru_cache(maxsize=1)
+def registrar() -> Registrar:
+    config = settings()
+    return Registrar(
+        model_registry(),
+        validator(),
+        max_artifact_bytes=config.max_artifact_bytes,
+        pickle_policy=config.pickle_artifacts,
+    )
+
+
+@lru_cache(maxsize=1)
+def model_deleter() -> ModelDeleter:
+    return ModelDeleter(model_registry())
+
+
+@lru_cache(maxsize=1)
+def predictor() -> Predictor:
+    config = settings()
+    return Predictor(
+        model_registry(),
+        ModelCache[LoadedModel](config.cache_max_bytes),
+        alias_ttl_seconds=config.alias_ttl_seconds,
+        max_instances=config.max_instances,
+        pickle_policy=config.pickle_artifacts,
+        native_threads=config.native_threads
+        or cpu_share_threads(config.aws_lambda_function_memory_size),
+    )
+
+
+def reset() -> None:
+    """Forget the settings, store and cached models (tests use this between cases)."""
+    for factory in (settings, model_registry, validator, registrar, model_deleter, predictor):
+        factory.cache_clear()
+
+
+def preload_default_model() -> bool:
+    """Load DEFAULT_MODEL into the predictor's cache now: at init, or into a SnapStart snapshot.
+
+    A model that cannot be loaded is logged, not raised: the function still serves the others.
+    """
+    name = settings().default_model
+    try:
+        served = predictor().model(name)
+    except RegistryError as exc:
+        logger.warning("default model not preloaded", extra={"model": name, "error_code": exc.code})
+        return False
+    logger.info(
+        "default model preloaded",
+        extra={"model": name, "version": served.loaded.manifest.version, "load_ms": served.load_ms},
+    )
+    return True
+
+
+def renew_after_restore() -> None:
+    """After a SnapStart restore: new S3 connections, fresh randomness, aliases read again.
+
+    Loaded models stay: they are what the snapshot is for.
+    """
+    model_registry().store.renew()
+    predictor().forget_views()
+    random.seed()
+    numpy.random.seed()
+
+
+def register_snapshot_hooks() -> bool:
+    """Run renew_after_restore after every SnapStart restore, where the runtime offers hooks."""
+    try:
+        from snapshot_restore_py import register_after_restore
+    except ImportError:  # not running under Lambda's Python runtime
+        return False
+    register_after_restore(renew_after_restore)
+    return True
