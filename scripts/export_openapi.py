@@ -10,7 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from local_api import REPO_ROOT, LocalApi, load_template, routes_from_template
+from local_api import LocalApi
+
+from registry.gateway import REPO_ROOT, load_template, routes_from_template
 
 OPENAPI_PATH = REPO_ROOT / "docs" / "openapi.json"
 

@@ -21,22 +21,18 @@ line is built from its own request alone.
 import argparse
 import base64
 import errno
-import importlib.util
 import json
 import os
 import re
 import socket
 import sys
 import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -44,6 +40,14 @@ sys.path.insert(0, str(REPO_ROOT))
 from registry import service  # noqa: E402
 from registry.api import openapi_document  # noqa: E402
 from registry.config import Settings  # noqa: E402
+from registry.gateway import (  # noqa: E402
+    LocalLambdaContext,
+    Route,
+    build_event,
+    load_function_module,
+    load_template,
+    routes_from_template,
+)
 from registry.manifest import UPLOAD_KEY_PATTERN  # noqa: E402
 from registry.store import open_store  # noqa: E402
 
@@ -57,112 +61,6 @@ DISCARD_LIMIT_BYTES = 64 * 1024 * 1024
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML, keeping the values under intrinsic tags such as !Ref."""
-
-
-_TemplateLoader.add_multi_constructor(
-    "!",
-    lambda loader, suffix, node: (
-        loader.construct_scalar(node)
-        if isinstance(node, yaml.ScalarNode)
-        else loader.construct_sequence(node)
-        if isinstance(node, yaml.SequenceNode)
-        else loader.construct_mapping(node)
-    ),
-)
-
-
-def load_template(path: Path = REPO_ROOT / "template.yaml") -> dict[str, Any]:
-    with path.open() as template_file:
-        return dict(yaml.load(template_file, Loader=_TemplateLoader))
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    function: str
-    code_dir: Path
-    api_key_required: bool
-    iam_auth: bool
-    pattern: re.Pattern[str] = field(compare=False)
-
-    def match(self, method: str, path: str) -> dict[str, str] | None:
-        if method != self.method:
-            return None
-        found = self.pattern.fullmatch(path)
-        return found.groupdict() if found else None
-
-
-def _path_pattern(path: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", path)
-    regex = "".join(
-        f"(?P<{part[1:-1]}>[^/]+)" if part.startswith("{") else re.escape(part) for part in parts
-    )
-    return re.compile(regex)
-
-
-def routes_from_template(template: dict[str, Any]) -> list[Route]:
-    """Every Api event of every function in the template."""
-    routes = []
-    for function, resource in template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
-            continue
-        properties = resource["Properties"]
-        for event in properties.get("Events", {}).values():
-            if event.get("Type") != "Api":
-                continue
-            event_properties = event["Properties"]
-            auth = event_properties.get("Auth", {})
-            routes.append(
-                Route(
-                    method=event_properties["Method"].upper(),
-                    path=event_properties["Path"],
-                    function=function,
-                    code_dir=REPO_ROOT / properties["CodeUri"],
-                    api_key_required=bool(auth.get("ApiKeyRequired", False)),
-                    iam_auth=auth.get("Authorizer") == "AWS_IAM",
-                    pattern=_path_pattern(event_properties["Path"]),
-                )
-            )
-    return routes
-
-
-def load_function_module(code_dir: Path) -> Any:
-    """Import a function's app.py under a name of its own (both are called 'app')."""
-    module_name = f"local_api_{code_dir.name}_app"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, code_dir / "app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class LocalLambdaContext:
-    """The attributes of a Lambda context object that Powertools reads."""
-
-    function_name: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    memory_limit_in_mb: int = 1024
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = ""
-    log_group_name: str = "local"
-    log_stream_name: str = "local"
-
-    def __post_init__(self) -> None:
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
-        )
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
 @dataclass(frozen=True)
 class HttpResponse:
     status: int
@@ -172,45 +70,6 @@ class HttpResponse:
 
 def _json_response(status: int, payload: dict[str, Any]) -> HttpResponse:
     return HttpResponse(status, {"Content-Type": "application/json"}, json.dumps(payload).encode())
-
-
-def build_event(
-    route: Route,
-    method: str,
-    path: str,
-    path_parameters: dict[str, str],
-    query: dict[str, list[str]],
-    headers: dict[str, str],
-    body: bytes,
-    stage: str = "local",
-) -> dict[str, Any]:
-    """An API Gateway REST proxy event, as Lambda would receive it."""
-    try:
-        text_body, is_base64 = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text_body, is_base64 = base64.b64encode(body).decode("ascii"), True
-    request_id = str(uuid.uuid4())
-    return {
-        "resource": route.path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers or None,
-        "multiValueHeaders": {key: [value] for key, value in headers.items()} or None,
-        "queryStringParameters": {key: values[-1] for key, values in query.items()} or None,
-        "multiValueQueryStringParameters": query or None,
-        "pathParameters": path_parameters or None,
-        "stageVariables": None,
-        "requestContext": {
-            "requestId": request_id,
-            "resourcePath": route.path,
-            "httpMethod": method,
-            "path": f"/{stage}{path}",
-            "stage": stage,
-            "identity": {"sourceIp": "127.0.0.1", "userArn": None, "caller": None},
-        },
-        "body": text_body if body else None,
-        "isBase64Encoded": is_base64,
-    }
 
 
 PREDICT_FUNCTION = "PredictFunction"

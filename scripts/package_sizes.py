@@ -7,9 +7,9 @@ bytes; we keep each under 75% of that (pandas joined the runtime), to leave room
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local_api import REPO_ROOT, load_template
+from registry.gateway import REPO_ROOT, load_template
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 LAMBDA_UNZIPPED_LIMIT = 262_144_000

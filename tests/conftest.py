@@ -1,6 +1,5 @@
 """Fixtures shared by every tier: fake AWS credentials, example models, both stores."""
 
-import io
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -8,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import joblib
-import numpy
 import pytest
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -18,20 +15,15 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
-from sklearn.linear_model import LogisticRegression
 from train_moons import joblib_bytes, train_moons
 from werkzeug.serving import make_server
 
 from registry import service
-from registry.config import DEFAULT_MAX_ARTIFACT_BYTES, PicklePolicy
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore, S3Store
 from registry.store.base import ObjectStore
-from registry.validator import Validator
-
-BUCKET = "test-registry"
-REGION = "us-east-1"
+from tests.support.registries import BUCKET, REGION, registrar_for
 
 
 @pytest.fixture(autouse=True)
@@ -62,17 +54,6 @@ def moons_model() -> Any:
 @pytest.fixture(scope="session")
 def moons_bytes(moons_model: Any) -> bytes:
     return joblib_bytes(moons_model)
-
-
-def distinct_model_bytes(seed: int) -> bytes:
-    """A small fitted classifier whose bytes differ for every seed."""
-    rng = numpy.random.default_rng(seed)
-    features = rng.normal(size=(20, 2))
-    labels = (features[:, 0] > 0).astype(int)
-    labels[:2] = [0, 1]
-    buffer = io.BytesIO()
-    joblib.dump(LogisticRegression().fit(features, labels), buffer)
-    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -137,26 +118,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
 @pytest.fixture
 def registry(store: ObjectStore) -> ModelRegistry:
     return ModelRegistry(store)
-
-
-def local_validator(
-    store: ObjectStore,
-    pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
-    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
-) -> Validator:
-    """The validator as scripts/local_api.py runs it: a child process with no credentials.
-
-    The process is shared by every test (service.local_validator_process), as a warm
-    validator function is shared by registrations.
-    """
-    invoker = service.local_validator_process(pickle_policy)
-    return Validator(invoker, "local", store, max_artifact_bytes, inline_limit=None)
-
-
-def registrar_for(registry: ModelRegistry, **options: Any) -> Registrar:
-    policy = options.get("pickle_policy", PicklePolicy.ALLOW)
-    max_bytes = options.get("max_artifact_bytes", DEFAULT_MAX_ARTIFACT_BYTES)
-    return Registrar(registry, local_validator(registry.store, policy, max_bytes), **options)
 
 
 @pytest.fixture

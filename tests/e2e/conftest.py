@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUCKET
-from tests.e2e.test_local_api import API_KEY, local_api_for
+from tests.support.http import API_KEY, local_api_for
+from tests.support.registries import BUCKET
 
 
-@pytest.fixture(params=["local-directory", "s3-moto-server"])
-def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+def _server_env(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if request.param == "local-directory":
+    if store == "local-directory":
         env["REGISTRY_URI"] = str(tmp_path / "registry")
     else:
         endpoint = request.getfixturevalue("moto_server")
@@ -22,8 +21,25 @@ def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
 
 
 @pytest.fixture
+def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """A server of its own over a directory store (the store contract covers S3 below HTTP)."""
+    return _server_env("local-directory", request, tmp_path)
+
+
+@pytest.fixture
 def api_url(server_env: dict[str, str]) -> Iterator[str]:
     yield from local_api_for(server_env, "--api-key", API_KEY)
+
+
+@pytest.fixture(params=["local-directory", "s3-moto-server"])
+def each_store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """For what HTTP does differently by store (uploads, concurrency): both, one test each."""
+    return _server_env(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def each_store_api_url(each_store_env: dict[str, str]) -> Iterator[str]:
+    yield from local_api_for(each_store_env, "--api-key", API_KEY)
 
 
 @pytest.fixture(scope="module")

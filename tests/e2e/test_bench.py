@@ -15,6 +15,8 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
             "--quick",
             "--output-dir",
             str(tmp_path),
+            "--mlflow-venv",
+            str(tmp_path / "no-mlflow-venv"),
         ],
         capture_output=True,
         text=True,
@@ -33,6 +35,8 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
         "Pydantic validation",
         "local server, kept-alive connection, single row / warm handler",
         "local server, kept-alive connection, 1,000 rows / warm handler",
+        "local server / mlflow models serve, single row",
+        "local server / mlflow models serve, 1,000 rows",
         "HGB warm single row / raw predict (before: no thread limit)",
         "HGB warm single row / raw predict (after: default limit, 1 thread)",
         "HGB warm single row from a fresh thread",
@@ -42,3 +46,7 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
     ):
         assert measure in report, measure
     assert (tmp_path / "benchmarks.png").read_bytes().startswith(b"\x89PNG")
+    # make test stays lean: without the MLflow venv (only make bench installs it) those rows
+    # are reported as skipped, and the run says so.
+    assert "skipping the mlflow models serve rows" in result.stdout
+    assert "| local server / mlflow models serve, single row | skipped |" in report

@@ -9,17 +9,8 @@ from typing import Any
 import numpy
 import skops.io
 
-from tests.conftest import distinct_model_bytes
-from tests.e2e.test_local_api import API_KEY
-
-
-def cli(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "registry.cli", "--url", url, "--api-key", API_KEY, *args]
-    return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
-
-
-def cli_json(url: str, *args: str) -> Any:
-    return json.loads(cli(url, *args, "--json").stdout)
+from tests.support.http import API_KEY, cli, cli_json
+from tests.support.models import distinct_model_bytes
 
 
 def test_register_inline_then_again_is_retry_safe(
@@ -49,13 +40,15 @@ def test_register_inline_then_again_is_retry_safe(
 
 
 def test_a_large_artifact_goes_through_the_upload_url(
-    api_url: str, tmp_path: Path, moons_bytes: bytes
+    each_store_api_url: str, tmp_path: Path, moons_bytes: bytes
 ) -> None:
     path = tmp_path / "moons.joblib"
     path.write_bytes(moons_bytes)
 
-    result = cli(api_url, "register", str(path), "--name", "moons", "--inline-limit", "100")
-    shown = cli_json(api_url, "show", "moons", "--version", "1")
+    result = cli(
+        each_store_api_url, "register", str(path), "--name", "moons", "--inline-limit", "100"
+    )
+    shown = cli_json(each_store_api_url, "show", "moons", "--version", "1")
 
     assert result.stderr == ""  # stderr is no terminal here: no progress bar to fill a log
     assert "created            True" in result.stdout
@@ -124,17 +117,26 @@ def test_cli_errors_exit_1_with_the_code(api_url: str, tmp_path: Path) -> None:
     assert "cannot read" in unreadable.stderr
 
 
-def test_the_smoke_script_passes_against_the_local_api(api_url: str) -> None:
+def test_the_smoke_script_passes_against_the_local_api(each_store_api_url: str) -> None:
     script = Path(__file__).resolve().parents[2] / "scripts" / "smoke.py"
     result = subprocess.run(
-        [sys.executable, str(script), "--url", api_url, "--api-key", API_KEY, "--name", "smoke"],
+        [
+            sys.executable,
+            str(script),
+            "--url",
+            each_store_api_url,
+            "--api-key",
+            API_KEY,
+            "--name",
+            "smoke",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "smoke test passed" in result.stdout
-    assert cli_json(api_url, "show", "smoke", "--version", "1")["status"] == "archived"
+    assert cli_json(each_store_api_url, "show", "smoke", "--version", "1")["status"] == "archived"
 
 
 def test_the_smoke_script_fails_when_the_api_key_is_wrong(api_url: str) -> None:

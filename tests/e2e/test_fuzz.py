@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_local_api import local_api_for
+from tests.support.http import local_api_for
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 

@@ -1,17 +1,14 @@
 """End to end over HTTP: scripts/local_api.py in its own process, as `make run` starts it."""
 
-import base64
 import io
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,75 +16,23 @@ from typing import Any
 import joblib
 import numpy
 import pytest
-from local_api import load_template, routes_from_template
 
-from tests.conftest import distinct_model_bytes
+from registry.gateway import load_template, routes_from_template
 from tests.emf import read_output
+from tests.support.http import API_KEY, register, request, start_local_api
+from tests.support.models import distinct_model_bytes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-API_KEY = "local-test-key"
-
-
-def local_api_for(env: dict[str, str], *args: str) -> Iterator[str]:
-    process, url = start_local_api(env, *args)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def start_local_api(
-    env: dict[str, str], *args: str, printed: list[str] | None = None
-) -> tuple[subprocess.Popen[str], str]:
-    """The server and its URL; what it prints after its banner goes to `printed`, if given."""
-    process = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", "0", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    first_line = process.stdout.readline()
-    assert first_line.startswith("Serving on http://127.0.0.1:"), first_line
-    # The server logs a JSON line a request: keep reading, or a full pipe would block it.
-    stdout = process.stdout
-
-    def drain() -> None:
-        for line in stdout:
-            if printed is not None:
-                printed.append(line)
-
-    threading.Thread(target=drain, daemon=True).start()
-    return process, first_line.split()[2]
-
-
-def request(
-    url: str, method: str = "POST", body: Any = None, headers: dict[str, str] | None = None
-) -> tuple[int, Any]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body else None
-    # No Content-Type given: urllib then sends a form type, as `curl -d` does.
-    call = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(call, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
-def register(url: str, artifact: bytes, name: str = "moons") -> tuple[int, Any]:
-    return request(
-        f"{url}/models", body={"name": name, "artifact": base64.b64encode(artifact).decode()}
-    )
 
 
 def test_register_then_classify_over_http_matches_the_models_predict(
-    api_url: str, moons_bytes: bytes, moons_model: Any
+    each_store_api_url: str, moons_bytes: bytes, moons_model: Any
 ) -> None:
-    status, manifest = register(api_url, moons_bytes)
+    status, manifest = register(each_store_api_url, moons_bytes)
     assert (status, manifest["version"]) == (201, 1)
 
     status, answer = request(
-        f"{api_url}/classify?version=1",
+        f"{each_store_api_url}/classify?version=1",
         body=b'{"data1":"0.5","data2":"0.2"}',
         headers={"x-api-key": API_KEY},
     )
@@ -166,11 +111,11 @@ def test_make_runs_example_model_is_registered_once_and_served(tmp_path: Path) -
 
 
 def test_concurrent_classify_while_registering_and_evicting_serves_the_right_models(
-    server_env: dict[str, str],
+    each_store_env: dict[str, str],
 ) -> None:
     models = {seed: distinct_model_bytes(seed) for seed in range(8)}
     # Room for about two models: every few requests evict a loaded version.
-    env = {**server_env, "CACHE_MAX_BYTES": str(2 * max(map(len, models.values())) + 100)}
+    env = {**each_store_env, "CACHE_MAX_BYTES": str(2 * max(map(len, models.values())) + 100)}
     process, url = start_local_api(env, "--api-key", API_KEY)
     try:
         answers, later = run_concurrent_traffic(url, models)

@@ -6,12 +6,10 @@ predict_proba() on the rows its owner holds, with array_equal: no tolerance.
 """
 
 import base64
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy
 import pandas
 import pytest
@@ -21,9 +19,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from tests.e2e.test_cli import cli, cli_json
-from tests.e2e.test_local_api import API_KEY, register, request
 from tests.support.families import FAMILIES, Family, family, records, wine_frame
+from tests.support.http import API_KEY, cli, cli_json, register, request
+from tests.support.models import joblib_of
 
 KEY = {"x-api-key": API_KEY, "Content-Type": "application/json"}
 
@@ -31,7 +29,7 @@ KEY = {"x-api-key": API_KEY, "Content-Type": "application/json"}
 @pytest.fixture(scope="module")
 def families_url(module_api_url: str) -> str:
     for key in FAMILIES:
-        status, answer = register(module_api_url, joblib_bytes(family(key).model), family(key).name)
+        status, answer = register(module_api_url, joblib_of(family(key).model), family(key).name)
         assert status == 201, answer
     return module_api_url
 
@@ -233,16 +231,10 @@ def organic_wine_model() -> tuple[Any, pandas.DataFrame]:
     return model, frame
 
 
-def joblib_bytes(model: Any) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    return buffer.getvalue()
-
-
 def test_an_input_example_completes_the_signature_and_is_kept(families_url: str) -> None:
     model, frame = organic_wine_model()
     example = records(frame.head(3))
-    without = joblib_bytes(model)
+    without = joblib_of(model)
     assert register(families_url, without, name="organic-plain")[0] == 201
     status, refused = predict(families_url, "organic-plain", {"instances": example})
     # Without an example nothing says "organic" takes booleans: the signature says a number.
@@ -298,7 +290,7 @@ def test_an_input_example_the_model_cannot_take_is_a_422_and_registers_nothing(
         ColumnTransformer([("strings", OneHotEncoder(), ["region", "grade"])], remainder="drop"),
         LogisticRegression(max_iter=500),
     ).fit(*wine_frame())
-    artifact = base64.b64encode(joblib_bytes(strict)).decode()
+    artifact = base64.b64encode(joblib_of(strict)).decode()
 
     status, answer = request(
         f"{families_url}/models",
@@ -324,7 +316,7 @@ def test_the_cli_registers_a_dataframe_pipeline_and_classifies_a_csv_in_batches(
 ) -> None:
     each = family("hist_gradient_boosting_with_categories")
     artifact = tmp_path / "wine.joblib"
-    artifact.write_bytes(joblib_bytes(each.model))
+    artifact.write_bytes(joblib_of(each.model))
     each.test_rows.head(5).to_csv(tmp_path / "example.csv", index=False)
     each.test_rows.to_csv(tmp_path / "rows.csv", index=False)  # a missing value: an empty cell
 

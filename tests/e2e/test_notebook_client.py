@@ -2,7 +2,6 @@
 
 import io
 import sys
-from typing import Any
 
 import numpy
 import pandas
@@ -10,11 +9,12 @@ import pytest
 
 from registry.client import ApiError, RegistryClient, pickled_sklearn_version
 from tests.support.families import family
+from tests.support.models import joblib_of
 
 
 @pytest.fixture
 def client(module_api_url: str) -> RegistryClient:
-    from tests.e2e.test_local_api import API_KEY
+    from tests.support.http import API_KEY
 
     return RegistryClient(module_api_url, api_key=API_KEY)
 
@@ -92,7 +92,7 @@ def test_an_upload_shows_its_progress_on_a_terminal_only(
     client = RegistryClient(module_api_url, inline_limit=0)
     for stderr, name in ((Terminal(), "notebook-bar"), (io.StringIO(), "notebook-no-bar")):
         monkeypatch.setattr(sys, "stderr", stderr)
-        client.register(_joblib_bytes(family("linear_regression").model), name)
+        client.register(joblib_of(family("linear_regression").model), name)
         monkeypatch.undo()
         shown = stderr.getvalue()
         assert ("uploading [" in shown and "100%" in shown) == isinstance(stderr, Terminal)
@@ -103,7 +103,7 @@ def test_bytes_pickled_with_another_scikit_learn_are_refused_before_uploading(
 ) -> None:
     import sklearn
 
-    artifact = _joblib_bytes(family("linear_regression").model)
+    artifact = joblib_of(family("linear_regression").model)
     current = sklearn.__version__.encode()
     assert pickled_sklearn_version(artifact) == sklearn.__version__
     older = b"0" + current[1:]
@@ -138,11 +138,3 @@ def test_the_whole_lifecycle_from_python(client: RegistryClient) -> None:
     assert set(runtime) >= {"python", "scikit_learn", "numpy", "joblib"}
     assert deleted["deleted_through"] == 1
     assert "notebook-life" not in [model["name"] for model in client.list_models()["models"]]
-
-
-def _joblib_bytes(model: Any) -> bytes:
-    import joblib
-
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    return buffer.getvalue()

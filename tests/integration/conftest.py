@@ -1,49 +1,13 @@
-"""Invoke the real Lambda handlers with API Gateway REST events against moto's S3."""
+"""Fixtures of the handler tier: the real Lambda handlers against moto's S3."""
 
-import base64
-import copy
-import json
-import logging
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from local_api import (
-    LocalLambdaContext,
-    build_event,
-    load_function_module,
-    load_template,
-    routes_from_template,
-)
 
 from registry.observability import logger
-from tests.conftest import BUCKET
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EVENTS = REPO_ROOT / "events"
-
-Invoke = Callable[..., tuple[int, dict[str, Any]]]
-
-
-def event_from(
-    name: str,
-    body: Any = None,
-    raw_body: str | None = None,
-    query: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A copy of tests/events/<name>.json with the body, query and headers replaced."""
-    event = copy.deepcopy(json.loads((EVENTS / f"{name}.json").read_text()))
-    if raw_body is not None or body is not None:
-        event["body"] = raw_body if raw_body is not None else json.dumps(body)
-    if query is not None:
-        event["queryStringParameters"] = query or None
-        event["multiValueQueryStringParameters"] = {k: [v] for k, v in query.items()} or None
-    if headers is not None:
-        event["headers"] = headers
-        event["multiValueHeaders"] = {k: [v] for k, v in headers.items()}
-    return event
+from tests.support.handlers import Call, Invoke, LogLines, invoker, route_caller
+from tests.support.registries import BUCKET
 
 
 @pytest.fixture
@@ -52,17 +16,6 @@ def registry_on_moto(s3_client: Any, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("REGISTRY_URI", f"s3://{BUCKET}/registry")
     monkeypatch.setenv("DEFAULT_MODEL", "moons")
     yield s3_client
-
-
-class LogLines(logging.Handler):
-    """Collects what the Powertools logger writes, formatted exactly as CloudWatch gets it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
 
 
 @pytest.fixture
@@ -74,59 +27,16 @@ def log_lines() -> Iterator[LogLines]:
     logger.removeHandler(collector)
 
 
-def _invoker(function: str) -> Invoke:
-    module = load_function_module(REPO_ROOT / "functions" / function)
-
-    def invoke(event_name: str, **overrides: Any) -> tuple[int, dict[str, Any]]:
-        response = module.lambda_handler(
-            event_from(event_name, **overrides), LocalLambdaContext(function)
-        )
-        return response["statusCode"], json.loads(response["body"])
-
-    return invoke
-
-
 @pytest.fixture
 def register(registry_on_moto: Any) -> Invoke:
-    return _invoker("register")
+    return invoker("register")
 
 
 @pytest.fixture
 def classify(registry_on_moto: Any) -> Invoke:
-    return _invoker("predict")
-
-
-def artifact_body(name: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "artifact": base64.b64encode(data).decode(), **extra}
-
-
-Call = Callable[..., tuple[int, dict[str, Any]]]
+    return invoker("predict")
 
 
 @pytest.fixture
 def call(registry_on_moto: Any) -> Call:
-    """Any route of the template: an API Gateway event for the function that owns it.
-
-    The event's requestContext.identity is the IAM caller of tests/events/register.json.
-    """
-    routes = routes_from_template(load_template())
-    identity = json.loads((EVENTS / "register.json").read_text())["requestContext"]["identity"]
-
-    def invoke(
-        method: str, path: str, body: Any = None, query: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        for route in routes:
-            path_parameters = route.match(method, path)
-            if path_parameters is not None:
-                break
-        else:
-            raise AssertionError(f"no route for {method} {path}")
-        data = json.dumps(body).encode() if body is not None else b""
-        query_lists = {key: [value] for key, value in (query or {}).items()}
-        event = build_event(route, method, path, path_parameters, query_lists, {}, data)
-        event["requestContext"]["identity"] = identity
-        module = load_function_module(route.code_dir)
-        response = module.lambda_handler(event, LocalLambdaContext(route.function))
-        return response["statusCode"], json.loads(response["body"])
-
-    return invoke
+    return route_caller()

@@ -5,7 +5,8 @@ from typing import Any
 
 from registry.registry import ModelRegistry
 from registry.store import open_store
-from tests.conftest import distinct_model_bytes, registrar_for
+from tests.support.models import distinct_model_bytes
+from tests.support.registries import registrar_for
 
 
 def open_registry(registry_uri: str, endpoint: str | None) -> ModelRegistry:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 import snapshot_restore_py
-from local_api import LocalLambdaContext
 
 from registry import service
-from tests.integration.conftest import REPO_ROOT, Invoke, artifact_body, event_from
+from registry.gateway import LocalLambdaContext
+from tests.support.handlers import REPO_ROOT, Invoke, artifact_body, event_from
 
 
 def import_predict_app_afresh() -> Any:

@@ -10,8 +10,9 @@ import pytest
 from registry.manifest import sha256_hex
 from registry.registry import ModelRegistry
 from registry.store import open_store
-from tests.conftest import BUCKET, REGION, distinct_model_bytes, registrar_for
 from tests.integration.registration_worker import move_aliases, register_many, register_same
+from tests.support.models import distinct_model_bytes
+from tests.support.registries import BUCKET, REGION, registrar_for
 
 PROCESSES = 4
 REGISTRATIONS_PER_PROCESS = 16  # 4 x 16 = 64 versions

@@ -10,8 +10,8 @@ from registry.errors import StoreUnavailableError
 from registry.manifest import ShaClaim
 from registry.predictor import load_model
 from registry.store.base import ObjectStore
-from tests.conftest import distinct_model_bytes
-from tests.integration.conftest import Call, Invoke, artifact_body
+from tests.support.handlers import Call, Invoke, artifact_body
+from tests.support.models import distinct_model_bytes
 
 
 class FailOnce:
@@ -134,9 +134,8 @@ def test_an_input_example_refused_leaves_nothing_and_the_corrected_retry_succeed
 
 
 def test_the_503_carries_retry_after(register: Invoke, moons_bytes: bytes) -> None:
-    from local_api import LocalLambdaContext, load_function_module
-
-    from tests.integration.conftest import REPO_ROOT, event_from
+    from registry.gateway import LocalLambdaContext, load_function_module
+    from tests.support.handlers import REPO_ROOT, event_from
 
     registry = service.model_registry()
     registry.store = FailOnce(registry.store, "create", "/artifacts/")  # type: ignore[assignment]

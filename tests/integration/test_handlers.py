@@ -8,13 +8,12 @@ import boto3
 import numpy
 import pytest
 import sklearn.base
-from local_api import LocalLambdaContext, load_function_module
 from sklearn.linear_model import LinearRegression
 
 from registry import service
+from registry.gateway import LocalLambdaContext, load_function_module
 from registry.store.s3 import DEFAULT_CLIENT_CONFIG
-from tests.conftest import BUCKET, distinct_model_bytes
-from tests.integration.conftest import (
+from tests.support.handlers import (
     EVENTS,
     REPO_ROOT,
     Invoke,
@@ -22,7 +21,8 @@ from tests.integration.conftest import (
     artifact_body,
     event_from,
 )
-from tests.unit.test_registry import joblib_of
+from tests.support.models import distinct_model_bytes, joblib_of
+from tests.support.registries import BUCKET
 
 ROWS = [[0.5, 0.2], [1.5, -0.4], [-1.0, 1.0], [2.0, 0.5]]
 

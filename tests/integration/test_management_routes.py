@@ -6,8 +6,8 @@ from typing import Any
 import numpy
 import pytest
 
-from tests.conftest import distinct_model_bytes
-from tests.integration.conftest import Call
+from tests.support.handlers import Call
+from tests.support.models import distinct_model_bytes
 
 CALLER = "arn:aws:iam::123456789012:user/ml-engineer"
 

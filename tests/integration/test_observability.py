@@ -7,9 +7,9 @@ from typing import Any
 
 import aws_lambda_powertools.logging.logger as powertools_logger
 import pytest
-from local_api import load_template
 
 from registry import service
+from registry.gateway import load_template
 from registry.manifest import manifest_key
 from registry.observability import (
     METRICS,
@@ -18,9 +18,10 @@ from registry.observability import (
     REGISTER_SERVICE,
     logger,
 )
-from tests.conftest import BUCKET, distinct_model_bytes
 from tests.emf import Output, read_output
-from tests.integration.conftest import Invoke, artifact_body
+from tests.support.handlers import Invoke, artifact_body
+from tests.support.models import distinct_model_bytes
+from tests.support.registries import BUCKET
 
 CORRELATION_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"  # events/classify.json's requestId
 REQUEST_FIELDS = {"correlation_id", "method", "route", "status", "latency_ms", "cold_start"}

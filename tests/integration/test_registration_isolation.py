@@ -16,30 +16,30 @@ from typing import Any
 import boto3
 import pytest
 import skops.io
-from local_api import (
+
+from registry import service
+from registry.config import DEFAULT_MAX_ARTIFACT_BYTES
+from registry.gateway import (
     LocalLambdaContext,
     build_event,
     load_function_module,
     load_template,
     routes_from_template,
 )
-
-from registry import service
-from registry.config import DEFAULT_MAX_ARTIFACT_BYTES
 from registry.manifest import sha256_hex
 from registry.predictor import load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import S3Store
 from registry.validator import Validator
-from tests.conftest import BUCKET, REGION
-from tests.integration.conftest import LogLines
 from tests.support.attack import (
     SMUGGLE_IN_EXCEPTION,
     SMUGGLE_IN_FEATURE_NAMES,
     hostile_joblib,
     take_over,
 )
+from tests.support.handlers import LogLines
+from tests.support.registries import BUCKET, REGION
 
 ROUTES = routes_from_template(load_template())
 

@@ -149,3 +149,13 @@ def joblib_calling(function: Any, *args: Any) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(Calls(function, *args), buffer)
     return buffer.getvalue()
+
+
+class CreatesFileWhenUnpickled:
+    """A payload whose unpickling has a visible side effect: it creates a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.touch, (self.path,))

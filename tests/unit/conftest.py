@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.cloudformation import WRITERS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAM_PYTHON = os.environ.get("SAM_PYTHON", str(REPO_ROOT / ".venv-sam" / "bin" / "python"))
-
-
-WRITERS = ["arn:aws:iam::123456789012:role/ci-*", "arn:aws:iam::123456789012:user/alice"]
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ from registry.deletion import ModelDeleter
 from registry.manifest import WRITE_ONCE_FOLDERS
 from registry.registry import ModelRegistry
 from registry.store import S3Store
-from tests.conftest import BUCKET, distinct_model_bytes, registrar_for
-from tests.unit.test_deployment import resources_of
+from tests.support.cloudformation import resources_of
+from tests.support.models import distinct_model_bytes
+from tests.support.registries import BUCKET, registrar_for
 
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 REGISTER_ROLE = {"Fn::GetAtt": ["RegisterFunctionRole", "Arn"]}

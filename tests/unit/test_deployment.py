@@ -10,33 +10,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from local_api import load_template, routes_from_template
-
-from tests.unit.conftest import WRITERS
+from registry.gateway import load_template, routes_from_template
+from tests.support.cloudformation import WRITERS, actions_of, resources_of, statements_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WRITE_OR_DELETE = ("Put", "Delete", "Create", "Restore", "Replicate", "Abort", "*")
-
-
-def resources_of(cloudformation: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {
-        name: resource["Properties"]
-        for name, resource in cloudformation["Resources"].items()
-        if resource["Type"] == kind
-    }
-
-
-def statements_of(role: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        statement
-        for policy in role.get("Policies", [])
-        for statement in policy["PolicyDocument"]["Statement"]
-    ]
-
-
-def actions_of(statement: dict[str, Any]) -> list[str]:
-    actions = statement["Action"]
-    return [actions] if isinstance(actions, str) else list(actions)
 
 
 def test_predict_routes_need_an_api_key_and_every_models_route_needs_iam(

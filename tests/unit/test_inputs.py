@@ -30,7 +30,7 @@ from registry.registration import Registrar
 from registry.schemas import PredictRequest, predict_response_json
 from registry.store.base import ObjectStore
 from registry.store.local import LocalStore
-from tests.unit.test_registry import joblib_of
+from tests.support.models import joblib_of
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from registry.errors import (
 from registry.manifest import ModelManifest, manifest_key
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
-from tests.conftest import distinct_model_bytes
+from tests.support.models import distinct_model_bytes
 
 
 @pytest.fixture

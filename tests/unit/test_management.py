@@ -23,9 +23,10 @@ from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore
 from registry.store.base import ObjectStore
-from tests.conftest import distinct_model_bytes, registrar_for
+from tests.support.attack import CreatesFileWhenUnpickled
+from tests.support.models import distinct_model_bytes
+from tests.support.registries import registrar_for
 from tests.support.resolving import resolved
-from tests.unit.test_registry import CreatesFileWhenUnpickled
 
 
 def register_versions(registry: ModelRegistry, name: str, count: int, seed: int = 0) -> None:

@@ -21,7 +21,7 @@ from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
 from registry.store.local import LocalStore
-from tests.unit.test_registry import joblib_of
+from tests.support.models import joblib_of
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Publishable: `pip install .` gives the command and the client, without the dev tools."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,22 +14,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--quiet",
-            str(REPO_ROOT),
-            "-w",
-            str(out),
-        ],
-        check=True,
-        timeout=300,
+    # Built from a copy of what `pip install .` reads, so the clone gets no build/ folder.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "LICENSE", "layer/requirements.txt"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, source / name)
+    shutil.copytree(
+        REPO_ROOT / "registry", source / "registry", ignore=shutil.ignore_patterns("__pycache__")
     )
+    out = tmp_path_factory.mktemp("wheel")
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", str(source)]
+    subprocess.run([*pip_wheel, "-w", str(out)], check=True, timeout=300)
     (built,) = out.glob("model_registry-*.whl")
     return zipfile.ZipFile(built)
 

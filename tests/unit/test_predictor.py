@@ -20,8 +20,7 @@ from registry.predictor import LoadedModel, Predictor
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
-from tests.conftest import distinct_model_bytes
-from tests.unit.test_registry import joblib_of
+from tests.support.models import distinct_model_bytes, joblib_of
 
 
 class CountingStore:

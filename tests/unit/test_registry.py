@@ -1,11 +1,9 @@
 """Registration, resolution and integrity checks, against both stores."""
 
-import io
 import pickle
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy
 import pytest
 import sklearn
@@ -28,24 +26,10 @@ from registry.predictor import load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
-from tests.conftest import distinct_model_bytes, registrar_for
+from tests.support.attack import CreatesFileWhenUnpickled
+from tests.support.models import distinct_model_bytes, joblib_of
+from tests.support.registries import registrar_for
 from tests.support.resolving import resolved
-
-
-def joblib_of(value: object) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(value, buffer)
-    return buffer.getvalue()
-
-
-class CreatesFileWhenUnpickled:
-    """A payload whose unpickling has a visible side effect: it creates a file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (Path.touch, (self.path,))
 
 
 def test_first_registration_gets_version_one_and_a_complete_manifest(

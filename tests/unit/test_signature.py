@@ -19,7 +19,7 @@ from registry.manifest import ColumnKind, InputColumn, InputSignature
 from registry.registration import Registrar
 from registry.store.base import ObjectStore
 from registry.store.local import LocalStore
-from tests.unit.test_registry import joblib_of
+from tests.support.models import joblib_of
 
 CITIES = ["Seoul", "Busan", "Incheon", "Daegu"]
 

@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local_api import load_function_module, load_template, routes_from_template
-
 from registry.config import LOCAL_ONLY_SETTINGS, SET_BY_LAMBDA, Settings
+from registry.gateway import load_function_module, load_template, routes_from_template
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

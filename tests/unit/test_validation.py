@@ -37,9 +37,9 @@ from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.validation import ArtifactRejected, RejectionReason
 from registry.validator import Validator
-from tests.conftest import registrar_for
 from tests.support.attack import joblib_calling, linger, look_around
-from tests.unit.test_registry import joblib_of
+from tests.support.models import joblib_of
+from tests.support.registries import registrar_for
 
 
 class RaisesWithText:

@@ -1,1 +1,0 @@
-"""A model registry and prediction service for scikit-learn models on S3."""
