@@ -110,6 +110,7 @@ def test_the_build_leaves_out_tests_caches_and_boto3(built: Path) -> None:
     assert not list(layer.rglob("tests"))
     assert not list(layer.rglob("__pycache__"))
     assert not (layer / "boto3").exists() and not (layer / "botocore").exists()
+    assert not (layer / "registry" / "gateway.py").exists()  # the local server's only
     assert sorted(path.name for path in (built / "PredictFunction").iterdir()) == ["app.py"]
 
 
