@@ -14,6 +14,12 @@ SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/s
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+# MLflow, only for make bench to serve the same model side by side with the local server:
+# a venv of its own (make test never installs it), with the runtime's scikit-learn, numpy,
+# scipy, joblib and pandas pinned by layer/requirements.txt so the model loads exactly.
+MLFLOW_VERSION := 3.17.2
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 PORT ?= 3000
 
 .PHONY: run test lint typecheck checkov pytest openapi dashboard package bench fuzz clean
@@ -44,6 +50,13 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
 	@touch $(CHECKOV_STAMP)
 
+$(MLFLOW_STAMP): layer/requirements.txt
+	@test -x $(MLFLOW_VENV)/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet -c layer/requirements.txt \
+		mlflow==$(MLFLOW_VERSION) scikit-learn numpy scipy joblib pandas
+	@touch $(MLFLOW_STAMP)
+
 run: $(RUN_STAMP)
 	$(PY) scripts/train_moons.py --register-if-empty
 	$(PY) scripts/local_api.py --port $(PORT)
@@ -71,8 +84,9 @@ pytest: $(STAMP) $(SAM_STAMP)
 test: lint typecheck checkov package pytest
 
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
-bench: $(STAMP)
-	$(PY) scripts/bench.py
+# It serves the same model with `mlflow models serve` from $(MLFLOW_VENV), side by side.
+bench: $(STAMP) $(MLFLOW_STAMP)
+	$(PY) scripts/bench.py --mlflow-venv $(MLFLOW_VENV)
 
 # A longer schemathesis run than the bounded one in make test.
 fuzz: $(STAMP)
@@ -86,4 +100,4 @@ dashboard: $(STAMP)
 	$(PY) scripts/render_dashboard.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam

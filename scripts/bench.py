@@ -7,6 +7,10 @@ measured side by side (absolute times on a shared machine are noise).
 
     python scripts/bench.py          # full run: writes docs/benchmarks.md and docs/benchmarks.png
     python scripts/bench.py --quick  # few repetitions, to a temporary folder (make test runs it)
+
+The local server is also measured against `mlflow models serve` on the same model, when
+the MLflow venv that `make bench` installs (.venv-mlflow) is there; without it those rows
+are reported as skipped, so neither `make test` nor this script's own venv needs MLflow.
 """
 
 import argparse
@@ -21,6 +25,8 @@ import logging
 import os
 import pickle
 import platform
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,13 +47,6 @@ import boto3  # noqa: E402
 import joblib  # noqa: E402
 import numpy  # noqa: E402
 import sklearn  # noqa: E402
-from local_api import (  # noqa: E402
-    LocalLambdaContext,
-    build_event,
-    load_function_module,
-    load_template,
-    routes_from_template,
-)
 from moto.server import ThreadedMotoServer  # noqa: E402
 from sklearn.datasets import load_wine, make_moons  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
@@ -55,6 +54,13 @@ from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from train_moons import joblib_bytes, train_moons  # noqa: E402
 
 from registry import service  # noqa: E402
+from registry.gateway import (  # noqa: E402
+    LocalLambdaContext,
+    build_event,
+    load_function_module,
+    load_template,
+    routes_from_template,
+)
 from registry.native_threads import NativeThreads, cpu_share_threads  # noqa: E402
 from registry.observability import logger  # noqa: E402
 from registry.schemas import PredictRequest  # noqa: E402
@@ -67,21 +73,44 @@ GOALS = {
     "blog request / warm single row": (">=", 20.0),
     "1,000 rows / raw predict": ("<=", 2.0),
     "first request of a version / blog request": ("<=", 1.2),
+    "local server / mlflow models serve": ("<=", 1.0),
 }
+# Run by the MLflow venv's python: the joblib bytes on stdin become an MLflow model directory,
+# in MLflow's default format (skops), trusting the one type a forest needs. pip_requirements
+# is given so that MLflow does not infer it (serving with --env-manager local never reads
+# it); the versions printed are checked against this process's.
+MLFLOW_SAVE = """
+import io, json, sys
+import joblib, mlflow, mlflow.sklearn, numpy, sklearn
+model = joblib.load(io.BytesIO(sys.stdin.buffer.read()))
+mlflow.sklearn.save_model(
+    model,
+    sys.argv[1],
+    skops_trusted_types=["sklearn.tree._tree.Tree"],
+    pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+)
+print(json.dumps({"mlflow": mlflow.__version__, "scikit-learn": sklearn.__version__,
+                  "numpy": numpy.__version__, "joblib": joblib.__version__}))
+"""
 
 
 @dataclass
 class Row:
     name: str
-    ratio: float
+    ratio: float | None  # None: not measured (skipped), the detail says why
     detail: str
 
     def goal(self) -> str:
         for prefix, (op, target) in GOALS.items():
             if self.name.startswith(prefix):
+                if self.ratio is None:
+                    return f"{op} {target} not measured"
                 met = self.ratio <= target if op == "<=" else self.ratio >= target
                 return f"{op} {target} {'met' if met else 'MISSED'}"
         return ""
+
+    def ratio_text(self) -> str:
+        return "skipped" if self.ratio is None else f"{self.ratio:.2f}"
 
 
 def median_seconds(call: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
@@ -93,6 +122,25 @@ def median_seconds(call: Callable[[], Any], repeat: int, warmup: int = 2) -> flo
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def medians_interleaved(
+    calls: dict[str, Callable[[], Any]], repeat: int, warmup: int = 2
+) -> dict[str, float]:
+    """Each call timed once a round, in turn (the order reversed every other round), so
+    that what the machine does meanwhile falls on all of them alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
+    for _ in range(repeat):
+        for name in order:
+            started = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - started)
+        order.reverse()
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def median_seconds_in_fresh_threads(call: Callable[[], Any], repeat: int, warmup: int = 2) -> float:
@@ -127,10 +175,37 @@ def quiet() -> Iterator[None]:
             logger.registered_handler.setStream(previous or sys.stdout)
 
 
+class KeptAlive:
+    """One HTTP/1.1 connection kept alive across requests, as requests.Session keeps it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.connection = http.client.HTTPConnection(host, port, timeout=60)
+
+    def post(self, path: str, body: bytes) -> bytes:
+        headers = {"Content-Type": "application/json"}
+        self.connection.request("POST", path, body, headers)
+        response = self.connection.getresponse()
+        data = response.read()
+        assert response.status in (200, 201), data[:500]
+        assert not response.will_close, "the server closed the kept-alive connection"
+        return data
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Bench:
-    def __init__(self, endpoint: str, quick: bool) -> None:
+    def __init__(self, endpoint: str, quick: bool, mlflow_venv: Path | None = None) -> None:
         self.endpoint = endpoint
         self.quick = quick
+        self.mlflow_venv = mlflow_venv
+        self.mlflow_versions: dict[str, str] = {}
         self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         self.routes = {
             (route.method, route.path): route for route in routes_from_template(load_template())
@@ -300,59 +375,176 @@ class Bench:
             f"{after_held / 1e6:.0f} MB, peak {peak / 1e6:.0f} MB over {rounds * versions} loads",
         )
 
-    def local_server_rows(self) -> list[Row]:
-        """scripts/local_api.py over one kept-alive HTTP connection, as requests.Session and
-        most SDKs keep it, against the warm handler called in-process: what HTTP adds."""
-        model = train_moons()
-        version = self.register("moons-http", model)
-        rows: list[Row] = []
-        with tempfile.TemporaryDirectory() as registry_dir:
-            env = {**os.environ, "REGISTRY_URI": registry_dir, "PYTHONUNBUFFERED": "1"}
-            server = subprocess.Popen(
-                [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", "0"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
+    @contextlib.contextmanager
+    def local_api_server(self) -> Iterator[tuple[str, int]]:
+        """scripts/local_api.py on a free port of 127.0.0.1 over an empty directory store.
+
+        What it prints (a log line a request) goes to a file, as MLflow's server's does: a
+        pipe would need a reader thread in this process, competing with the timed client."""
+        with tempfile.TemporaryDirectory(prefix="bench-local-") as workdir:
+            env = {**os.environ, "REGISTRY_URI": f"{workdir}/registry", "PYTHONUNBUFFERED": "1"}
+            log = Path(workdir) / "serve.log"
+            with log.open("wb") as log_file:
+                server = subprocess.Popen(
+                    [sys.executable, str(REPO_ROOT / "scripts" / "local_api.py"), "--port", "0"],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                )
             try:
-                assert server.stdout is not None
-                url = urllib.parse.urlsplit(server.stdout.readline().split()[2])
-                threading.Thread(target=server.stdout.read, daemon=True).start()
-                connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-                artifact = base64.b64encode(joblib_bytes(model)).decode()
-
-                def post(path: str, body: Any) -> Any:
-                    headers = {"Content-Type": "application/json"}
-                    connection.request("POST", path, json.dumps(body).encode(), headers)
-                    return json.loads(connection.getresponse().read())
-
-                assert post("/models", {"name": "moons", "artifact": artifact})["version"] == 1
-                rng = numpy.random.default_rng(0)
-                for count in (1, 1000):
-                    batch = rng.normal(size=(count, 2))
-                    body = {"instances": batch.tolist()}
-                    query = {"model": "moons-http", "version": str(version)}
-                    handler = self.handler_call("POST", "/predict", body, query)
-                    expected = model.predict(batch).tolist()
-                    assert post("/predict?model=moons", body)["predictions"] == expected
-                    over_http = median_seconds(
-                        lambda body=body: post("/predict?model=moons", body), self.reps(500)
-                    )
-                    in_process = median_seconds(handler, self.reps(500))
-                    what = "single row" if count == 1 else f"{count:,} rows"
-                    rows.append(
-                        Row(
-                            f"local server, kept-alive connection, {what} / warm handler",
-                            over_http / in_process,
-                            f"{fmt(over_http)} vs {fmt(in_process)}",
-                        )
-                    )
-                connection.close()
+                deadline = time.monotonic() + 60
+                serving: list[str] = []
+                while not serving:
+                    assert server.poll() is None, log.read_text()[-3000:]
+                    assert time.monotonic() < deadline, log.read_text()[-3000:]
+                    time.sleep(0.05)
+                    lines = log.read_text().split("\n")[:-1]  # whole lines only
+                    serving = [line for line in lines if line.startswith("Serving on ")]
+                url = urllib.parse.urlsplit(serving[0].split()[2])
+                assert url.hostname is not None and url.port is not None
+                yield url.hostname, url.port
             finally:
                 server.terminate()
                 server.wait(timeout=10)
-        return rows
+
+    def mlflow_skip_reason(self) -> str | None:
+        if self.mlflow_venv is None:
+            return "no MLflow venv given (--mlflow-venv)"
+        if not (self.mlflow_venv / "bin" / "mlflow").exists():
+            return f"no MLflow venv at {self.mlflow_venv} (make bench installs it)"
+        return None
+
+    @contextlib.contextmanager
+    def mlflow_server(self, model: Any) -> Iterator[tuple[str, int]]:
+        """`mlflow models serve` of the same model: its joblib bytes saved by
+        mlflow.sklearn.save_model in the MLflow venv, served there by uvicorn with one worker
+        (MLflow's default) on 127.0.0.1, in this environment (--env-manager local)."""
+        assert self.mlflow_venv is not None
+        venv_bin = (self.mlflow_venv / "bin").absolute()
+        env = {
+            **os.environ,
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",  # uvicorn's
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+        }
+        for variable in ("VIRTUAL_ENV", "PYTHONPATH", "MLFLOW_MODELS_WORKERS"):
+            env.pop(variable, None)
+        with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as workdir:
+            model_dir = Path(workdir) / "model"
+            saved = subprocess.run(
+                [str(venv_bin / "python"), "-c", MLFLOW_SAVE, str(model_dir)],
+                input=joblib_bytes(model),
+                capture_output=True,
+                env=env,
+                cwd=workdir,
+                check=False,
+            )
+            assert saved.returncode == 0, saved.stderr.decode()[-3000:]
+            self.mlflow_versions = json.loads(saved.stdout.decode().splitlines()[-1])
+            ours = {"scikit-learn": sklearn.__version__, "numpy": numpy.__version__}
+            theirs = {name: self.mlflow_versions[name] for name in ours}
+            assert theirs == ours, f"the MLflow venv has {theirs}, this one {ours}"
+
+            port = free_port()
+            command = [str(venv_bin / "mlflow"), "models", "serve", "-m", str(model_dir)]
+            command += ["-h", "127.0.0.1", "-p", str(port), "-w", "1", "--env-manager", "local"]
+            log = Path(workdir) / "serve.log"
+            with log.open("wb") as log_file:
+                server = subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own group: the CLI and the uvicorn it starts
+                )
+            try:
+                deadline = time.monotonic() + 120
+                while True:
+                    assert server.poll() is None, log.read_text()[-3000:]
+                    assert time.monotonic() < deadline, log.read_text()[-3000:]
+                    try:
+                        ping = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                        ping.request("GET", "/ping")
+                        if ping.getresponse().status == 200:
+                            ping.close()
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.2)
+                yield "127.0.0.1", port
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait(timeout=10)
+
+    def local_server_rows(self) -> list[Row]:
+        """scripts/local_api.py over one kept-alive HTTP connection, as requests.Session and
+        most SDKs keep it, against the warm handler called in-process: what HTTP adds. Then,
+        when the MLflow venv is there, against `mlflow models serve` of the same model over a
+        kept-alive connection of its own: the same body to the same path, timed in turn."""
+        model = train_moons()
+        version = self.register("moons-http", model)
+        skip_reason = self.mlflow_skip_reason()
+        rows: list[Row] = []
+        mlflow_rows: list[Row] = []
+        with contextlib.ExitStack() as stack:
+            local = KeptAlive(*stack.enter_context(self.local_api_server()))
+            stack.callback(local.close)
+            artifact = base64.b64encode(joblib_bytes(model)).decode()
+            registered = local.post(
+                "/models", json.dumps({"name": "moons", "artifact": artifact}).encode()
+            )
+            assert json.loads(registered)["version"] == 1
+            mlflow: KeptAlive | None = None
+            if skip_reason is None:
+                mlflow = KeptAlive(*stack.enter_context(self.mlflow_server(model)))
+                stack.callback(mlflow.close)
+            rng = numpy.random.default_rng(0)
+            for count in (1, 1000):
+                batch = rng.normal(size=(count, 2))
+                body = {"instances": batch.tolist()}
+                data = json.dumps(body).encode()
+                expected = model.predict(batch).tolist()
+                what = "single row" if count == 1 else f"{count:,} rows"
+                query = {"model": "moons-http", "version": str(version)}
+                handler = self.handler_call("POST", "/predict", body, query)
+                calls = {"local": functools.partial(local.post, "/invocations?model=moons", data)}
+                assert json.loads(calls["local"]())["predictions"] == expected
+                if mlflow is not None:
+                    calls["mlflow"] = functools.partial(mlflow.post, "/invocations", data)
+                    assert json.loads(calls["mlflow"]())["predictions"] == expected
+                over_http = medians_interleaved(calls, self.reps(500))
+                in_process = median_seconds(handler, self.reps(500))
+                rows.append(
+                    Row(
+                        f"local server, kept-alive connection, {what} / warm handler",
+                        over_http["local"] / in_process,
+                        f"{fmt(over_http['local'])} vs {fmt(in_process)}",
+                    )
+                )
+                mlflow_rows.append(
+                    Row(
+                        f"local server / mlflow models serve, {what}",
+                        over_http["local"] / over_http["mlflow"],
+                        f"{fmt(over_http['local'])} vs {fmt(over_http['mlflow'])}, "
+                        f"POST /invocations, body {len(data):,} bytes, each over one "
+                        "kept-alive connection",
+                    )
+                    if mlflow is not None
+                    else Row(
+                        f"local server / mlflow models serve, {what}",
+                        None,
+                        f"skipped: {skip_reason}",
+                    )
+                )
+        return rows + mlflow_rows
 
     @contextlib.contextmanager
     def native_threads_condition(self, limited: bool) -> Iterator[None]:
@@ -473,7 +665,9 @@ class Bench:
         ]
 
 
-def write_report(rows: list[Row], output_dir: Path, quick: bool) -> Path:
+def write_report(
+    rows: list[Row], output_dir: Path, quick: bool, mlflow_versions: dict[str, str]
+) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -482,8 +676,8 @@ def write_report(rows: list[Row], output_dir: Path, quick: bool) -> Path:
     output_dir.mkdir(parents=True, exist_ok=True)
     chart = output_dir / "benchmarks.png"
     figure, axis = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.2))
-    names = [row.name for row in rows][::-1]
-    axis.barh(names, [row.ratio for row in rows][::-1], color="#4c78a8")
+    measured = [row for row in rows if row.ratio is not None][::-1]
+    axis.barh([row.name for row in measured], [row.ratio for row in measured], color="#4c78a8")
     axis.set_xscale("log")
     axis.axvline(1.0, color="grey", linewidth=0.8)
     axis.set_xlabel("ratio (log scale)")
@@ -507,7 +701,7 @@ def write_report(rows: list[Row], output_dir: Path, quick: bool) -> Path:
         "",
         "| measure | ratio | goal | medians |",
         "| --- | ---: | --- | --- |",
-        *[f"| {row.name} | {row.ratio:.2f} | {row.goal()} | {row.detail} |" for row in rows],
+        *[f"| {row.name} | {row.ratio_text()} | {row.goal()} | {row.detail} |" for row in rows],
         "",
         "The blog request is the blog's handler body: `download_file` from S3 to /tmp, "
         "`pickle.load`, `predict`, on every request. The small model is the blog's "
@@ -523,6 +717,17 @@ def write_report(rows: list[Row], output_dir: Path, quick: bool) -> Path:
         " scripts/local_api.py's threading server does, timed inside that thread: OpenMP"
         " makes a team for each calling thread.",
         "",
+        "The local server rows post to scripts/local_api.py (one process, its threading"
+        " server, over a directory store) through one kept-alive HTTP/1.1 connection, timed"
+        " from the request to the last byte of the answer. 'mlflow models serve' is"
+        f" MLflow {mlflow_versions.get('mlflow', '(not installed)')} from the venv `make bench`"
+        " installs (.venv-mlflow, with the same scikit-learn and numpy), serving the same"
+        " model (its joblib bytes saved by mlflow.sklearn.save_model) with"
+        " `--env-manager local` and one uvicorn worker, its default; the same"
+        ' `{"instances": [...]}` body goes to POST /invocations of each, over a kept-alive'
+        " connection of its own, the two timed in turn, and both answers are checked"
+        " against the model's own predict.",
+        "",
         "![benchmark ratios](benchmarks.png)",
         "",
     ]
@@ -536,6 +741,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="few repetitions, for make test")
     parser.add_argument(
         "--output-dir", type=Path, help="default: docs/ (a temp folder with --quick)"
+    )
+    parser.add_argument(
+        "--mlflow-venv",
+        type=Path,
+        default=REPO_ROOT / ".venv-mlflow",
+        help="the venv with MLflow to compare the local server with (default: .venv-mlflow;"
+        " its rows are skipped when it is absent)",
     )
     args = parser.parse_args()
     output_dir = args.output_dir or (
@@ -562,7 +774,9 @@ def main() -> int:
     )
     service.reset()
     try:
-        bench = Bench(endpoint, args.quick)
+        bench = Bench(endpoint, args.quick, args.mlflow_venv)
+        if skip_reason := bench.mlflow_skip_reason():
+            print(f"skipping the mlflow models serve rows: {skip_reason}", flush=True)
         bench.s3.create_bucket(Bucket=BUCKET)
         rows: list[Row] = []
         with quiet():
@@ -579,8 +793,8 @@ def main() -> int:
 
     width = max(len(row.name) for row in rows)
     for row in rows:
-        print(f"{row.name.ljust(width)}  {row.ratio:8.2f}  {row.goal():14}  {row.detail}")
-    report = write_report(rows, output_dir, args.quick)
+        print(f"{row.name.ljust(width)}  {row.ratio_text():>8}  {row.goal():14}  {row.detail}")
+    report = write_report(rows, output_dir, args.quick, bench.mlflow_versions)
     print(f"wrote {report} and {report.with_suffix('.png').name}")
     return 0
 
