@@ -8,6 +8,7 @@ import pytest
 
 from registry.deletion import ModelDeleter
 from registry.errors import (
+    InvalidArtifactError,
     InvalidRequestError,
     ModelBeingDeletedError,
     ModelNotFoundError,
@@ -246,3 +247,19 @@ def test_edits_are_dated_by_the_registrys_clock(registrar: Registrar, moons_byte
     registry = ModelRegistry(registrar.registry.store, clock=lambda: moment)
 
     assert registry.edit_metadata("moons", 1, description="dated").edited_at == moment
+
+
+def test_an_upload_is_deleted_once_registered_and_kept_when_the_registration_failed(
+    registrar: Registrar, moons_bytes: bytes
+) -> None:
+    store = registrar.store
+    good, bad = "uploads/moons/" + "a" * 32 + ".joblib", "uploads/moons/" + "b" * 32 + ".joblib"
+    store.put(good, moons_bytes)
+    store.put(bad, b"not a model")
+
+    registrar.register_upload("moons", good)
+    with pytest.raises(InvalidArtifactError):
+        registrar.register_upload("moons", bad)
+
+    # nothing the validator was handed stays either
+    assert list(store.list_keys("uploads/moons/")) == [bad]
