@@ -9,8 +9,8 @@ Run by layer/Makefile on the layer's python/ folder after pip installed it:
   headers, type stubs, and pip's RECORD lists (nothing will uninstall from a layer);
 - debug symbols of the extension modules (`strip --strip-unneeded`); not of the libraries
   auditwheel vendored into `*.libs/`, whose patched ELF headers strip would break;
-- the docstrings of scipy, scikit-learn and some smaller packages (scipy and scikit-learn
-  carry them by the megabyte): each is
+- the docstrings of scipy, scikit-learn, pandas and some smaller packages (they carry them by
+  the megabyte, and layer/bytecode.py would compile them again into .pyc): each is
   replaced by an empty string on the same lines, so `__doc__` stays a string (code that
   templates docstrings keeps working) and tracebacks keep their line numbers. Not numpy's:
   numpy.ma checks the text of numpy's docstrings at import.
@@ -32,6 +32,7 @@ DEAD_SUFFIXES = {".pyx", ".pxd", ".pxi", ".pyi", ".c", ".cpp", ".h", ".hpp"}
 DOCSTRING_FREE_PACKAGES = (
     "scipy",
     "sklearn",
+    "pandas",
     "narwhals",
     "joblib",
     "aws_lambda_powertools",

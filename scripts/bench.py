@@ -19,12 +19,14 @@ import contextlib
 import functools
 import gc
 import http.client
+import importlib.util
 import io
 import json
 import logging
 import os
 import pickle
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -63,7 +65,10 @@ from registry.gateway import (  # noqa: E402
 )
 from registry.native_threads import NativeThreads, cpu_share_threads  # noqa: E402
 from registry.observability import logger  # noqa: E402
+from registry.registration import Registrar  # noqa: E402
+from registry.registry import ModelRegistry  # noqa: E402
 from registry.schemas import PredictRequest  # noqa: E402
+from registry.store import LocalStore  # noqa: E402
 
 BUCKET = "bench-registry"
 PREDICT_PATHS = ("/predict", "/classify", "/invocations")
@@ -74,6 +79,7 @@ GOALS = {
     "1,000 rows / raw predict": ("<=", 2.0),
     "first request of a version / blog request": ("<=", 1.2),
     "local server / mlflow models serve": ("<=", 1.0),
+    "built package, bare python3.12: import predict handler, bytecode / none": ("<=", 0.45),
 }
 # Run by the MLflow venv's python: the joblib bytes on stdin become an MLflow model directory,
 # in MLflow's default format (skops), trusting the one type a forest needs. pip_requirements
@@ -665,6 +671,95 @@ class Bench:
         ]
 
 
+# Run by a bare python3.12 (-I -S -B: no site, no bytecode written, as on Lambda's read-only
+# /opt) with the built predict function, its layer and boto3 on the path: import the handler,
+# then serve the first request (the blog's forest, a pickle), timed apart.
+BUILT_COLD_START = r"""
+import json, sys, time
+started = time.perf_counter()
+sys.path[:0] = json.loads(sys.argv[1])
+import app
+imported = time.perf_counter()
+event = {"httpMethod": "POST", "path": "/predict", "resource": "/predict", "headers": {},
+         "queryStringParameters": {"model": "moons"}, "body": '{"instances": [[0.5, 0.2]]}',
+         "requestContext": {"requestId": "cold", "identity": {}}}
+class Context:
+    function_name = "cold"; memory_limit_in_mb = 1024; aws_request_id = "cold"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:cold"
+answer = app.lambda_handler(event, Context())
+assert answer["statusCode"] == 200, answer
+print(json.dumps([imported - started, time.perf_counter() - imported]))
+"""
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+def built_cold_start_rows(quick: bool) -> list[Row]:
+    """The built package, as Lambda runs it: with the layer's bytecode, and with it removed."""
+    build = REPO_ROOT / ".aws-sam" / "build"
+    if not (build / "RegistryLayer" / "python").is_dir():
+        print("skipping the built package's cold start: no build (make package)", flush=True)
+        return [Row("cold start of the built package: no build (make package)", None, "")]
+    reps = 3 if quick else 7
+    with tempfile.TemporaryDirectory() as scratch:
+        runtime = Path(scratch) / "runtime"
+        runtime.mkdir()
+        for package in RUNTIME_PACKAGES:  # what the Lambda runtime provides
+            spec = importlib.util.find_spec(package)
+            assert spec is not None and spec.origin is not None
+            origin = Path(spec.origin)
+            source = origin.parent if origin.name == "__init__.py" else origin
+            (runtime / source.name).symlink_to(source)
+        without = Path(scratch) / "layer-without-bytecode"
+        shutil.copytree(
+            build / "RegistryLayer" / "python",
+            without,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        registry_dir = Path(scratch) / "registry"
+        registrar = Registrar(ModelRegistry(LocalStore(registry_dir)), service.validator())
+        registrar.register("moons", joblib_bytes(train_moons()))
+        env = {
+            "REGISTRY_URI": str(registry_dir),
+            "PATH": "/usr/bin:/bin",
+            "PRELOAD_DEFAULT_MODEL": "false",
+        }
+
+        def cold(layer: Path) -> tuple[float, float]:
+            paths = json.dumps([str(build / "PredictFunction"), str(layer), str(runtime)])
+            runs = [
+                json.loads(
+                    subprocess.run(
+                        [sys.executable, "-I", "-S", "-B", "-c", BUILT_COLD_START, paths],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout.splitlines()[-1]
+                )
+                for _ in range(reps)
+            ]
+            return (
+                statistics.median(run[0] for run in runs),
+                statistics.median(run[1] for run in runs),
+            )
+
+        with_import, with_first = cold(build / "RegistryLayer" / "python")
+        without_import, without_first = cold(without)
+    return [
+        Row(
+            "built package, bare python3.12: import predict handler, bytecode / none",
+            with_import / without_import,
+            f"{fmt(with_import)} vs {fmt(without_import)}",
+        ),
+        Row(
+            "built package, bare python3.12: first request (forest), bytecode / none",
+            with_first / without_first,
+            f"{fmt(with_first)} vs {fmt(without_first)}: load, unpickle, predict",
+        ),
+    ]
+
+
 def write_report(
     rows: list[Row], output_dir: Path, quick: bool, mlflow_versions: dict[str, str]
 ) -> Path:
@@ -728,6 +823,16 @@ def write_report(
         " connection of its own, the two timed in turn, and both answers are checked"
         " against the model's own predict.",
         "",
+        "The 'built package' rows run what `make package` built, as Lambda does: a bare"
+        " `python3.12 -I -S -B` (no site-packages, no bytecode written, as on the read-only"
+        " /opt) with only the predict function, its layer and boto3 on the path, a new"
+        " process per run. 'bytecode' is the layer as built, with the unchecked hash-based"
+        " .pyc layer/bytecode.py compiled for the modules the handlers import; 'none' is the"
+        " same layer with every __pycache__ removed, as the layer shipped before. 'First"
+        " request' serves the blog's forest (a pickle): read, load scikit-learn, unpickle,"
+        " predict. The 'cold init' rows above run in the development venv, which has"
+        " bytecode, so they do not show this.",
+        "",
         "![benchmark ratios](benchmarks.png)",
         "",
     ]
@@ -788,6 +893,7 @@ def main() -> int:
             rows += bench.native_thread_rows()
             rows += bench.local_server_rows()
         rows += bench.cold_init_rows()
+        rows += built_cold_start_rows(args.quick)
     finally:
         server.stop()
 

@@ -1,7 +1,8 @@
 """Print each built function's unzipped size with its layers; exit 1 over the budget.
 
 Lambda refuses a function whose code and layers unzip to more than 262,144,000
-bytes; we keep each under 75% of that (pandas joined the runtime), to leave room.
+bytes; we keep each under 80% of that (pandas joined the runtime, then the bytecode of
+what the handlers import), to leave room.
 """
 
 import sys
@@ -13,7 +14,7 @@ from registry.gateway import REPO_ROOT, load_template
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 LAMBDA_UNZIPPED_LIMIT = 262_144_000
-BUDGET_PERCENT = 75
+BUDGET_PERCENT = 80
 BUDGET = LAMBDA_UNZIPPED_LIMIT * BUDGET_PERCENT // 100
 
 

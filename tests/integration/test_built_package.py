@@ -96,10 +96,10 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return runtime
 
 
-def test_every_function_fits_in_75_percent_of_lambdas_limit(built: Path) -> None:
+def test_every_function_fits_in_80_percent_of_lambdas_limit(built: Path) -> None:
     sizes = function_sizes(built)
     assert set(sizes) == {"PredictFunction", "RegisterFunction", "ValidateFunction"}
-    assert BUDGET == 196_608_000  # 75% of Lambda's unzipped limit
+    assert BUDGET == 209_715_200  # 80% of Lambda's unzipped limit
     for code, layers in sizes.values():
         assert code + sum(layers.values()) <= BUDGET
 
@@ -108,10 +108,46 @@ def test_the_build_leaves_out_tests_caches_and_boto3(built: Path) -> None:
     layer = built / "RegistryLayer" / "python"
     assert (layer / "sklearn").is_dir() and (layer / "registry").is_dir()
     assert not list(layer.rglob("tests"))
-    assert not list(layer.rglob("__pycache__"))
+    # pip's own caches go; the only bytecode is layer/bytecode.py's (tested below)
+    assert not [path for path in layer.rglob("*.pyc") if path.parent.name != "__pycache__"]
     assert not (layer / "boto3").exists() and not (layer / "botocore").exists()
     assert not (layer / "registry" / "gateway.py").exists()  # the local server's only
     assert sorted(path.name for path in (built / "PredictFunction").iterdir()) == ["app.py"]
+
+
+def test_the_layer_ships_unchecked_bytecode_for_what_the_handlers_import_only(
+    built: Path,
+) -> None:
+    layer = built / "RegistryLayer" / "python"
+    compiled = {
+        path.parent.parent / (path.name.split(".")[0] + ".py")
+        for path in layer.rglob("__pycache__/*.pyc")
+    }
+
+    # PEP 552 flags: hash-based (bit 0) and not checked against the source (bit 1 clear),
+    # so the file times zipping changes cannot make Python compile again on /opt.
+    for pyc in layer.rglob("__pycache__/*.pyc"):
+        header = pyc.read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, pyc
+        assert int.from_bytes(header[4:8], "little") == 0b01, pyc
+        assert pyc.name.endswith(".cpython-312.pyc")
+    assert all(source.exists() for source in compiled)
+    for imported in (
+        "registry/predictor.py",
+        "registry/api.py",
+        "registry/sandbox.py",
+        "sklearn/ensemble/_forest.py",
+        "sklearn/ensemble/_hist_gradient_boosting/gradient_boosting.py",
+        "pandas/core/frame.py",
+        "skops/io/_persist.py",
+        "aws_lambda_powertools/event_handler/api_gateway.py",
+        "pydantic/main.py",
+    ):
+        assert layer / imported in compiled, imported
+    # what no handler imports (plotting, signal processing) stays source only
+    for never_imported in ("pandas/plotting/_matplotlib/core.py", "scipy/signal/_signaltools.py"):
+        assert layer / never_imported not in compiled, never_imported
+    assert len(compiled) < len(list(layer.rglob("*.py")))
 
 
 def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
