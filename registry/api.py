@@ -73,7 +73,7 @@ def parse_json_body(text: str | bytes) -> Any:
                 parse_float=_finite_float,
                 parse_int=_int_as_orjson_reads_it,
             )
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the json module goes
             raise refused from None
 
 

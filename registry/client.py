@@ -187,7 +187,8 @@ class RegistryClient:
         try:
             return self.request("POST", "/models", {**body, "sha256": _sha256(artifact)})
         except ApiError as error:
-            if error.code != "artifact_not_registered":
+            # not registered yet; or a registry older than registration by sha256
+            if error.code not in ("artifact_not_registered", "invalid_request"):
                 raise
         upload = self.request("POST", f"/models/{_quote(name)}/uploads")
         if progress is None and sys.stderr.isatty():
@@ -204,7 +205,8 @@ class RegistryClient:
         try:
             wanted = self.runtime()["scikit_learn"]
         except ApiError as error:
-            if error.status == 404:  # a registry older than GET /runtime
+            # A registry older than GET /runtime: 404 locally, API Gateway's 403 deployed.
+            if error.status == 404 or error.code == "MISSING_AUTHENTICATION_TOKEN":
                 return
             raise
         if pickled_with != wanted:
@@ -378,24 +380,47 @@ def _is_dataframe(rows: Any) -> bool:
 
 def _json_rows(rows: Any) -> list[Any]:
     """Rows as JSON takes them: a DataFrame's records (missing values null), an array's
-    lists, or the rows as given. Floats keep every bit: json writes their shortest repr."""
+    lists, or the rows as given. Floats keep every bit: json writes their shortest repr.
+
+    A DataFrame whose columns were never named (0, 1, ...) is sent as positional rows, as
+    the array it stands for. Raises ValueError for what JSON cannot carry (infinities,
+    dates) or what is not rows (one value, a 1-D array).
+    """
+    if type(rows).__name__ == "Series" and hasattr(rows, "to_frame"):
+        rows = rows.to_frame()
     if _is_dataframe(rows):
+        if type(rows.columns).__name__ == "RangeIndex":
+            return _json_rows(rows.to_numpy(dtype=object))
         frame = rows.astype(object).where(rows.notna(), None)
         return [
-            {str(column): _plain(value) for column, value in record.items()}
+            {str(column): _plain(value, column) for column, value in record.items()}
             for record in frame.to_dict(orient="records")
         ]
     if hasattr(rows, "tolist") and hasattr(rows, "ndim"):
-        return [[_plain(value) for value in row] for row in rows.tolist()]
+        if rows.ndim != 2:
+            raise ValueError(
+                f"rows must be 2-D (one list of values per row), got {rows.ndim}-D: "
+                "for one row, send row.reshape(1, -1)"
+            )
+        return [[_plain(value, index) for index, value in enumerate(row)] for row in rows.tolist()]
     return list(rows)
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value JSON writes; NaN as null."""
+def _plain(value: Any, column: Any) -> Any:
+    """A numpy scalar as the Python value JSON writes; NaN as null; what JSON cannot carry
+    refused, naming its column."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
+    if isinstance(value, float):
+        if value != value:
+            return None
+        if value in (float("inf"), float("-inf")):
+            raise ValueError(f"column {column!r} holds {value}: JSON has no infinity")
+    elif value is not None and not isinstance(value, (bool, int, str)):
+        raise ValueError(
+            f"column {column!r} holds a {type(value).__name__}: send numbers, strings, "
+            "booleans or missing values (convert dates to numbers or strings first)"
+        )
     return value
 
 

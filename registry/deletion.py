@@ -15,8 +15,9 @@ Refused while an alias points into the model, unless forced. A delete cut short 
 leaves the versions gone and registrations refused; deleting again finishes it.
 """
 
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,22 +70,17 @@ class ModelDeleter:
         versions = self.registry.list_versions(name, state)
         if not versions and not state.deleting:
             raise ModelNotFoundError(f"no model named {name!r}")
-        if state.aliases and not force:
-            pointers = ", ".join(f"{alias} -> {v}" for alias, v in sorted(state.aliases.items()))
-            raise VersionInUseError(
-                f"model {name!r} still has aliases ({pointers}): remove them first, or send "
-                "force=true to delete the model with its aliases"
-            )
-        self.registry.update_state(name, _tombstone(versions))
+        token = secrets.token_hex(16)
+        self.registry.update_state(name, _tombstone(name, versions, token, force))
         self._wait_for_registrations(name)
         manifests = list(self.store.list_keys(versions_prefix(name)))
         every_version = [parsed[1] for parsed in map(parse_version_key, manifests) if parsed]
-        tombstone = self.registry.update_state(name, _tombstone(every_version))
+        tombstone = self.registry.update_state(name, _tombstone(name, every_version, token))
         self.store.delete(manifests)
         others = [key for key in self.store.list_keys(model_prefix(name)) if key != state_key(name)]
         uploads = list(self.store.list_keys(f"{UPLOADS_PREFIX}{name}/"))
         self.store.delete(others + uploads)
-        self.registry.update_state(name, _swept)
+        self.registry.update_state(name, _swept(token))
         return DeletedModel(
             name,
             tombstone.deleted_through,
@@ -93,10 +89,15 @@ class ModelDeleter:
         )
 
     def _wait_for_registrations(self, name: str) -> None:
-        """Until no registration that began before the tombstone is still writing."""
+        """Until no registration that began before the tombstone is still writing.
+
+        One pass reads every claim; later passes read again only those that were pending,
+        since a registration that claims after the tombstone is refused before it writes.
+        """
         deadline = time.monotonic() + self.claim_wait_seconds
+        pending = self._pending_claims(self.store.list_keys(f"{model_prefix(name)}sha256/"))
         pause = 0.05
-        while self._pending_claims(name):
+        while pending:
             if time.monotonic() >= deadline:
                 raise RegistrationInProgressError(
                     f"a registration of {name!r} is still being written; its versions are "
@@ -104,26 +105,48 @@ class ModelDeleter:
                 )
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
+            pending = self._pending_claims(pending)
 
-    def _pending_claims(self, name: str) -> bool:
-        for key in self.store.list_keys(f"{model_prefix(name)}sha256/"):
+    def _pending_claims(self, keys: Iterable[str]) -> list[str]:
+        pending = []
+        for key in keys:
             try:
                 claim = ShaClaim.model_validate_json(self.store.get(key))
             except ObjectNotFoundError:
                 continue
             if claim.version is None and self.clock() - claim.claimed_at <= CLAIM_STALE_AFTER:
-                return True
-        return False
+                pending.append(key)
+        return pending
 
 
-def _tombstone(versions: list[int]) -> Callable[[ModelState], ModelState]:
-    """Every version up to the highest of these is gone; nothing else of the state stays."""
+def _tombstone(
+    name: str, versions: list[int], token: str, force: bool = True
+) -> Callable[[ModelState], ModelState]:
+    """Every version up to the highest of these is gone; nothing else of the state stays.
+
+    The aliases are checked here, inside the compare-and-swap, so that an alias set while
+    the delete began is not dropped without force.
+    """
 
     def mark(state: ModelState) -> ModelState:
-        return ModelState(deleted_through=max([state.deleted_through, *versions]), deleting=True)
+        if state.aliases and not force:
+            pointers = ", ".join(f"{alias} -> {v}" for alias, v in sorted(state.aliases.items()))
+            raise VersionInUseError(
+                f"model {name!r} still has aliases ({pointers}): remove them first, or send "
+                "force=true to delete the model with its aliases"
+            )
+        last = max([state.deleted_through, *versions])
+        return ModelState(deleted_through=last, deleting=token)
 
     return mark
 
 
-def _swept(state: ModelState) -> ModelState:
-    return state.model_copy(update={"deleting": False})
+def _swept(token: str) -> Callable[[ModelState], ModelState]:
+    """Registrations may resume, unless another delete took over meanwhile (its token)."""
+
+    def clear(state: ModelState) -> ModelState:
+        if state.deleting != token:
+            return state
+        return state.model_copy(update={"deleting": None})
+
+    return clear

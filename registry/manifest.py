@@ -267,8 +267,9 @@ class ModelState(BaseModel):
     metadata: dict[int, VersionMetadata] = Field(default_factory=dict)
     # A deleted model: every version up to this one is gone, and its numbers are not reused.
     deleted_through: int = 0
-    # True from the tombstone until the last object is swept: registrations wait for it.
-    deleting: bool = False
+    # The token of the delete under way, from its tombstone until its sweep ends: while set,
+    # registrations are refused. Only that delete clears it (another may have taken over).
+    deleting: str | None = None
 
     def status(self, version: int) -> VersionStatus:
         return VersionStatus.ARCHIVED if version in self.archived else VersionStatus.ACTIVE

@@ -404,3 +404,11 @@ def test_a_bad_body_is_named_in_plain_words_with_what_to_send_instead(
     assert answer["message"].startswith(message)
     assert "data1" in answer["message"] and "dataframe_split" in answer["message"]
     assert "body." not in answer["message"] and "Extra inputs" not in answer["message"]
+
+
+def test_a_body_nested_deeper_than_json_reads_is_malformed_not_a_crash(
+    registered: dict[str, Any], classify: Invoke
+) -> None:
+    status, answer = classify("classify", raw_body="[" * 100_000 + "NaN")
+
+    assert (status, answer["code"]) == (400, "malformed_json")

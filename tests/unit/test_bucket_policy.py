@@ -107,6 +107,15 @@ def test_history_is_deleted_only_by_the_register_functions_model_delete(
     assert not denied(statements, "uploads/moons/" + "b" * 32 + ".staged", set(), "s3:DeleteObject")
 
 
+def test_a_models_state_is_never_deleted_so_its_numbers_are_never_reused(
+    cloudformation: dict[str, Any],
+) -> None:
+    statements = bucket_statements(cloudformation)
+    for action in ("s3:DeleteObject", "s3:DeleteObjectVersion"):
+        for principal in (SOMEONE_ELSE, REGISTER_ROLE):
+            assert denied(statements, "models/moons/state.json", set(), action, principal)
+
+
 def test_model_state_changes_only_by_compare_and_swap_or_creation(
     cloudformation: dict[str, Any],
 ) -> None:
