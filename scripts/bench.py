@@ -107,13 +107,21 @@ class Row:
     detail: str
 
     def goal(self) -> str:
-        for prefix, (op, target) in GOALS.items():
+        """'<= 1.3 met', '>= 20.0 MISSED', or '' for a row without a goal."""
+        if (goal := self.target()) is None:
+            return ""
+        op, target = goal
+        if self.ratio is None:
+            return f"{op} {target} not measured"
+        met = self.ratio <= target if op == "<=" else self.ratio >= target
+        return f"{op} {target} {'met' if met else 'MISSED'}"
+
+    def target(self) -> tuple[str, float] | None:
+        """The goal this row is held to: ('<=', 1.3), or None."""
+        for prefix, goal in GOALS.items():
             if self.name.startswith(prefix):
-                if self.ratio is None:
-                    return f"{op} {target} not measured"
-                met = self.ratio <= target if op == "<=" else self.ratio >= target
-                return f"{op} {target} {'met' if met else 'MISSED'}"
-        return ""
+                return goal
+        return None
 
     def ratio_text(self) -> str:
         return "skipped" if self.ratio is None else f"{self.ratio:.2f}"
@@ -773,6 +781,23 @@ def write_report(
     figure, axis = plt.subplots(figsize=(10, 0.45 * len(rows) + 1.2))
     measured = [row for row in rows if row.ratio is not None][::-1]
     axis.barh([row.name for row in measured], [row.ratio for row in measured], color="#4c78a8")
+    # Each goal, marked on its row: a bar should end left of a '<=' mark, right of a '>='.
+    goals = [(index, row.target()) for index, row in enumerate(measured) if row.target()]
+    for op in ("<=", ">="):
+        marks = [(index, goal[1]) for index, goal in goals if goal and goal[0] == op]
+        if marks:
+            axis.scatter(
+                [target for _, target in marks],
+                [index for index, _ in marks],
+                marker="|",
+                s=300,
+                linewidths=2.5,
+                color="#d62728" if op == "<=" else "#2ca02c",
+                label=f"goal: at most ({op})" if op == "<=" else f"goal: at least ({op})",
+                zorder=3,
+            )
+    if goals:
+        axis.legend(loc="lower right", fontsize=8)
     axis.set_xscale("log")
     axis.axvline(1.0, color="grey", linewidth=0.8)
     axis.set_xlabel("ratio (log scale)")
