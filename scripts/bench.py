@@ -858,6 +858,10 @@ def write_report(
         " predict. The 'cold init' rows above run in the development venv, which has"
         " bytecode, so they do not show this.",
         "",
+        "Libraries evaluated for a pickle-free form of tree ensembles (treelite's GTIL,"
+        " skl2onnx with onnxruntime): exactness against scikit-learn, size, import time and"
+        " latency are in docs/tree-runtimes.md.",
+        "",
         "![benchmark ratios](benchmarks.png)",
         "",
     ]
