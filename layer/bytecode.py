@@ -3,8 +3,9 @@
 Lambda's /opt is read-only, so a layer without `__pycache__` is compiled from source at
 every cold start. This step, run by layer/Makefile after slim.py, finds the modules the
 functions import on their real paths by running them: the three handlers are imported and
-real models (the blog's forest as joblib and skops, and a DataFrame pipeline with string
-categories, missing values and HistGradientBoosting) are loaded and predict, in a
+real models (the blog's forest as joblib and skops, served from their compiled forms, a
+LogisticRegression as skops, and a DataFrame pipeline with string categories, missing
+values and HistGradientBoosting, unpickled) are loaded and predict, in a
 python3.12 whose path starts with the built layer. Every module that came from the layer
 is then compiled into its `__pycache__` as an unchecked hash-based .pyc (PEP 552): its
 validity is never checked against the source's timestamp, which zipping changes. The rest
@@ -30,6 +31,7 @@ from sklearn.compose import make_column_transformer
 from sklearn.datasets import make_moons
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -38,6 +40,7 @@ features, labels = make_moons(n_samples=200, noise=0.3, random_state=0)
 forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(features, labels)
 joblib.dump(forest, f"{out}/forest.joblib")
 skops.io.dump(forest, f"{out}/forest.skops")
+skops.io.dump(LogisticRegression().fit(features, labels), f"{out}/linear.skops")
 table = pandas.DataFrame(features, columns=["x", "y"])
 table["side"] = numpy.where(features[:, 0] > 0.5, "east", "west")
 table.loc[::7, "y"] = None
@@ -82,6 +85,7 @@ def call(app, method, path, body, query=None):
 rows = [{"x": 0.5, "y": 0.2, "side": "east"}, {"x": 1.5, "y": None, "side": "west"}]
 for name, file, instances in (("forest", "forest.joblib", [[0.5, 0.2]]),
                               ("forest-skops", "forest.skops", [[0.5, 0.2]]),
+                              ("linear-skops", "linear.skops", [[0.5, 0.2]]),
                               ("pipeline", "pipeline.joblib", rows)):
     artifact = base64.b64encode(open(f"{models}/{file}", "rb").read()).decode()
     call(register, "POST", "/models", {"name": name, "artifact": artifact})

@@ -161,14 +161,20 @@ def describe_estimator(estimator: Any) -> EstimatorDescription:
     )
 
 
+def example_features(description: EstimatorDescription, example: list[Any]) -> Any | None:
+    """The example's rows as predict hands them to the model; None if they do not fit."""
+    try:
+        return model_input(RequestRows(example), complete_signature(description.signature, example))
+    except RegistryError:
+        return None
+
+
 def try_example(
     estimator: Any, description: EstimatorDescription, example: list[Any]
 ) -> ExampleOutcome | None:
     """Predict on the registrant's example as predict would serve it; None when that works."""
-    rows = RequestRows(example)
-    try:
-        features = model_input(rows, complete_signature(description.signature, example))
-    except RegistryError:
+    features = example_features(description, example)
+    if features is None:
         return ExampleOutcome(failure=ExampleFailure.DOES_NOT_FIT)
     try:
         predictions = estimator.predict(features)

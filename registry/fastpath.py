@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy
 
+from registry.compiled import CompiledTrees
+
 Features = Any  # a float64 array of shape (rows, features), finite, checked by the caller
 
 
@@ -107,6 +109,9 @@ def _fast_paths() -> dict[type, Callable[[Any], Predictors]]:
 
 def predictors_for(estimator: Any) -> Predictors:
     """The fastest bit-identical predict (and predict_proba) for this estimator."""
+    if isinstance(estimator, CompiledTrees):
+        proba = estimator.predict_proba if estimator.is_classifier else None
+        return Predictors(estimator.predict, proba)
     fast = None
     if type(estimator).__module__.startswith("sklearn.ensemble"):
         fast = _fast_paths().get(type(estimator))

@@ -26,16 +26,17 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from registry.config import PicklePolicy, Settings
-from registry.manifest import ArtifactFormat
+from registry.manifest import ArtifactFormat, ServingFormat
 from registry.validation import (
     ArtifactRejected,
+    ChildFindings,
     EstimatorDescription,
-    Rejection,
     RejectionReason,
     ValidateArtifactRequest,
     ValidationReport,
@@ -66,19 +67,21 @@ _PR_SET_DUMPABLE = 4
 _CHILD_HEADER_SIZE = 16
 
 
+@dataclass(frozen=True)
+class Inspection:
+    """A child's answer: the description, and the serving copy it made (if any) and its kind."""
+
+    estimator: EstimatorDescription
+    serving: bytes | None
+    serving_format: ServingFormat | None
+
+
 class StagedArtifactUnavailable(Exception):
     """The presigned URL of the staged artifact could not be read: not the artifact's fault."""
 
 
 class ServingCopyUnavailable(Exception):
     """The serving copy could not be PUT to its presigned URL: not the artifact's fault."""
-
-
-class _ChildFindings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    estimator: EstimatorDescription | None = None
-    rejection: Rejection | None = None
 
 
 def drop_credentials() -> None:
@@ -163,7 +166,7 @@ class Zygote:
         max_serving_bytes: int,
         timeout: float = CHILD_TIMEOUT_SECONDS,
         input_example: list[Any] | None = None,
-    ) -> tuple[EstimatorDescription, bytes | None]:
+    ) -> "Inspection":
         """Load and describe the artifact in a child of the zygote; its serving copy if any.
 
         With an input_example, the child also predicts on it and says whether that failed.
@@ -239,7 +242,7 @@ def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dic
     runtime = runtime_versions()
     try:
         data = _artifact_bytes(request)
-        estimator, serving = _ZYGOTE.inspect(
+        inspection = _ZYGOTE.inspect(
             data,
             request.format,
             pickle_policy,
@@ -249,7 +252,8 @@ def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dic
     except ArtifactRejected as exc:
         report = ValidationReport(runtime=runtime, rejection=exc.rejection)
         return report.model_dump(mode="json", exclude_none=True)
-    report = ValidationReport(runtime=runtime, estimator=estimator)
+    report = ValidationReport(runtime=runtime, estimator=inspection.estimator)
+    serving = inspection.serving
     if serving is not None:
         # Inline if the whole answer stays within its limit; else by URL; else left out.
         encoded = base64.b64encode(serving).decode("ascii")
@@ -257,9 +261,11 @@ def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dic
         limit = request.answer_limit_bytes
         if limit is None or answer_size <= limit:
             report.serving_base64 = encoded
+            report.serving_format = inspection.serving_format
         elif request.serving_upload_url is not None:
             _put(request.serving_upload_url, serving)
             report.serving_uploaded = True
+            report.serving_format = inspection.serving_format
     return report.model_dump(mode="json", exclude_none=True)
 
 
@@ -289,7 +295,7 @@ def _put(url: str, data: bytes) -> None:
         raise ServingCopyUnavailable(type(exc).__name__) from None
 
 
-def _parse_child_answer(raw: bytes | None) -> tuple[EstimatorDescription, bytes | None]:
+def _parse_child_answer(raw: bytes | None) -> "Inspection":
     stopped = reject(RejectionReason.STOPPED)
     if raw is None or len(raw) < _CHILD_HEADER_SIZE:
         raise stopped
@@ -299,14 +305,17 @@ def _parse_child_answer(raw: bytes | None) -> tuple[EstimatorDescription, bytes 
     if json_length > MAX_DESCRIPTION_BYTES or len(body) != json_length + serving_length:
         raise stopped
     try:
-        findings = _ChildFindings.model_validate_json(body[:json_length])
+        findings = ChildFindings.model_validate_json(body[:json_length])
     except ValidationError:
         raise stopped from None
     if findings.rejection is not None:
         raise ArtifactRejected(findings.rejection)
     if findings.estimator is None:
         raise stopped
-    return findings.estimator, body[json_length:] or None
+    serving = body[json_length:] or None
+    if serving is None or findings.serving_format is None:
+        return Inspection(findings.estimator, None, None)
+    return Inspection(findings.estimator, serving, findings.serving_format)
 
 
 def _write_all(fd: int, data: bytes) -> None:

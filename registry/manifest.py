@@ -3,6 +3,7 @@
 Layout under the store (keys are relative to REGISTRY_URI):
     models/<name>/versions/<0000000001>.json   one immutable manifest per version
     models/<name>/artifacts/<sha256>.<format>  the bytes, content-addressed (.joblib or .skops)
+    models/<name>/serving/<sha256>.npz         a tree ensemble compiled by the validator, or
     models/<name>/serving/<sha256>.pickle      a joblib artifact re-pickled by the validator
     models/<name>/state.json                   aliases and archived versions (compare-and-swap)
     models/<name>/sha256/<sha256>.json         which version holds these bytes (retry safety)
@@ -53,6 +54,17 @@ class ArtifactFormat(StrEnum):
 
     JOBLIB = "joblib"
     SKOPS = "skops"
+
+
+class ServingFormat(StrEnum):
+    """What a version's serving copy holds: a re-pickled joblib estimator, or a tree
+    ensemble compiled to numpy arrays (registry/compiled.py), loaded without unpickling."""
+
+    PICKLE = "pickle"
+    COMPILED = "compiled"
+
+
+SERVING_SUFFIXES = {ServingFormat.PICKLE: "pickle", ServingFormat.COMPILED: "npz"}
 
 
 def artifact_format_of(data: bytes) -> ArtifactFormat:
@@ -106,9 +118,9 @@ def artifact_key(name: str, sha256: str, format: ArtifactFormat = ArtifactFormat
     return f"{model_prefix(name)}artifacts/{sha256}.{format.value}"
 
 
-def serving_key(name: str, sha256: str) -> str:
-    """The registry's quick-loading pickle of a validated artifact, content-addressed."""
-    return f"{model_prefix(name)}serving/{sha256}.pickle"
+def serving_key(name: str, sha256: str, format: ServingFormat = ServingFormat.PICKLE) -> str:
+    """The validator's quick-loading copy of an artifact, content-addressed."""
+    return f"{model_prefix(name)}serving/{sha256}.{SERVING_SUFFIXES[format]}"
 
 
 def state_key(name: str) -> str:
@@ -231,9 +243,11 @@ class ModelManifest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     registered_by: str | None = None
-    # A joblib artifact's estimator re-pickled by the validator; predict loads this instead.
+    # What predict loads instead of the artifact: a tree ensemble's compiled form (any
+    # artifact), or a joblib artifact's estimator re-pickled by the validator.
     serving_key: str | None = None
     serving_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    serving_format: ServingFormat = ServingFormat.PICKLE
 
 
 Description = Annotated[str, Field(max_length=1000)]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy
 
 from registry.cache import ModelCache, Sized
+from registry.compiled import CompiledFormError, load_compiled
 from registry.config import DEFAULT_ALIAS_TTL_SECONDS, DEFAULT_MAX_INSTANCES, PicklePolicy
 from registry.errors import (
     InvalidInputError,
@@ -38,6 +39,7 @@ from registry.manifest import (
     InputSignature,
     ModelManifest,
     ModelState,
+    ServingFormat,
     validate_model_name,
 )
 from registry.native_threads import NativeThreads
@@ -282,14 +284,33 @@ def load_model(
 ) -> Any:
     """The version's estimator, from its serving copy if it has one; bytes checked first.
 
-    registry.artifacts (scikit-learn, joblib, skops) is imported here, on the first load,
-    so that importing this module loads none of them.
+    A compiled form (a tree ensemble as numpy arrays) is served as it is: neither
+    scikit-learn nor anything pickled is loaded for it. registry.artifacts (scikit-learn,
+    joblib, skops) is imported only for other versions, so that importing this module
+    loads none of them.
     """
+    joblib_version = manifest.format is ArtifactFormat.JOBLIB
+    refused = joblib_version and pickle_policy is PicklePolicy.DENY
+    if manifest.serving_format is ServingFormat.COMPILED and manifest.serving_key and not refused:
+        try:
+            return load_compiled(registry.read_serving_copy(manifest))
+        except CompiledFormError:
+            # Only a validator's bug or a forged answer: the artifact itself still serves.
+            logger.warning(
+                "compiled form refused", extra={"model": manifest.name, "version": manifest.version}
+            )
+    return _load_artifact(registry, manifest, pickle_policy)
+
+
+def _load_artifact(
+    registry: ModelRegistry, manifest: ModelManifest, pickle_policy: PicklePolicy
+) -> Any:
     from registry.artifacts import load_estimator, load_serving_copy
 
     try:
+        pickled_copy = manifest.serving_format is ServingFormat.PICKLE and manifest.serving_sha256
         joblib_version = manifest.format is ArtifactFormat.JOBLIB
-        if joblib_version and manifest.serving_key is not None and manifest.serving_sha256:
+        if joblib_version and pickled_copy and manifest.serving_key is not None:
             # A serving copy is a pickle: only a joblib version (a pickle already) may use one.
             return load_serving_copy(registry.read_serving_copy(manifest), pickle_policy)
         data = registry.read_artifact(manifest)

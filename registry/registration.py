@@ -48,6 +48,7 @@ from registry.manifest import (
     ArtifactFormat,
     InputSignature,
     ModelManifest,
+    ServingFormat,
     ShaClaim,
     VersionStatus,
     artifact_format_of,
@@ -276,15 +277,19 @@ class Registrar:
         Returns the manifest and how many taken versions were stepped over.
         """
         key = artifact_key(name, digest, format)
-        serving_copy = validated.serving_copy
-        if format is not ArtifactFormat.JOBLIB or self.pickle_policy is PicklePolicy.DENY:
+        serving_copy, serving_format = validated.serving_copy, validated.serving_format
+        if serving_format is ServingFormat.PICKLE and (
+            format is not ArtifactFormat.JOBLIB or self.pickle_policy is PicklePolicy.DENY
+        ):
             serving_copy = None  # only a joblib artifact's own pickle may stand in for it
         serving: dict[str, Any] = {}
-        if serving_copy is not None:
+        if serving_copy is not None and serving_format is not None:
+            # A compiled form is plain arrays, loaded without unpickling: any artifact's.
             serving_digest = sha256_hex(serving_copy)
             serving = {
-                "serving_key": serving_key(name, serving_digest),
+                "serving_key": serving_key(name, serving_digest, serving_format),
                 "serving_sha256": serving_digest,
+                "serving_format": serving_format,
             }
         estimator = validated.estimator
         manifest_fields = {

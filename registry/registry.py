@@ -237,7 +237,7 @@ class ModelRegistry:
     def read_serving_copy(self, manifest: ModelManifest) -> bytes:
         """The serving copy's bytes, refused unless they match the manifest's serving_sha256."""
         assert manifest.serving_key is not None and manifest.serving_sha256 is not None
-        expected = serving_key(manifest.name, manifest.serving_sha256)
+        expected = serving_key(manifest.name, manifest.serving_sha256, manifest.serving_format)
         return self._read_verified(
             manifest, manifest.serving_key, expected, manifest.serving_sha256
         )

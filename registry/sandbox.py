@@ -27,12 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from registry.artifacts import describe_estimator, load_estimator, serving_bytes, try_example
+from registry.artifacts import (
+    describe_estimator,
+    example_features,
+    load_estimator,
+    serving_bytes,
+    try_example,
+)
 from registry.config import PicklePolicy
-from registry.manifest import ArtifactFormat
-from registry.validation import ArtifactRejected, EstimatorDescription, Rejection, RejectionReason
+from registry.manifest import ArtifactFormat, ServingFormat
+from registry.tree_compiler import exact_form
+from registry.validation import ArtifactRejected, ChildFindings, Rejection, RejectionReason
 
 # What a child writes: the lengths of its JSON and of its serving copy, then both.
 CHILD_HEADER = struct.Struct("!QQ")
@@ -54,15 +59,6 @@ COMMON_ESTIMATOR_MODULES = (
     "sklearn.neural_network",
     "sklearn.model_selection",
 )
-
-
-class ChildFindings(BaseModel):
-    """What a child answers: a description, or a rejection."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    estimator: EstimatorDescription | None = None
-    rejection: Rejection | None = None
 
 
 def prctl(option: int, value: int) -> bool:
@@ -151,8 +147,13 @@ def _inspect_and_exit(artifact_fd: int, answer_fd: int, request: dict[str, Any])
                     update={"example": try_example(estimator, description, example)}
                 )
             findings = ChildFindings(estimator=description)
-            if format is ArtifactFormat.JOBLIB:
-                serving = _serving_copy(estimator, int(request["max_serving_bytes"]))
+            max_serving_bytes = int(request["max_serving_bytes"])
+            serving = _compiled_form(estimator, description, example, max_serving_bytes)
+            if serving:
+                findings.serving_format = ServingFormat.COMPILED
+            elif format is ArtifactFormat.JOBLIB:
+                serving = _serving_copy(estimator, max_serving_bytes)
+                findings.serving_format = ServingFormat.PICKLE if serving else None
         except ArtifactRejected as exc:
             findings = ChildFindings(rejection=exc.rejection)
         except Exception:  # anything else the artifact's object raised while described
@@ -186,6 +187,18 @@ def _read_artifact(fd: int, max_bytes: int) -> bytes:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks)
+
+
+def _compiled_form(
+    estimator: Any, description: Any, example: list[Any] | None, max_bytes: int
+) -> bytes:
+    """A tree ensemble's compiled form, if it answers exactly as the estimator; else b""."""
+    features = example_features(description, example) if example is not None else None
+    form = exact_form(estimator, features)
+    if form is None:
+        return b""
+    compiled = form.to_bytes()
+    return compiled if len(compiled) <= max_bytes else b""
 
 
 def _serving_copy(estimator: Any, max_bytes: int) -> bytes:

@@ -33,6 +33,7 @@ from registry.manifest import (
     ArtifactFormat,
     InputSignature,
     RuntimeVersions,
+    ServingFormat,
     StoredLabel,
     VersionText,
 )
@@ -215,6 +216,17 @@ class ValidateArtifactRequest(BaseModel):
         return self
 
 
+class ChildFindings(BaseModel):
+    """What the sandbox's child answers (registry/sandbox.py): a description, or a rejection;
+    and what its serving copy, if it made one, holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    estimator: EstimatorDescription | None = None
+    rejection: Rejection | None = None
+    serving_format: ServingFormat | None = None
+
+
 class ValidationReport(BaseModel):
     """The validator function's answer: a description, or a rejection."""
 
@@ -225,6 +237,7 @@ class ValidationReport(BaseModel):
     rejection: Rejection | None = None
     serving_base64: str | None = None
     serving_uploaded: bool = False
+    serving_format: ServingFormat | None = None
 
     @model_validator(mode="after")
     def _one_outcome(self) -> Self:

@@ -34,7 +34,7 @@ from registry.errors import (
     UploadsUnavailableError,
     ValidatorUnavailableError,
 )
-from registry.manifest import ArtifactFormat, RuntimeVersions, upload_key
+from registry.manifest import ArtifactFormat, RuntimeVersions, ServingFormat, upload_key
 from registry.observability import logger
 from registry.store.base import ObjectStore
 from registry.validation import (
@@ -73,7 +73,8 @@ class ValidatedArtifact:
     estimator: EstimatorDescription
     runtime: RuntimeVersions
     # Bytes register hashes and stores itself; None when the validator made no serving copy.
-    serving_copy: bytes | None
+    serving_copy: bytes | None = None
+    serving_format: ServingFormat | None = None
 
 
 class Validator:
@@ -149,7 +150,11 @@ class Validator:
             raise rejection_error(report.rejection, report.runtime)
         assert report.estimator is not None
         serving_copy = self._serving_copy(report, staged_serving_key)
-        return ValidatedArtifact(report.estimator, report.runtime, serving_copy)
+        if serving_copy is None or report.serving_format is None:
+            return ValidatedArtifact(report.estimator, report.runtime)
+        return ValidatedArtifact(
+            report.estimator, report.runtime, serving_copy, report.serving_format
+        )
 
     def _stage(self, name: str, artifact: bytes, staged: list[str]) -> str:
         """A copy of the bytes register read, under a key only register knows; its GET URL."""

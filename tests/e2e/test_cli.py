@@ -66,7 +66,11 @@ def test_a_skops_file_registers_inline_and_by_upload_and_classifies_exactly(
     rows = numpy.random.default_rng(1).normal(size=(50, 2))
     answer = cli_json(api_url, "classify", "other", "--instances", json.dumps(rows.tolist()))
 
-    assert (inline["format"], inline["serving_key"], inline["created"]) == ("skops", None, True)
+    assert (inline["format"], inline["serving_format"], inline["created"]) == (
+        "skops",
+        "compiled",  # a forest: served from numpy arrays, nothing unpickled
+        True,
+    )
     assert uploaded["format"] == "skops" and uploaded["artifact_key"].endswith(".skops")
     assert answer["predictions"] == moons_model.predict(rows).tolist()
 

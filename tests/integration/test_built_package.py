@@ -134,6 +134,8 @@ def test_the_layer_ships_unchecked_bytecode_for_what_the_handlers_import_only(
     assert all(source.exists() for source in compiled)
     for imported in (
         "registry/predictor.py",
+        "registry/compiled.py",
+        "registry/tree_compiler.py",
         "registry/api.py",
         "registry/sandbox.py",
         "sklearn/ensemble/_forest.py",

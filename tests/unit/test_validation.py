@@ -23,6 +23,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from registry.compiled import CompiledTrees
 from registry.config import PicklePolicy
 from registry.errors import (
     IncompatibleArtifactError,
@@ -31,7 +32,7 @@ from registry.errors import (
     ValidatorUnavailableError,
 )
 from registry.inspection import Zygote
-from registry.manifest import ArtifactFormat, ShaClaim, claim_key, sha256_hex
+from registry.manifest import ArtifactFormat, ServingFormat, ShaClaim, claim_key, sha256_hex
 from registry.predictor import load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
@@ -136,9 +137,9 @@ def test_an_artifact_that_overruns_its_time_is_stopped(zygote: Zygote) -> None:
             pickle.dumps(Sleeps()), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6, timeout=1
         )
     assert refused.value.rejection.reason is RejectionReason.STOPPED
-    description, _ = zygote.inspect(
+    description = zygote.inspect(
         joblib_of(fitted_linear()), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6
-    )
+    ).estimator
     assert description.estimator_class.endswith("LinearRegression")
 
 
@@ -165,9 +166,9 @@ def test_the_sandbox_sees_no_secret_and_no_other_registrations_bytes(
     other += marker.encode()  # joblib ignores trailing bytes: a valid artifact that holds it
     zygote.inspect(other, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6)
 
-    description, _ = zygote.inspect(
+    description = zygote.inspect(
         joblib_calling(look_around, prefix), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6
-    )
+    ).estimator
 
     seen = description.feature_names or []
     assert "LANG=C.UTF-8" in seen  # it did read the environments
@@ -197,11 +198,49 @@ def test_a_skops_file_registers_and_predicts_exactly(
 
     assert manifest.format is ArtifactFormat.SKOPS
     assert manifest.artifact_key.endswith(".skops")
-    assert manifest.serving_key is None  # nothing the validator made is ever unpickled
+    # A forest is served from its compiled form: arrays, never unpickled.
+    assert manifest.serving_format is ServingFormat.COMPILED
+    assert manifest.serving_key is not None and manifest.serving_key.endswith(".npz")
     rows = numpy.random.default_rng(0).normal(size=(200, 2))
     loaded = load_model(registry, manifest, PicklePolicy.DENY)
+    assert isinstance(loaded, CompiledTrees)
     numpy.testing.assert_array_equal(loaded.predict(rows), moons_model.predict(rows))
     numpy.testing.assert_array_equal(loaded.predict_proba(rows), moons_model.predict_proba(rows))
+
+
+def test_a_skops_model_outside_the_compiled_families_has_no_serving_copy(
+    registrar: Registrar, registry: ModelRegistry
+) -> None:
+    model = fitted_linear()
+    manifest = registrar.register("linear", skops.io.dumps(model)).info.manifest
+
+    assert manifest.serving_key is None  # nothing the validator made is ever unpickled
+    loaded = load_model(registry, manifest, PicklePolicy.DENY)
+    numpy.testing.assert_array_equal(loaded.predict([[3.0]]), model.predict([[3.0]]))
+
+
+def test_a_forged_compiled_form_is_refused_by_predict_which_serves_the_artifact(
+    registry: ModelRegistry, moons_model: Any
+) -> None:
+    """A hostile artifact controls its validation's answer: its "compiled form" is stored,
+    and predict's loader refuses it, then loads the artifact (the caller's own model)."""
+    pickled = base64.b64encode(pickle.dumps(Sleeps())).decode()
+    registrar = forged(
+        registry,
+        runtime=RUNTIME,
+        estimator=ESTIMATOR,
+        serving_base64=pickled,
+        serving_format="compiled",
+    )
+    manifest = registrar.register("moons", skops.io.dumps(moons_model)).info.manifest
+    assert manifest.serving_format is ServingFormat.COMPILED
+
+    loaded = load_model(registry, manifest, PicklePolicy.DENY)
+
+    assert type(loaded) is type(moons_model)  # not a CompiledTrees: the artifact was loaded
+    numpy.testing.assert_array_equal(
+        loaded.predict([[0.5, 0.2]]), moons_model.predict([[0.5, 0.2]])
+    )
 
 
 def test_a_skops_file_with_types_outside_scikit_learn_is_refused_with_their_names(
