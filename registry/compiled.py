@@ -41,6 +41,7 @@ FORM_VERSION = 1
 # (row, tree) pairs walked at once: large enough that each numpy call does real work, small
 # enough that the walk's arrays stay in the CPU's cache (measured in docs/benchmarks.md).
 PAIRS_PER_CHUNK = 16384
+SET_ASIDE_EVERY = 6  # steps between setting aside the pairs that reached a leaf
 MAX_DEPTH = 4096
 # The arrays of a form, and the dtype each must have when loaded.
 _ARRAYS = {
@@ -207,23 +208,23 @@ class CompiledTrees:
         The walk keeps 2 * node, so that a node's two children sit at children[2 * node]
         and children[2 * node + 1] and one take() picks the branch; the feature and threshold
         arrays are repeated to be read at the same index. Indices are in bounds by
-        load_compiled's checks; mode="clip" keeps them so whatever the arrays hold.
+        load_compiled's checks; mode="clip" keeps them so whatever the arrays hold. Every
+        few steps, the (row, tree) pairs that reached their leaf are set aside, so deep
+        trees do not walk every pair to the deepest leaf.
         """
         walk = self._walk
         n_rows, n_features = rows.shape
-        shape = (n_rows, self.n_trees)
         flat = rows.ravel()
-        offsets = (numpy.arange(n_rows, dtype=numpy.intp) * n_features)[:, None]
-        state = numpy.repeat(walk.roots[None, :], n_rows, axis=0)
-        index = numpy.empty(shape, dtype=numpy.intp)
-        x = numpy.empty(shape, dtype=numpy.float64)
-        threshold = numpy.empty(shape, dtype=numpy.float64)
+        # Flat (row, tree) pairs, row after row: where each pair's row starts in flat.
+        offsets = numpy.repeat(numpy.arange(0, n_rows * n_features, n_features), self.n_trees)
+        state = numpy.tile(walk.roots, n_rows)
+        done, moving = state, None  # done[moving] is where the pairs still walking go
         has_nan = self.allow_nan and bool(numpy.isnan(flat).any())
-        for _ in range(self.max_depth):
-            walk.feature.take(state, out=index, mode="clip")
-            numpy.add(index, offsets, out=index)
-            flat.take(index, out=x, mode="clip")
-            walk.threshold.take(state, out=threshold, mode="clip")
+        for step in range(1, self.max_depth + 1):
+            index = walk.feature.take(state, mode="clip")
+            index += offsets
+            x = flat.take(index, mode="clip")
+            threshold = walk.threshold.take(state, mode="clip")
             if has_nan:
                 # NaN <= threshold is False: a missing value goes where its node says.
                 go_right = numpy.where(
@@ -232,9 +233,21 @@ class CompiledTrees:
                 numpy.add(state, go_right, out=index)
             else:
                 numpy.greater(x, threshold, out=index)
-                numpy.add(state, index, out=index)
+                index += state
             walk.children.take(index, out=state, mode="clip")
-        return state >> 1
+            if step % SET_ASIDE_EVERY == 0 and step < self.max_depth:
+                walking = walk.children.take(state, mode="clip") != state
+                if moving is None:
+                    done, moving = state.copy(), numpy.flatnonzero(walking)
+                else:
+                    done[moving] = state
+                    moving = moving[walking]
+                state, offsets = state[walking], offsets[walking]
+                if state.size == 0:
+                    break
+        if moving is not None:
+            done[moving] = state
+        return (done >> 1).reshape(n_rows, self.n_trees)
 
     def _sums(self, leaves: Any, width: int) -> Any:
         n_rows = leaves.shape[0]
@@ -242,8 +255,14 @@ class CompiledTrees:
         terms = self.value.take(leaves, axis=0).reshape(n_rows, stages, width)
         if self.kind not in _FORESTS:
             terms[:, 0, :] += self.baseline  # boosting starts from its baseline
-        # A cumulative sum adds in order, one term after another, as scikit-learn does.
-        return numpy.cumsum(terms, axis=1)[:, -1, :]
+        # Added in order, one stage after another, as scikit-learn does (never numpy's
+        # pairwise sum): a loop over stages for many rows, a cumulative sum for few.
+        if n_rows < stages:
+            return numpy.cumsum(terms, axis=1)[:, -1, :]
+        total = terms[:, 0, :].copy()
+        for stage in range(1, stages):
+            total += terms[:, stage, :]
+        return total
 
     # -- storing ----------------------------------------------------------------------------
 
