@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from registry import observability
 from registry.errors import RegistryError
+from registry.inputs import mark_numeric_rows
 from registry.observability import logger
 from registry.schemas import ErrorResponse
 
@@ -62,7 +63,7 @@ def parse_json_body(text: str | bytes) -> Any:
     and numbers beyond a double stay malformed.
     """
     try:
-        return orjson.loads(text)
+        parsed = orjson.loads(text)
     except orjson.JSONDecodeError as refused:
         if b"NaN" not in (text if isinstance(text, bytes) else text.encode()):
             raise
@@ -75,6 +76,7 @@ def parse_json_body(text: str | bytes) -> Any:
             )
         except (ValueError, RecursionError):  # nested deeper than the json module goes
             raise refused from None
+    return mark_numeric_rows(text if isinstance(text, bytes) else text.encode(), parsed)
 
 
 def _nan_as_null(constant: str) -> None:

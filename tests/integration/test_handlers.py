@@ -412,3 +412,18 @@ def test_a_body_nested_deeper_than_json_reads_is_malformed_not_a_crash(
     status, answer = classify("classify", raw_body="[" * 100_000 + "NaN")
 
     assert (status, answer["code"]) == (400, "malformed_json")
+
+
+def test_a_batch_proved_numeric_by_its_text_answers_as_one_proved_value_by_value(
+    registered: dict[str, Any], classify: Invoke, moons_model: Any
+) -> None:
+    rows = numpy.random.default_rng(5).normal(scale=2.0, size=(500, 2))
+    rows[::7] = rows[::7].round()  # integers too: written 1 or -2, not 1.0
+    plain = {"instances": [[int(v) if v.is_integer() else v for v in row] for row in rows]}
+
+    fast = classify("classify", body=plain)  # numbers only: proved by the text
+    checked = classify("classify", body={**plain, "probabilities": False})  # value by value
+
+    assert fast[0] == checked[0] == 200
+    assert fast[1]["predictions"] == checked[1]["predictions"]
+    assert numpy.array_equal(fast[1]["predictions"], moons_model.predict(rows))

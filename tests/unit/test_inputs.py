@@ -211,3 +211,32 @@ def test_long_unknown_column_names_are_clipped_in_the_message(registrar: Registr
 
     assert "unknown " + "x" * 40 + "..." in refused.value.message
     assert len(refused.value.message) < 1000
+
+
+@pytest.mark.parametrize(
+    ("body", "marked"),
+    [
+        ('{"instances": [[0.5, -0.2], [1e5, 2E-3]]}', True),
+        ('  {"inputs":[[1,2],[3,4]]}\n', True),
+        ('{"instances": []}', True),
+        ('{"instances": [[1, true]]}', False),
+        ('{"instances": [[1, null]]}', False),
+        ('{"instances": [["1", 2]]}', False),
+        ('{"instances": [[[1, 2]]]}', False),
+        ('{"instances": [[[1]], 2]}', False),
+        ('{"instances": [1, 2]}', False),
+        ('{"instances": [{"a": 1}]}', False),
+        ('{"instances": [[1, 2]], "probabilities": true}', False),
+        ('{"dataframe_records": [[1, 2]]}', False),
+    ],
+)
+def test_only_bodies_whose_text_proves_rows_of_numbers_skip_the_per_value_proof(
+    body: str, marked: bool
+) -> None:
+    from registry.api import parse_json_body
+    from registry.inputs import NumericRows
+
+    parsed = parse_json_body(body)
+
+    assert parsed == json.loads(body)  # the same values either way
+    assert isinstance(next(iter(parsed.values())), NumericRows) is marked
