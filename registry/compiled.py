@@ -42,6 +42,7 @@ FORM_VERSION = 1
 # enough that the walk's arrays stay in the CPU's cache (measured in docs/benchmarks.md).
 PAIRS_PER_CHUNK = 16384
 SET_ASIDE_EVERY = 6  # steps between setting aside the pairs that reached a leaf
+SET_ASIDE_FROM = 64  # pairs still walking: fewer are walked on without sorting them out
 MAX_DEPTH = 4096
 # The arrays of a form, and the dtype each must have when loaded.
 _ARRAYS = {
@@ -235,7 +236,11 @@ class CompiledTrees:
                 numpy.greater(x, threshold, out=index)
                 index += state
             walk.children.take(index, out=state, mode="clip")
-            if step % SET_ASIDE_EVERY == 0 and step < self.max_depth:
+            if (
+                step % SET_ASIDE_EVERY == 0
+                and step < self.max_depth
+                and state.size >= SET_ASIDE_FROM
+            ):
                 walking = walk.children.take(state, mode="clip") != state
                 if moving is None:
                     done, moving = state.copy(), numpy.flatnonzero(walking)

@@ -14,13 +14,14 @@ metric on every request (see metric_documents).
 """
 
 import contextvars
-import json
 import os
+import sys
 import time
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any, Literal
 
+import orjson
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -234,8 +235,9 @@ def emit_metrics(outcome: RequestOutcome, namespace: str = METRICS_NAMESPACE) ->
     """Print the request's EMF documents to standard output, where Lambda sends them on."""
     if is_metrics_disabled():  # POWERTOOLS_METRICS_DISABLED, or POWERTOOLS_DEV
         return
-    for document in metric_documents(outcome, namespace, int(time.time() * 1000)):
-        print(json.dumps(document, separators=(",", ":")))
+    documents = metric_documents(outcome, namespace, int(time.time() * 1000))
+    # One write of one line per document; orjson writes them several times quicker.
+    sys.stdout.write("".join(orjson.dumps(document).decode() + "\n" for document in documents))
 
 
 def metric_documents(
