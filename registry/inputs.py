@@ -54,7 +54,9 @@ def mark_numeric_rows(text: bytes, parsed: Any) -> Any:
     digits, signs, points, exponents, commas and brackets only, one bracket per row.
 
     A large batch then skips a per-value proof that costs as much as parsing it; any other
-    body is returned as it was parsed, and proved value by value.
+    body is returned as it was parsed, and proved value by value. (Rows of numbers that are
+    not one list each, such as [[[1]], 2], can pass the bracket count: converting them to a
+    matrix refuses them, as it refuses rows of unequal length.)
     """
     if not isinstance(parsed, dict) or len(parsed) != 1:
         return parsed
@@ -67,7 +69,6 @@ def mark_numeric_rows(text: bytes, parsed: Any) -> Any:
         isinstance(rows, list)
         and not rows_text.translate(None, _NUMBER_TEXT)
         and rows_text.count(b"[") == len(rows) + 1
-        and all(type(row) is list for row in rows)
     ):
         parsed[key] = NumericRows(rows)
     return parsed

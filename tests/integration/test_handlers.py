@@ -196,6 +196,8 @@ def b64_pickled_by_old_scikit_learn() -> str:
         ({"body": {"instances": [[1, None], [1, "2"]]}}, 422, "invalid_input"),
         ({"body": {"instances": [["1", 2]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[[1, 2]]]}}, 422, "invalid_input"),
+        ({"raw_body": '{"instances": [[[1]], 2]}'}, 422, "invalid_input"),
+        ({"raw_body": '{"instances": [[1, 2], [3]]}'}, 422, "invalid_input"),
         ({"body": {"instances": [[1, 2, 3]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[1e300, 1]]}}, 422, "invalid_input"),
         ({"body": {"instances": [[1], [1, 2]]}}, 422, "invalid_input"),

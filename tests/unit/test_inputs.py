@@ -223,7 +223,6 @@ def test_long_unknown_column_names_are_clipped_in_the_message(registrar: Registr
         ('{"instances": [[1, null]]}', False),
         ('{"instances": [["1", 2]]}', False),
         ('{"instances": [[[1, 2]]]}', False),
-        ('{"instances": [[[1]], 2]}', False),
         ('{"instances": [1, 2]}', False),
         ('{"instances": [{"a": 1}]}', False),
         ('{"instances": [[1, 2]], "probabilities": true}', False),
