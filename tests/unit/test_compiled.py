@@ -276,3 +276,29 @@ def test_serving_a_compiled_form_imports_neither_scikit_learn_nor_pickle_loaders
 
     assert out[0] == str(model.predict(MOONS[0][:25]).tolist())
     assert out[1] == "[]"
+
+
+@pytest.mark.parametrize("estimator", [*CLASSIFIERS, *REGRESSORS], ids=lambda e: type(e).__name__)
+def test_the_walk_of_a_few_pairs_in_python_lands_where_numpys_does(estimator: Any) -> None:
+    """A single row of a small model is walked in Python; both walks must agree everywhere."""
+    features, target = DIABETES
+    if type(estimator).__name__.endswith("Classifier"):
+        target = target > numpy.median(target)
+    model = _fitted(estimator, (features, target))
+    form = _served(model)
+    rows = form._rows(generated_rows(form, numpy.random.default_rng(11))[:200])
+
+    assert numpy.array_equal(form._leaves_one_by_one(rows), form._leaves(rows))
+
+
+def test_missing_values_take_the_same_way_in_both_walks() -> None:
+    features, target = DIABETES
+    with_missing = features.copy()
+    with_missing[numpy.random.default_rng(2).random(features.shape) < 0.3] = numpy.nan
+    model = HistGradientBoostingRegressor(max_iter=10, random_state=0).fit(with_missing, target)
+    form = _served(model)
+    rows = form._rows(with_missing)
+
+    assert numpy.array_equal(form._leaves_one_by_one(rows), form._leaves(rows))
+    one = with_missing[:1]
+    assert numpy.array_equal(form.predict(one), model.predict(one))
