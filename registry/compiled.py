@@ -42,8 +42,10 @@ FORM_VERSION = 1
 # enough that the walk's arrays stay in the CPU's cache (measured in docs/benchmarks.md).
 PAIRS_PER_CHUNK = 16384
 SET_ASIDE_EVERY = 6  # steps between setting aside the pairs that reached a leaf
-# At most this many (row, tree) pairs are walked one by one in Python rather than by numpy.
+# At most this many (row, tree) pairs are walked one by one in Python rather than by numpy,
+# in a model of at most so many nodes (the walk's Python lists take ~180 bytes a node).
 FEW_PAIRS = 16
+NODES_WALKED_IN_PYTHON = 65536
 SET_ASIDE_FROM = 64  # pairs still walking: fewer are walked on without sorting them out
 MAX_DEPTH = 4096
 # The arrays of a form, and the dtype each must have when loaded.
@@ -202,8 +204,9 @@ class CompiledTrees:
         rows_per_chunk = max(1, PAIRS_PER_CHUNK // self.n_trees)
         for start in range(0, rows.shape[0], rows_per_chunk):
             chunk = rows[start : start + rows_per_chunk]
-            pairs = chunk.shape[0] * self.n_trees
-            leaves = self._leaves_one_by_one(chunk) if pairs <= FEW_PAIRS else self._leaves(chunk)
+            few = chunk.shape[0] * self.n_trees <= FEW_PAIRS
+            small = self.feature.shape[0] <= NODES_WALKED_IN_PYTHON
+            leaves = self._leaves_one_by_one(chunk) if few and small else self._leaves(chunk)
             out[start : start + chunk.shape[0]] = self._sums(leaves, width)
         return out
 
@@ -287,8 +290,8 @@ class CompiledTrees:
         n_rows = leaves.shape[0]
         stages = self.n_trees // self.trees_per_stage
         terms = self.value.take(leaves, axis=0).reshape(n_rows, stages, width)
-        if self.kind not in _FORESTS:
-            terms[:, 0, :] += self.baseline  # boosting starts from its baseline
+        # From the baseline, as scikit-learn: zeros for a forest (so -0.0 leaves sum to 0.0).
+        terms[:, 0, :] += self.baseline
         # Added in order, one stage after another, as scikit-learn does (never numpy's
         # pairwise sum): a loop over stages for many rows, a cumulative sum for few.
         if n_rows < stages:
@@ -375,6 +378,9 @@ def load_compiled(data: bytes) -> CompiledTrees:
         _within(feature, n_features) and _within(children, n_nodes) and _within(roots, n_nodes)
     ):
         raise CompiledFormError("a node index, child or feature is out of bounds")
+    largest_tree = _checked_trees(children, roots)
+    if max_depth > largest_tree:
+        raise CompiledFormError("deeper than its largest tree has nodes")
     classes = arrays.get("classes")
     if (kind in _CLASSIFIERS) != (classes is not None):
         raise CompiledFormError("a classifier's form holds its classes, a regressor's none")
@@ -401,6 +407,28 @@ def load_compiled(data: bytes) -> CompiledTrees:
         baseline=baseline,
         classes=classes,
     )
+
+
+def _checked_trees(children: Any, roots: Any) -> int:
+    """The node count of the largest tree, once the nodes are proved separate, loop-free trees.
+
+    Trees lie one after another (the first at node 0, roots strictly increasing); a leaf's
+    two children are itself, and any other node's are later nodes of its own tree, as
+    scikit-learn numbers them. So no walk revisits a node, and a (row, tree) pair takes at
+    most as many steps as its tree has nodes: the work a form asks for is bounded by its size.
+    """
+    n_nodes = children.shape[0] // 2
+    if int(roots[0]) != 0 or (roots.shape[0] > 1 and not (numpy.diff(roots) > 0).all()):
+        raise CompiledFormError("trees must follow one another from node 0")
+    nodes = numpy.arange(n_nodes)
+    ends = numpy.append(roots[1:], n_nodes)
+    tree_end = ends[numpy.searchsorted(roots, nodes, side="right") - 1]
+    left, right = children[0::2], children[1::2]
+    leaf = (left == nodes) & (right == nodes)
+    split = (left > nodes) & (right > nodes) & (left < tree_end) & (right < tree_end)
+    if not (leaf | split).all():
+        raise CompiledFormError("a node's children are neither itself nor later nodes of its tree")
+    return int((ends - roots).max())
 
 
 def _within(indices: Any, size: int) -> bool:

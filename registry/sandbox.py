@@ -34,6 +34,7 @@ from registry.artifacts import (
     serving_bytes,
     try_example,
 )
+from registry.compiled import CompiledFormError, load_compiled
 from registry.config import PicklePolicy
 from registry.manifest import ArtifactFormat, ServingFormat
 from registry.tree_compiler import exact_form
@@ -198,6 +199,10 @@ def _compiled_form(
     if form is None:
         return b""
     compiled = form.to_bytes()
+    try:
+        load_compiled(compiled)  # what predict will check: a form it would refuse is not kept
+    except CompiledFormError:
+        return b""
     return compiled if len(compiled) <= max_bytes else b""
 
 

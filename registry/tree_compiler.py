@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy
 
-from registry.compiled import CompiledTrees, Kind
+from registry.compiled import MAX_DEPTH, CompiledTrees, Kind
 
 # Rows generated to compare the form with scikit-learn, besides the registrant's example.
 GENERATED_ROWS = 2048
@@ -61,9 +61,18 @@ def _same_answers(form: CompiledTrees, estimator: Any, features: Any) -> bool:
             got = getattr(form, method)(features)
         except Exception:  # rows chosen to be answered: a refusal proves nothing
             return False
-        if numpy.shape(expected) != numpy.shape(got) or not numpy.array_equal(expected, got):
+        if not _identical(numpy.asarray(expected), numpy.asarray(got)):
             return False
     return True
+
+
+def _identical(expected: Any, got: Any) -> bool:
+    """Equal to the last bit: numbers byte for byte (so -0.0 is not 0.0), labels by value."""
+    if expected.shape != got.shape:
+        return False
+    if expected.dtype.kind in "biuf" and got.dtype.kind in "biuf":
+        return bool(expected.dtype == got.dtype and expected.tobytes() == got.tobytes())
+    return bool(numpy.array_equal(expected, got))
 
 
 def _accepts(estimator: Any, rows: Any) -> bool:
@@ -154,8 +163,8 @@ class _Nodes:
         self.roots.append(self.size)
         self.size += count
         self.max_depth = max(self.max_depth, depth)
-        if self.size > MAX_NODES:
-            raise ValueError("too many nodes to compile")
+        if self.size > MAX_NODES or self.max_depth > MAX_DEPTH:
+            raise ValueError("too many nodes, or too deep, to compile")
 
     def form(self, kind: Kind, estimator: Any, **fields: Any) -> CompiledTrees:
         classes = getattr(estimator, "classes_", None)
@@ -268,7 +277,8 @@ def _hist_gradient_boosting(estimator: Any, kind: Kind) -> CompiledTrees:
         estimator,
         trees_per_stage=int(estimator.n_trees_per_iteration_),
         float32_inputs=False,
-        baseline=numpy.asarray(estimator._baseline_prediction, dtype=numpy.float64).ravel(),
+        # scikit-learn adds the baseline to zeros: a -0.0 baseline counts as 0.0.
+        baseline=numpy.asarray(estimator._baseline_prediction, dtype=numpy.float64).ravel() + 0.0,
     )
 
 

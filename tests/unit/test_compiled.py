@@ -248,11 +248,35 @@ def test_a_form_holding_a_pickle_or_compressed_arrays_is_refused(
         load_compiled(buffer.getvalue())
 
 
-def test_looping_trees_are_walked_a_bounded_number_of_steps(forest_arrays: dict[str, Any]) -> None:
+def _with_children(arrays: dict[str, Any], node: int, left: int, right: int) -> dict[str, Any]:
+    children = arrays["children"].copy()
+    children[2 * node], children[2 * node + 1] = left, right
+    return {**arrays, "children": children}
+
+
+def test_forms_whose_walks_could_loop_or_share_nodes_are_refused(
+    forest_arrays: dict[str, Any],
+) -> None:
+    """Work is bounded by the form's size only for separate, loop-free trees: a loop, a chain
+    shared by many roots, a half-leaf or a depth beyond any tree is refused at load."""
     arrays = dict(forest_arrays)
-    arrays["children"] = numpy.zeros_like(arrays["children"])  # every node leads to the root
-    form = load_compiled(_saved(arrays))
-    assert form.predict(MOONS[0][:3]).shape == (3,)
+    roots = arrays["roots"]
+    meta = arrays["meta"]
+    crafted = [
+        {**arrays, "children": numpy.zeros_like(arrays["children"])},  # every node -> node 0
+        {**arrays, "roots": numpy.zeros_like(roots)},  # five roots on one tree
+        {**arrays, "roots": roots[::-1].copy()},
+        _with_children(arrays, 0, 0, 1),  # a leaf on the left only
+        _with_children(arrays, 1, 0, 2),  # back to an earlier node
+        _with_children(arrays, 0, 1, int(roots[1]) + 1),  # into the next tree
+        {
+            **arrays,
+            "meta": numpy.concatenate([meta[:3], [10**4 if meta[3] < 10**4 else 1], meta[4:]]),
+        },
+    ]
+    for each in crafted:
+        with pytest.raises(CompiledFormError):
+            load_compiled(_saved(each))
 
 
 def test_serving_a_compiled_form_imports_neither_scikit_learn_nor_pickle_loaders(
@@ -302,3 +326,11 @@ def test_missing_values_take_the_same_way_in_both_walks() -> None:
     assert numpy.array_equal(form._leaves_one_by_one(rows), form._leaves(rows))
     one = with_missing[:1]
     assert numpy.array_equal(form.predict(one), model.predict(one))
+
+
+def test_the_validators_comparison_tells_negative_zero_from_zero() -> None:
+    from registry.tree_compiler import _identical
+
+    assert not _identical(numpy.array([0.0]), numpy.array([-0.0]))
+    assert not _identical(numpy.array([1, 0]), numpy.array([1.0, 0.0]))  # another dtype
+    assert _identical(numpy.array(["moon"], dtype=object), numpy.array(["moon"]))  # labels
