@@ -67,9 +67,8 @@ def function(name):
     return module
 
 register, predict = function("register"), function("predict")
-import registry.inspection, registry.sandbox  # the validator's handler and its zygote
-for module in registry.sandbox.COMMON_ESTIMATOR_MODULES:
-    importlib.import_module(module)
+import registry.inspection, registry.isolation, registry.sandbox  # the validator and its zygote
+registry.sandbox.preload(registry.isolation.SandboxMeasures())  # all the zygote imports
 
 class Context:
     function_name = "trace"; memory_limit_in_mb = 1024; aws_request_id = "trace"

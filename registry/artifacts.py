@@ -2,16 +2,26 @@
 
 Only two places import this module: the validator's child process, which loads caller
 bytes with no way to write anything, and predict, which loads only bytes whose sha256
-it checked against a manifest. Register never does (a test keeps it so).
+it checked against a manifest, and never a pickle unless PickleArtifacts=allow-unsafe.
+Register never does (a test keeps it so).
+
+skops files load with scikit-learn's types only: skops's own trusted list, every class of
+scikit-learn, and the few functions scikit-learn itself stores inside fitted estimators
+(functools.partial around them included); any other function, of scikit-learn or not, is
+refused with its name. Their members are capped by their uncompressed size before any is
+read, so a small file cannot unfold into more memory than MAX_LOADED_BYTES.
 
 Loading failures are ArtifactRejected with a reason code: the text of whatever the
 artifact raised is never kept, since a pickle can build it from the environment.
 """
 
 import io
+import json
 import pickle
 import threading
 import warnings
+import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import joblib
@@ -19,12 +29,13 @@ import numpy
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from registry.config import PicklePolicy
+from registry.config import DEFAULT_MAX_LOADED_BYTES, PicklePolicy
 from registry.errors import RegistryError
 from registry.inputs import RequestRows, complete_signature, model_input, prediction_count
-from registry.manifest import ArtifactFormat, Label
+from registry.manifest import ArtifactFormat, ColumnKind, Label
 from registry.signature import derive_signature
 from registry.validation import (
+    ArtifactRejected,
     EstimatorDescription,
     ExampleFailure,
     ExampleOutcome,
@@ -35,10 +46,20 @@ from registry.validation import (
 # warnings.catch_warnings swaps process-wide state; loads are rare (cache
 # misses and registrations), so they are serialised rather than racing on it.
 _LOAD_LOCK = threading.Lock()
+# Outside scikit-learn: an encoder's `dtype` parameter (OneHotEncoder's numpy.float64) is
+# stored as a numpy.dtype, and a functools.partial is scikit-learn's own way to bind
+# arguments (HistGradientBoosting's categorical preprocessor): making either runs no code,
+# and the function inside a partial is audited as any other.
+TRUSTED_OUTSIDE_SCIKIT_LEARN = frozenset({"numpy.dtype", "functools.partial"})
+# The functions scikit-learn itself stores inside fitted estimators (skops trusts none):
+# HistGradientBoosting(categorical_features="from_dtype") keeps check_array in a partial.
+TRUSTED_SCIKIT_LEARN_FUNCTIONS = frozenset({"sklearn.utils.validation.check_array"})
+# skops nodes that hold something callable by name: of scikit-learn, only the functions above.
+_CALLABLE_NODES = frozenset({"FunctionNode", "MethodNode"})
 
 
-def serving_bytes(estimator: Any) -> bytes:
-    """A joblib artifact's estimator as plain pickle: quicker for predict to load.
+def pickled_serving_copy(estimator: Any) -> bytes:
+    """A joblib artifact's estimator as plain pickle (PickleArtifacts=allow-unsafe only).
 
     joblib reads every numpy array of a pickle through Python code: for a forest of
     300 trees that is about eight times slower than plain pickle (see docs/benchmarks.md).
@@ -46,31 +67,65 @@ def serving_bytes(estimator: Any) -> bytes:
     return pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-TRUSTED_OUTSIDE_SCIKIT_LEARN = frozenset({"numpy.dtype"})
+def skops_members_bytes(data: bytes) -> int:
+    """What a skops file's members take once read: their uncompressed sizes, which the zip
+    directory declares and Python's zipfile holds every member to."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise reject(RejectionReason.NOT_LOADABLE) from None
+
+
+def _skops_nodes(data: bytes) -> dict[str, set[str]]:
+    """Every type or function a skops file names, with the kinds of node that hold it."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    found: dict[str, set[str]] = {}
+    for node in _walk(schema):
+        name = f"{node.get('__module__')}.{node.get('__class__')}"
+        found.setdefault(name, set()).add(str(node["__loader__"]))
+    return found
+
+
+def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "__loader__" in item:
+                yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def trusted_skops_types(data: bytes) -> list[str]:
-    """The types skops does not trust by default that we do: scikit-learn's own only.
+    """The types skops does not trust by default that we do; anything else is refused with
+    its names (ArtifactRejected UNTRUSTED_TYPES).
 
     skops trusts most scikit-learn classes already; the rest are internal structures such
-    as sklearn.tree._tree.Tree. Outside scikit-learn only numpy.dtype is trusted: an
-    encoder's `dtype` parameter (OneHotEncoder's numpy.float64) is stored as one, and making
-    a dtype runs no code of the file's. Anything else is refused with its names.
+    as sklearn.tree._tree.Tree, trusted too. Functions are another matter: a function is
+    called with arguments the file chose (a FunctionTransformer's func, a partial), so only
+    those scikit-learn stores itself are trusted, not any function of its modules.
     """
     from skops.io import get_untrusted_types
 
     try:
         untrusted = get_untrusted_types(data=data)
+        nodes = _skops_nodes(data)
     except Exception:  # not a skops archive, or a damaged one
         raise reject(RejectionReason.NOT_LOADABLE) from None
-    foreign = sorted(
-        name
-        for name in untrusted
-        if name.split(".")[0] != "sklearn" and name not in TRUSTED_OUTSIDE_SCIKIT_LEARN
-    )
-    if foreign:
-        raise reject(RejectionReason.UNTRUSTED_TYPES, untrusted_types=_python_names(foreign))
+    refused = sorted(name for name in untrusted if not _trusted(name, nodes.get(name, set())))
+    if refused:
+        raise reject(RejectionReason.UNTRUSTED_TYPES, untrusted_types=_python_names(refused))
     return list(untrusted)
+
+
+def _trusted(name: str, loaders: set[str]) -> bool:
+    if name in TRUSTED_OUTSIDE_SCIKIT_LEARN or name in TRUSTED_SCIKIT_LEARN_FUNCTIONS:
+        return True
+    return name.startswith("sklearn.") and bool(loaders) and not loaders & _CALLABLE_NODES
 
 
 def _python_names(names: list[str]) -> list[str]:
@@ -82,36 +137,103 @@ def _python_names(names: list[str]) -> list[str]:
 
 
 def load_estimator(
-    data: bytes, format: ArtifactFormat, pickle_policy: PicklePolicy = PicklePolicy.ALLOW
+    data: bytes,
+    format: ArtifactFormat,
+    pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
+    max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
 ) -> Any:
     """The object an artifact holds; raises ArtifactRejected with the reason it cannot be loaded.
 
     A joblib file is a pickle: call this on one only where nothing can be written (the
-    validator's child) or on bytes whose sha256 was checked against a manifest.
+    validator's child), or in predict under PickleArtifacts=allow-unsafe on bytes whose
+    sha256 was checked against a manifest.
     """
     if format is ArtifactFormat.SKOPS:
-        return _load_skops(data)
+        return load_skops(data, max_loaded_bytes)
     if pickle_policy is PicklePolicy.DENY:
         raise reject(RejectionReason.PICKLE_REFUSED)
     return _load_pickled(lambda: joblib.load(io.BytesIO(data)))
 
 
-def load_serving_copy(data: bytes, pickle_policy: PicklePolicy = PicklePolicy.ALLOW) -> Any:
-    """A serving copy (plain pickle) whose sha256 was checked against its manifest."""
-    if pickle_policy is PicklePolicy.DENY:
+def load_pickled_serving_copy(data: bytes, pickle_policy: PicklePolicy) -> Any:
+    """A pickled serving copy whose sha256 was checked: only under allow-unsafe."""
+    if pickle_policy is not PicklePolicy.ALLOW_UNSAFE:
         raise reject(RejectionReason.PICKLE_REFUSED)
     return _load_pickled(lambda: pickle.loads(data))
 
 
-def _load_skops(data: bytes) -> Any:
+def load_skops(data: bytes, max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES) -> Any:
+    """A skops file's model, with scikit-learn's types only, if its members fit the limit."""
     from skops.io import loads
 
+    unfolded = skops_members_bytes(data)
+    if unfolded > max_loaded_bytes:
+        raise reject(RejectionReason.TOO_LARGE_LOADED, loaded_bytes=unfolded)
     trusted = trusted_skops_types(data)
     try:
         with _LOAD_LOCK:
             return loads(data, trusted=trusted)
+    except MemoryError:
+        raise reject(RejectionReason.TOO_LARGE_LOADED) from None
     except Exception:
         raise reject(RejectionReason.NOT_LOADABLE) from None
+
+
+def skops_serving_copy(estimator: Any, rows: list[Any]) -> bytes:
+    """The estimator saved with skops, if that copy loads with scikit-learn's types only and
+    answers exactly as the estimator on every set of rows; else ArtifactRejected
+    NOT_CONVERTIBLE, naming the types it would need trusted."""
+    from skops.io import dumps
+
+    try:
+        data: bytes = dumps(estimator)
+    except Exception:  # an object skops cannot save
+        raise reject(RejectionReason.NOT_CONVERTIBLE) from None
+    try:
+        copy = load_skops(data, max_loaded_bytes=len(data) + skops_members_bytes(data))
+    except ArtifactRejected as exc:
+        types = exc.rejection.untrusted_types
+        raise reject(RejectionReason.NOT_CONVERTIBLE, untrusted_types=types) from None
+    for features in rows:
+        if not same_answers(estimator, copy, features):
+            raise reject(RejectionReason.NOT_CONVERTIBLE)
+    return data
+
+
+def same_answers(expected: Any, got: Any, features: Any) -> bool:
+    """Whether got answers predict (and predict_proba) exactly as expected on these rows."""
+    for method in ("predict", "predict_proba"):
+        if not callable(getattr(expected, method, None)):
+            continue
+        try:
+            wanted = getattr(expected, method)(features)
+        except Exception:  # rows the model refuses prove nothing either way
+            continue
+        try:
+            answered = getattr(got, method)(features)
+        except Exception:
+            return False
+        if not identical(wanted, answered):
+            return False
+    return True
+
+
+def identical(expected: Any, got: Any) -> bool:
+    """Equal to the last bit: numbers byte for byte (so -0.0 is not 0.0), labels by value;
+    a list of arrays (a multi-output model's probabilities) array by array."""
+    if isinstance(expected, list) or isinstance(got, list):
+        return (
+            isinstance(expected, list)
+            and isinstance(got, list)
+            and len(expected) == len(got)
+            and all(identical(one, other) for one, other in zip(expected, got, strict=True))
+        )
+    expected, got = numpy.asarray(expected), numpy.asarray(got)
+    if expected.shape != got.shape:
+        return False
+    if expected.dtype.kind in "biuf" and got.dtype.kind in "biuf":
+        return bool(expected.dtype == got.dtype and expected.tobytes() == got.tobytes())
+    return bool(numpy.array_equal(expected, got))
 
 
 def _load_pickled(load: Any) -> Any:
@@ -119,6 +241,8 @@ def _load_pickled(load: Any) -> Any:
         warnings.simplefilter("always", InconsistentVersionWarning)
         try:
             estimator = load()
+        except MemoryError:
+            raise reject(RejectionReason.TOO_LARGE_LOADED) from None
         except Exception:  # unpickling can raise nearly anything; its text is not kept
             raise reject(RejectionReason.NOT_LOADABLE) from None
     for warning in caught:
@@ -177,16 +301,53 @@ def try_example(
     if features is None:
         return ExampleOutcome(failure=ExampleFailure.DOES_NOT_FIT)
     try:
-        predictions = estimator.predict(features)
+        estimator.predict(features)
     except Exception as exc:  # the model's own failure; only its type's name is kept
         name = type(exc).__qualname__
         return ExampleOutcome(
             failure=ExampleFailure.NOT_PREDICTED,
             exception=name if _python_names([name]) == [name] else None,
         )
-    if prediction_count(predictions) != len(example):
-        return ExampleOutcome(failure=ExampleFailure.WRONG_COUNT)
     return None
+
+
+def rows_to_check(description: EstimatorDescription, example: list[Any] | None) -> list[Any]:
+    """Inputs, as predict builds them, that the model must answer one prediction a row: the
+    example, and it again with its first row once more (two rows at least); without an
+    example, two rows of zeros for a model of numbers. Rows that do not fit are left out."""
+    batches: list[list[Any]] = []
+    if example:
+        batches = [example, [*example, example[0]]]
+    elif description.n_features_in and _numbers_only(description):
+        batches = [[[0.0] * description.n_features_in] * 2]
+    checked = []
+    for rows in batches:
+        features = example_features(description, rows)
+        if features is not None:
+            checked.append(features)
+    return checked
+
+
+def _numbers_only(description: EstimatorDescription) -> bool:
+    signature = description.signature
+    if signature is None:
+        return True
+    return not signature.dataframe and all(
+        column.kind is ColumnKind.NUMBER for column in signature.columns
+    )
+
+
+def check_one_prediction_per_row(estimator: Any, inputs: list[Any]) -> None:
+    """Raise ArtifactRejected NOT_ROWS if the model answers another number of predictions
+    than it was sent rows (a text model fitted on a list reads a DataFrame's columns as its
+    documents). Rows it refuses prove nothing, and are not held against it."""
+    for features in inputs:
+        try:
+            predictions = estimator.predict(features)
+        except Exception:
+            continue
+        if prediction_count(predictions) != len(features):
+            raise reject(RejectionReason.NOT_ROWS)
 
 
 def _type_name(estimator: Any) -> str | None:

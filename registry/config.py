@@ -14,35 +14,52 @@ DEFAULT_CACHE_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_ALIAS_TTL_SECONDS = 30.0
 DEFAULT_MAX_INSTANCES = 10_000
 DEFAULT_MAX_ARTIFACT_BYTES = 128 * 1024 * 1024
+# What one model may take in memory once loaded: as much as the default cache holds.
+DEFAULT_MAX_LOADED_BYTES = 256 * 1024 * 1024
 DEFAULT_UPLOAD_EXPIRES_IN = 900
 # Only scripts/local_api.py sets these; a Lambda function never needs them.
-LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url"})
+LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url", "sandbox_measures_off"})
 # Lambda sets these itself; a template never does.
 SET_BY_LAMBDA = frozenset({"aws_lambda_function_memory_size"})
 
 
 class PicklePolicy(StrEnum):
-    """Whether joblib and pickle artifacts are accepted at all (skops ones always are)."""
+    """What becomes of joblib (pickle) artifacts; skops files are always accepted.
 
-    ALLOW = "allow"
+    convert: loaded only in the validator's sandbox, and served from a skops or compiled
+      copy the validator made of the loaded model: predict never unpickles. An artifact
+      that converts to neither is refused.
+    deny: refused; only skops files are registered.
+    allow-unsafe: also served from a pickle where no skops or compiled copy could be made:
+      predict then unpickles it, and its code runs in the process that serves every model.
+    """
+
+    CONVERT = "convert"
     DENY = "deny"
+    ALLOW_UNSAFE = "allow-unsafe"
 
 
 class Settings(BaseModel):
     """REGISTRY_URI: 's3://bucket[/prefix]' or a local directory (the embedded store).
 
     DEFAULT_MODEL: the model /classify serves when the request names none.
-    CACHE_MAX_BYTES: the predict function's model cache bound, in artifact bytes.
+    CACHE_MAX_BYTES: the predict function's model cache bound, in bytes of loaded models.
     ALIAS_TTL_SECONDS: how long a warm predict container trusts what it read of aliases,
       archived versions and the latest version.
     MAX_INSTANCES: the most instances one classify request may carry.
     MAX_ARTIFACT_BYTES: the largest artifact registration accepts (counted on the bytes read).
+    MAX_LOADED_BYTES: the most memory one model may take once loaded: registration refuses
+      a larger one (measured in the validator), and predict refuses to read a skops file
+      whose members would take more.
     UPLOAD_EXPIRES_SECONDS: how long an upload URL stays valid.
     LOCAL_UPLOAD_URL: where scripts/local_api.py takes uploads for a directory store.
     PRELOAD_DEFAULT_MODEL: load DEFAULT_MODEL while the predict function initialises.
-    PICKLE_ARTIFACTS: 'allow' joblib/pickle artifacts, or 'deny' them (skops only).
+    PICKLE_ARTIFACTS: 'convert' joblib artifacts to skops or compiled serving copies (the
+      default), 'deny' them (skops only), or 'allow-unsafe' predict to unpickle them.
     VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
       unset, a local child process with no credentials does it (scripts/local_api.py).
+    SANDBOX_MEASURES_OFF: (local servers only) sandbox measures to leave off, comma-separated
+      (registry/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
       function's CPU share: one per 1,769 MB of AWS_LAMBDA_FUNCTION_MEMORY_SIZE (which
       Lambda sets), at least one; one outside Lambda.
@@ -56,10 +73,12 @@ class Settings(BaseModel):
     alias_ttl_seconds: float = Field(default=DEFAULT_ALIAS_TTL_SECONDS, ge=0)
     max_instances: int = Field(default=DEFAULT_MAX_INSTANCES, ge=1)
     max_artifact_bytes: int = Field(default=DEFAULT_MAX_ARTIFACT_BYTES, ge=1)
+    max_loaded_bytes: int = Field(default=DEFAULT_MAX_LOADED_BYTES, ge=1)
     upload_expires_seconds: int = Field(default=DEFAULT_UPLOAD_EXPIRES_IN, ge=1, le=7 * 24 * 3600)
     local_upload_url: str | None = None
     preload_default_model: bool = False
-    pickle_artifacts: PicklePolicy = PicklePolicy.ALLOW
+    pickle_artifacts: PicklePolicy = PicklePolicy.CONVERT
+    sandbox_measures_off: str = ""
     validator_function: str | None = None
     native_threads: int = Field(default=0, ge=0, le=64)
     aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)

@@ -152,7 +152,8 @@ class RegistrationInProgressError(RegistryError):
 
 
 class PickleRefusedError(RegistryError):
-    """This deployment refuses joblib and pickle artifacts (PICKLE_ARTIFACTS=deny)."""
+    """This deployment will not load this pickle: joblib artifacts are refused
+    (PICKLE_ARTIFACTS=deny), or one that converts to no skops copy (convert)."""
 
     code = "pickle_refused"
     http_status = 422
@@ -184,3 +185,11 @@ class ArtifactNotRegisteredError(RegistryError):
 
     code = "artifact_not_registered"
     http_status = 404
+
+
+class VersionNeedsConversionError(RegistryError):
+    """A joblib version registered before the registry served only skops and compiled copies:
+    it is served once `model-registry convert` gave it one (or under allow-unsafe)."""
+
+    code = "version_needs_conversion"
+    http_status = 409

@@ -1,20 +1,24 @@
 """The validator: fetch an artifact, have it loaded in the sandbox, answer JSON.
 
 Both the validator function (functions/validate) and the local worker that
-scripts/local_api.py and the tests start (`python -m registry.inspection`, with a
-scrubbed environment) call handle_validation. This process never loads an artifact,
-and imports nothing that could: registry/sandbox.py's zygote, a fresh interpreter
-with a clean environment, forks a child per artifact, and this process reads at most
-a bounded answer for at most CHILD_TIMEOUT_SECONDS, keeps only what fits the schema,
-then has every process the artifact left behind killed.
+scripts/local_api.py and the tests start (`python -P -s -m registry.inspection`, with a
+scrubbed environment and working directory /) call handle_validation. This process never
+loads an artifact, and imports nothing that could: registry/sandbox.py's zygote, a fresh
+interpreter with a clean environment, forks a child per artifact, and this process reads
+at most a bounded answer for at most CHILD_TIMEOUT_SECONDS, keeps only what fits the
+schema, then has every process the artifact left behind killed.
 
-It holds no credential: drop_credentials() runs at start, before any caller byte
-arrives, and makes the process undumpable.
+It holds no credential: prepare_validator() runs at start, before any caller byte arrives.
+It drops the credentials, makes the process undumpable and a subreaper (so that the
+orphans of a dead zygote come back to it), enters a read-only filesystem of its own where
+the kernel gives one (registry/isolation.py), and refuses to run if an entry of its import
+path is writable. A child that did not exit cleanly, or a zygote that died, taints the
+sandbox: the zygote is replaced by a fresh one with a fresh home, and the validator
+function itself exits, so that Lambda replaces its execution environment.
 """
 
 import base64
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -31,7 +35,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from registry.config import PicklePolicy, Settings
+from registry.config import DEFAULT_MAX_LOADED_BYTES, PicklePolicy, Settings
+from registry.isolation import (
+    SandboxMeasures,
+    SandboxRefused,
+    become_subreaper,
+    enter_private_filesystem,
+    kill_descendants,
+    kill_tree,
+    make_undumpable,
+    refuse_writable_import_path,
+)
 from registry.manifest import ArtifactFormat, ServingFormat
 from registry.validation import (
     ArtifactRejected,
@@ -62,9 +76,11 @@ CREDENTIAL_VARIABLES = (
     "AWS_ROLE_ARN",
     "AWS_PROFILE",
 )
-_PR_SET_DUMPABLE = 4
 # What a child writes (registry/sandbox.py): the lengths of its JSON and serving copy.
 _CHILD_HEADER_SIZE = 16
+# Native thread pools in the sandbox: one thread each (a child may start no process, and
+# its answers are compared only with each other, in the same process).
+_ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -84,41 +100,60 @@ class ServingCopyUnavailable(Exception):
     """The serving copy could not be PUT to its presigned URL: not the artifact's fault."""
 
 
+class SandboxUnavailable(Exception):
+    """The sandbox refused to run here (an entry of its import path was writable, so an
+    artifact could plant a module there): not the artifact's fault."""
+
+
 def drop_credentials() -> None:
-    """Forget every credential the runtime handed this process, and refuse to be inspected."""
+    """Forget every credential the runtime handed this process."""
     for variable in CREDENTIAL_VARIABLES:
         os.environ.pop(variable, None)
     os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: nothing to do
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
 
 
-def sandbox_environment(home: str) -> dict[str, str]:
+def sandbox_environment() -> dict[str, str]:
     """The zygote's whole environment: where Python finds our code, and nothing else."""
     paths = [path for path in sys.path if path and os.path.isdir(path)]
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
-        "HOME": home,
         "PYTHONPATH": os.pathsep.join(paths),
         "PYTHONDONTWRITEBYTECODE": "1",
         "AWS_EC2_METADATA_DISABLED": "true",
+        **_ONE_THREAD,
     }
 
 
 class Zygote:
-    """The sandbox's zygote, started on first use and again after it died."""
+    """The sandbox's zygote, started on first use and again, fresh, after it was tainted.
 
-    def __init__(self) -> None:
+    measures: the sandbox measures taken (registry/isolation.py); empty_tmp: the zygote
+    empties /tmp at start and after every child, where /tmp is the validator's own (Lambda).
+    """
+
+    def __init__(self, measures: SandboxMeasures | None = None, empty_tmp: bool = False) -> None:
+        self.measures = measures or SandboxMeasures()
+        self.empty_tmp = empty_tmp
         self._process: subprocess.Popen[bytes] | None = None
         self._connection: socket.socket | None = None
-        self._home = tempfile.mkdtemp(prefix="registry-sandbox-")
+        # Without the safe import path, the old sandbox's working directory: one kept
+        # folder, on its import path, across restarts (the attack tests show the harm).
+        self._workdir = "/" if self.measures.safe_import_path else _kept_folder()
         self._lock = threading.Lock()
         self.subreaper = False
+        self.private = False
+        # How many times a child did not exit cleanly or the zygote died; each started anew.
+        self.taints = 0
 
     def start(self) -> None:
         with self._lock:
             self._started()
+
+    @property
+    def pid(self) -> int | None:
+        """The zygote's process id while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def _started(self) -> socket.socket:
         if self._connection is not None and self._process and self._process.poll() is None:
@@ -126,12 +161,15 @@ class Zygote:
         self.stop()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # The same interpreter, with its site-packages or without (-S) as this one runs.
-        site = "-S" if sys.flags.no_site else "-s"
+        flags = ["-S" if sys.flags.no_site else "-s"]
+        if self.measures.safe_import_path:
+            flags.insert(0, "-P")
+        config = json.dumps({"off": self.measures.off(), "empty_tmp": self.empty_tmp})
         self._process = subprocess.Popen(
-            [sys.executable, site, "-m", "registry.sandbox", str(theirs.fileno())],
+            [sys.executable, *flags, "-m", "registry.sandbox", str(theirs.fileno()), config],
             pass_fds=[theirs.fileno()],
-            env=sandbox_environment(self._home),
-            cwd=self._home,
+            env=sandbox_environment(),
+            cwd=self._workdir,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -140,20 +178,27 @@ class Zygote:
         ours.settimeout(ZYGOTE_START_SECONDS)
         started = json.loads(ours.recv(4096) or b"{}")
         if started.get("ready") is not True:
-            raise OSError("the sandbox did not start")
+            ours.close()
+            self.stop()
+            raise SandboxUnavailable(str(started.get("refused") or "the sandbox did not start"))
         if started.get("subreaper") is not True:
             # Then what an artifact's code starts and orphans goes to init, not to the
             # zygote's reaping: say so where operators look.
             logging.getLogger(__name__).warning("sandbox: PR_SET_CHILD_SUBREAPER was refused")
         self.subreaper = bool(started.get("subreaper"))
+        self.private = bool(started.get("private"))
         self._connection = ours
         return ours
 
     def stop(self) -> None:
+        """Kill the zygote and everything below it; the next inspection starts a fresh one."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
         if self._process is not None:
+            if self._process.poll() is None:
+                with contextlib.suppress(TimeoutError):
+                    kill_tree(self._process.pid)
             self._process.kill()
             self._process.wait()
             self._process = None
@@ -166,44 +211,42 @@ class Zygote:
         max_serving_bytes: int,
         timeout: float = CHILD_TIMEOUT_SECONDS,
         input_example: list[Any] | None = None,
+        max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
     ) -> "Inspection":
         """Load and describe the artifact in a child of the zygote; its serving copy if any.
 
         With an input_example, the child also predicts on it and says whether that failed.
 
         Raises ArtifactRejected: with the child's reason, or STOPPED when the child died,
-        overran its time, or wrote something that is not an answer.
+        overran its time, wrote something that is not an answer, or did not exit cleanly
+        (the zygote is then replaced). SandboxUnavailable if the sandbox refuses to start.
         """
-        with self._lock:
-            try:
-                example = b"" if input_example is None else json.dumps(input_example).encode()
-                raw = self._run_child(
-                    data + example, len(example), format, pickle_policy, max_serving_bytes, timeout
-                )
-            except OSError:
-                self.stop()  # a zygote that answers no more is started anew next time
-                raw = None
-        return _parse_child_answer(raw)
-
-    def _run_child(
-        self,
-        data: bytes,
-        example_bytes: int,
-        format: ArtifactFormat,
-        pickle_policy: PicklePolicy,
-        max_serving_bytes: int,
-        timeout: float,
-    ) -> bytes | None:
-        connection = self._started()
-        artifact_in, artifact_out = os.pipe()
-        answer_in, answer_out = os.pipe()
+        example = b"" if input_example is None else json.dumps(input_example).encode()
         request = {
             "format": format.value,
             "pickle_policy": pickle_policy.value,
-            "max_bytes": len(data),
-            "example_bytes": example_bytes,
+            "max_bytes": len(data) + len(example),
+            "example_bytes": len(example),
             "max_serving_bytes": max_serving_bytes,
+            "max_loaded_bytes": max_loaded_bytes,
         }
+        with self._lock:
+            try:
+                raw, clean = self._run_child(data + example, request, timeout)
+            except OSError:  # the zygote died, or stopped answering
+                raw, clean = None, False
+            if not clean:
+                self.taints += 1
+                self.stop()  # whatever it did, the next artifact meets a fresh zygote
+        return _parse_child_answer(raw if clean else None)
+
+    def _run_child(
+        self, data: bytes, request: dict[str, Any], timeout: float
+    ) -> tuple[bytes | None, bool]:
+        connection = self._started()
+        artifact_in, artifact_out = os.pipe()
+        answer_in, answer_out = os.pipe()
+        raw = None
         try:
             socket.send_fds(connection, [json.dumps(request).encode()], [artifact_in, answer_out])
             os.close(artifact_in)
@@ -213,43 +256,92 @@ class Zygote:
             deadline = time.monotonic() + timeout
             try:
                 _write_all(artifact_out, data)
+                written = True
             except BrokenPipeError:
-                return None
+                written = False
             finally:
                 os.close(artifact_out)
-            limit = _CHILD_HEADER_SIZE + MAX_DESCRIPTION_BYTES + max_serving_bytes
-            return _read_bounded(answer_in, limit, deadline)
+            if written:
+                limit = _CHILD_HEADER_SIZE + MAX_DESCRIPTION_BYTES + request["max_serving_bytes"]
+                raw = _read_bounded(answer_in, limit, deadline)
         finally:
             with contextlib.suppress(OSError):
                 os.close(answer_in)
-            # Whatever the artifact started dies with its validation.
-            connection.sendall(b'{"reap": true}')
-            connection.recv(4096)
+        # Whatever the artifact started dies with its validation; then, how the child ended.
+        connection.settimeout(ZYGOTE_START_SECONDS)
+        connection.sendall(b'{"reap": true}')
+        reaped = json.loads(connection.recv(4096) or b"{}")
+        return raw, raw is not None and reaped.get("clean") is True
 
 
-_ZYGOTE = Zygote()
+def _kept_folder() -> str:
+    return tempfile.mkdtemp(prefix="registry-sandbox-")
 
 
-def prepare_validator() -> None:
-    """What the validator does at start, before any caller byte arrives."""
+@dataclass
+class _Validator:
+    zygote: Zygote
+    exit_when_tainted: bool
+    refused: str | None = None
+
+
+_VALIDATOR: _Validator | None = None
+
+
+def prepare_validator(
+    measures: SandboxMeasures | None = None, exit_when_tainted: bool = False
+) -> None:
+    """What the validator does at start, before any caller byte arrives.
+
+    exit_when_tainted: the validator function's way (its execution environment is then
+    replaced); a local worker starts a fresh zygote instead.
+    """
+    global _VALIDATOR
+    measures = measures or SandboxMeasures()
     drop_credentials()
-    _ZYGOTE.start()
+    make_undumpable()
+    become_subreaper()
+    if measures.private_filesystem:
+        enter_private_filesystem()
+    zygote = Zygote(measures, empty_tmp="AWS_LAMBDA_FUNCTION_NAME" in os.environ)
+    _VALIDATOR = _Validator(zygote, exit_when_tainted)
+    try:
+        if measures.safe_import_path:
+            refuse_writable_import_path()
+        zygote.start()
+    except (SandboxRefused, SandboxUnavailable) as exc:
+        logging.getLogger(__name__).error("sandbox refused to run", extra={"reason": str(exc)})
+        _VALIDATOR.refused = str(exc)
 
 
 def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dict[str, Any]:
-    """The validator's whole job, for one invocation payload (ValidateArtifactRequest)."""
+    """The validator's whole job, for one invocation payload (ValidateArtifactRequest).
+
+    Raises SandboxUnavailable where the sandbox refuses to run, and exits the process when
+    the validator function's sandbox was tainted by this artifact.
+    """
+    if _VALIDATOR is None:
+        prepare_validator()
+    validator = _VALIDATOR
+    assert validator is not None
+    if validator.refused is not None:
+        raise SandboxUnavailable(validator.refused)
     request = ValidateArtifactRequest.model_validate(event)
     runtime = runtime_versions()
+    taints = validator.zygote.taints
     try:
         data = _artifact_bytes(request)
-        inspection = _ZYGOTE.inspect(
+        inspection = validator.zygote.inspect(
             data,
             request.format,
             pickle_policy,
             max_serving_bytes=request.max_bytes,
             input_example=request.input_example,
+            max_loaded_bytes=request.max_loaded_bytes,
         )
     except ArtifactRejected as exc:
+        if validator.exit_when_tainted and validator.zygote.taints > taints:
+            _leave_tainted_environment()
         report = ValidationReport(runtime=runtime, rejection=exc.rejection)
         return report.model_dump(mode="json", exclude_none=True)
     report = ValidationReport(runtime=runtime, estimator=inspection.estimator)
@@ -267,6 +359,15 @@ def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dic
             report.serving_uploaded = True
             report.serving_format = inspection.serving_format
     return report.model_dump(mode="json", exclude_none=True)
+
+
+def _leave_tainted_environment() -> None:
+    """Kill whatever is left below this process and exit: Lambda then starts the next
+    invocation in a new execution environment (register answers this one with a 422)."""
+    with contextlib.suppress(TimeoutError):
+        kill_descendants()
+    logging.getLogger(__name__).warning("sandbox tainted: the validator exits")
+    os._exit(70)
 
 
 def _artifact_bytes(request: ValidateArtifactRequest) -> bytes:
@@ -343,16 +444,15 @@ def _read_bounded(fd: int, limit: int, deadline: float) -> bytes | None:
 
 def serve_worker() -> None:
     """What the local worker runs: the validator function's handler over stdin and stdout."""
-    prepare_validator()
-    policy = Settings.from_environ().pickle_artifacts
+    settings = Settings.from_environ()
+    prepare_validator(SandboxMeasures.without(settings.sandbox_measures_off.split(",")))
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     # Nothing but frames may reach stdout: anything else the process prints goes to stderr.
     sys.stdout = sys.stderr
     while (payload := read_frame(requests)) is not None:
         try:
-            answer, status = handle_validation(json.loads(payload), policy), b"0"
-        except (StagedArtifactUnavailable, ServingCopyUnavailable) as exc:
-            answer, status = {"errorType": type(exc).__name__}, b"1"
+            answer = handle_validation(json.loads(payload), settings.pickle_artifacts)
+            status = b"0"
         except Exception as exc:
             answer, status = {"errorType": type(exc).__name__}, b"1"
         answers.write(status)

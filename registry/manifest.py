@@ -4,7 +4,8 @@ Layout under the store (keys are relative to REGISTRY_URI):
     models/<name>/versions/<0000000001>.json   one immutable manifest per version
     models/<name>/artifacts/<sha256>.<format>  the bytes, content-addressed (.joblib or .skops)
     models/<name>/serving/<sha256>.npz         a tree ensemble compiled by the validator, or
-    models/<name>/serving/<sha256>.pickle      a joblib artifact re-pickled by the validator
+    models/<name>/serving/<sha256>.skops       a joblib artifact's model saved by it with skops,
+    models/<name>/serving/<sha256>.pickle      or (PickleArtifacts=allow-unsafe) re-pickled
     models/<name>/state.json                   aliases and archived versions (compare-and-swap)
     models/<name>/sha256/<sha256>.json         which version holds these bytes (retry safety)
     uploads/<name>/<32 hex>.joblib             large artifacts PUT through a presigned URL
@@ -57,14 +58,22 @@ class ArtifactFormat(StrEnum):
 
 
 class ServingFormat(StrEnum):
-    """What a version's serving copy holds: a re-pickled joblib estimator, or a tree
-    ensemble compiled to numpy arrays (registry/compiled.py), loaded without unpickling."""
+    """What a version's serving copy holds: a tree ensemble compiled to numpy arrays
+    (registry/compiled.py), a joblib artifact's model saved with skops (loaded with
+    scikit-learn's types only), or (PickleArtifacts=allow-unsafe) re-pickled."""
 
     PICKLE = "pickle"
     COMPILED = "compiled"
+    SKOPS = "skops"
 
 
-SERVING_SUFFIXES = {ServingFormat.PICKLE: "pickle", ServingFormat.COMPILED: "npz"}
+SERVING_SUFFIXES = {
+    ServingFormat.PICKLE: "pickle",
+    ServingFormat.COMPILED: "npz",
+    ServingFormat.SKOPS: "skops",
+}
+# Serving copies predict loads without unpickling anything.
+PICKLE_FREE_SERVING = frozenset({ServingFormat.COMPILED, ServingFormat.SKOPS})
 
 
 def artifact_format_of(data: bytes) -> ArtifactFormat:
@@ -239,15 +248,39 @@ class ModelManifest(BaseModel):
     # Rows the registrant sent; the model predicted on them at registration.
     input_example: Annotated[list[Any], Field(max_length=MAX_EXAMPLE_ROWS)] | None = None
     runtime: RuntimeVersions
+    # The memory the model took in the validator while it was loaded and predicted on rows
+    # (None for versions registered before it was measured).
+    loaded_bytes: int | None = Field(default=None, ge=0)
     description: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     metrics: dict[str, MetricValue] = Field(default_factory=dict)
     registered_by: str | None = None
     # What predict loads instead of the artifact: a tree ensemble's compiled form (any
-    # artifact), or a joblib artifact's estimator re-pickled by the validator.
+    # artifact), or a joblib artifact's model as the validator saved it with skops (or,
+    # under PickleArtifacts=allow-unsafe, re-pickled).
     serving_key: str | None = None
     serving_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     serving_format: ServingFormat = ServingFormat.PICKLE
+
+    @property
+    def serving_copy(self) -> "ServingCopy | None":
+        if self.serving_key is None or self.serving_sha256 is None:
+            return None
+        return ServingCopy(
+            key=self.serving_key, sha256=self.serving_sha256, format=self.serving_format
+        )
+
+
+class ServingCopy(BaseModel):
+    """What predict loads for a version instead of its artifact: where, its sha256, its kind."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    format: ServingFormat
+    loaded_bytes: int | None = Field(default=None, ge=0)
+    converted_at: datetime | None = None
 
 
 Description = Annotated[str, Field(max_length=1000)]
@@ -279,6 +312,9 @@ class ModelState(BaseModel):
     archived: list[int] = Field(default_factory=list)
     # Metadata edited after registration, by version.
     metadata: dict[int, VersionMetadata] = Field(default_factory=dict)
+    # Serving copies made after registration (`model-registry convert`) for versions whose
+    # manifest, written once, names none predict may load without unpickling.
+    serving: dict[int, ServingCopy] = Field(default_factory=dict)
     # A deleted model: every version up to this one is gone, and its numbers are not reused.
     deleted_through: int = 0
     # The token of the delete under way, from its tombstone until its sweep ends: while set,

@@ -18,13 +18,19 @@ import numpy
 
 from registry.cache import ModelCache, Sized
 from registry.compiled import CompiledFormError, load_compiled
-from registry.config import DEFAULT_ALIAS_TTL_SECONDS, DEFAULT_MAX_INSTANCES, PicklePolicy
+from registry.config import (
+    DEFAULT_ALIAS_TTL_SECONDS,
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_LOADED_BYTES,
+    PicklePolicy,
+)
 from registry.errors import (
     InvalidInputError,
     PickleRefusedError,
     ProbabilitiesUnavailableError,
     RegistryError,
     TooManyInstancesError,
+    VersionNeedsConversionError,
 )
 from registry.fastpath import Predictors, predictors_for
 from registry.inputs import (
@@ -35,22 +41,19 @@ from registry.inputs import (
     signature_of,
 )
 from registry.manifest import (
+    PICKLE_FREE_SERVING,
     ArtifactFormat,
     InputSignature,
     ModelManifest,
     ModelState,
+    ServingCopy,
     ServingFormat,
     validate_model_name,
 )
 from registry.native_threads import NativeThreads
 from registry.observability import logger
 from registry.registry import ModelRegistry
-from registry.validation import (
-    ArtifactRejected,
-    RejectionReason,
-    rejection_error,
-    runtime_versions,
-)
+from registry.validation import ArtifactRejected, rejection_error, runtime_versions
 
 # Past this many models seen, expired views are dropped (names come from requests).
 MAX_MODEL_VIEWS = 1024
@@ -111,11 +114,14 @@ class Predictor:
         alias_ttl_seconds: float = DEFAULT_ALIAS_TTL_SECONDS,
         max_instances: int = DEFAULT_MAX_INSTANCES,
         clock: Callable[[], float] = time.monotonic,
-        pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+        pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
         native_threads: int | None = 1,
+        max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
     ) -> None:
-        """native_threads: the most threads OpenMP and BLAS pools use in predict; None: no limit."""
+        """native_threads: the most threads OpenMP and BLAS pools use in predict; None: no limit.
+        max_loaded_bytes: the most memory a skops file may unfold to when loaded."""
         self.registry = registry
+        self.max_loaded_bytes = max_loaded_bytes
         self.native_threads = NativeThreads(native_threads)
         self.pickle_policy = pickle_policy
         self.cache = cache
@@ -184,7 +190,10 @@ class Predictor:
 
     def _load(self, name: str, version: int) -> Sized[LoadedModel]:
         manifest = self.registry.get_manifest(name, version)
-        estimator = load_model(self.registry, manifest, self.pickle_policy)
+        converted = self._view(name).state.serving.get(version)
+        loaded = load_version(
+            self.registry, manifest, self.pickle_policy, converted, self.max_loaded_bytes
+        )
         self.native_threads.refresh()
         logger.debug(
             "model loaded",
@@ -192,11 +201,13 @@ class Predictor:
                 "model": name,
                 "version": version,
                 "size_bytes": manifest.size_bytes,
+                "loaded_bytes": loaded.loaded_bytes,
                 "estimator_class": manifest.estimator_class,
                 "cached_bytes": self.cache.total_bytes,
             },
         )
-        return Sized(LoadedModel(manifest, estimator), manifest.size_bytes)
+        # The cache is charged what the model takes in memory, not what its file took.
+        return Sized(LoadedModel(manifest, loaded.estimator), loaded.loaded_bytes)
 
     def predict(
         self,
@@ -277,50 +288,98 @@ def _probabilities_per_row(scores: Any) -> list[Any]:
     return json_values(scores)
 
 
+@dataclass(frozen=True)
+class LoadedEstimator:
+    """A version's model as predict loaded it, and the memory it is charged in the cache."""
+
+    estimator: Any
+    loaded_bytes: int
+
+
 def load_model(
     registry: ModelRegistry,
     manifest: ModelManifest,
-    pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+    pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
+    converted: ServingCopy | None = None,
 ) -> Any:
-    """The version's estimator, from its serving copy if it has one; bytes checked first.
+    """The version's model (see load_version)."""
+    return load_version(registry, manifest, pickle_policy, converted).estimator
 
-    A compiled form (a tree ensemble as numpy arrays) is served as it is: neither
-    scikit-learn nor anything pickled is loaded for it. registry.artifacts (scikit-learn,
-    joblib, skops) is imported only for other versions, so that importing this module
-    loads none of them.
+
+def load_version(
+    registry: ModelRegistry,
+    manifest: ModelManifest,
+    pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
+    converted: ServingCopy | None = None,
+    max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
+) -> LoadedEstimator:
+    """The version's model, from the first of these it has; bytes checked before loading:
+
+    1. its compiled form (a tree ensemble as numpy arrays), or the skops copy the validator
+       made of a joblib artifact: the manifest's, else one `model-registry convert` recorded
+       (converted); neither scikit-learn nor anything pickled is loaded for a compiled form;
+    2. its own skops file;
+    3. under PickleArtifacts=allow-unsafe only, its pickled serving copy or its joblib file.
+    Otherwise VersionNeedsConversionError (or PickleRefusedError under deny): predict never
+    unpickles. registry.artifacts (scikit-learn, joblib, skops) is imported only where a
+    skops or pickled model is loaded, so that importing this module loads none of them.
     """
-    joblib_version = manifest.format is ArtifactFormat.JOBLIB
-    refused = joblib_version and pickle_policy is PicklePolicy.DENY
-    if manifest.serving_format is ServingFormat.COMPILED and manifest.serving_key and not refused:
-        try:
-            return load_compiled(registry.read_serving_copy(manifest))
-        except CompiledFormError:
-            # Only a validator's bug or a forged answer: the artifact itself still serves.
-            logger.warning(
-                "compiled form refused", extra={"model": manifest.name, "version": manifest.version}
-            )
-    return _load_artifact(registry, manifest, pickle_policy)
+    for copy in (manifest.serving_copy, converted):
+        if copy is None or copy.format not in PICKLE_FREE_SERVING:
+            continue
+        data = registry.read_serving_copy(manifest, copy)
+        if copy.format is ServingFormat.COMPILED:
+            try:
+                return LoadedEstimator(load_compiled(data), len(data))
+            except CompiledFormError:
+                # Only a validator's bug or a forged answer: the model is served another way.
+                logger.warning(
+                    "compiled form refused",
+                    extra={"model": manifest.name, "version": manifest.version},
+                )
+                continue
+        return _loaded(manifest, data, ArtifactFormat.SKOPS, pickle_policy, max_loaded_bytes)
+    if manifest.format is ArtifactFormat.SKOPS:
+        data = registry.read_artifact(manifest)
+        return _loaded(manifest, data, ArtifactFormat.SKOPS, pickle_policy, max_loaded_bytes)
+    if pickle_policy is PicklePolicy.ALLOW_UNSAFE:
+        copy = manifest.serving_copy
+        if copy is not None and copy.format is ServingFormat.PICKLE:
+            return _loaded(manifest, registry.read_serving_copy(manifest), None, pickle_policy)
+        data = registry.read_artifact(manifest)
+        return _loaded(manifest, data, ArtifactFormat.JOBLIB, pickle_policy, max_loaded_bytes)
+    where = f"version {manifest.version} of {manifest.name!r}"
+    if pickle_policy is PicklePolicy.DENY:
+        raise PickleRefusedError(
+            f"{where} is a joblib artifact, and this deployment refuses pickle "
+            "(PICKLE_ARTIFACTS=deny): register it again as a .skops file (skops.io.dump)"
+        )
+    raise VersionNeedsConversionError(
+        f"{where} is a joblib artifact registered before this registry served joblib models "
+        "only from a skops or compiled copy (predict never unpickles): give it one with "
+        f"`model-registry convert {manifest.name} {manifest.version}` (POST /models/"
+        f"{manifest.name}/versions/{manifest.version}/convert), or register the model again"
+    )
 
 
-def _load_artifact(
-    registry: ModelRegistry, manifest: ModelManifest, pickle_policy: PicklePolicy
-) -> Any:
-    from registry.artifacts import load_estimator, load_serving_copy
+def _loaded(
+    manifest: ModelManifest,
+    data: bytes,
+    format: ArtifactFormat | None,
+    pickle_policy: PicklePolicy,
+    max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
+) -> LoadedEstimator:
+    """A skops file (scikit-learn's types only), a joblib file, or (format None) a pickled
+    serving copy; charged what the validator measured, or what its members unfold to."""
+    from registry.artifacts import load_estimator, load_pickled_serving_copy, skops_members_bytes
 
     try:
-        pickled_copy = manifest.serving_format is ServingFormat.PICKLE and manifest.serving_sha256
-        joblib_version = manifest.format is ArtifactFormat.JOBLIB
-        if joblib_version and pickled_copy and manifest.serving_key is not None:
-            # A serving copy is a pickle: only a joblib version (a pickle already) may use one.
-            return load_serving_copy(registry.read_serving_copy(manifest), pickle_policy)
-        data = registry.read_artifact(manifest)
-        return load_estimator(data, manifest.format, pickle_policy)
+        if format is None:
+            estimator = load_pickled_serving_copy(data, pickle_policy)
+        else:
+            estimator = load_estimator(data, format, pickle_policy, max_loaded_bytes)
     except ArtifactRejected as exc:
-        if exc.rejection.reason is RejectionReason.PICKLE_REFUSED:
-            raise PickleRefusedError(
-                f"version {manifest.version} of {manifest.name!r} is a joblib artifact, and this "
-                "deployment refuses pickle (PICKLE_ARTIFACTS=deny): register it again as a "
-                ".skops file (skops.io.dump)"
-            ) from None
-        error: RegistryError = rejection_error(exc.rejection, runtime_versions())
+        error: RegistryError = rejection_error(exc.rejection, runtime_versions(), max_loaded_bytes)
         raise error from None
+    unfolded = skops_members_bytes(data) if format is ArtifactFormat.SKOPS else len(data)
+    return LoadedEstimator(estimator, max(unfolded, manifest.loaded_bytes or 0))

@@ -107,7 +107,7 @@ class Registrar:
         registry: ModelRegistry,
         validator: Validator,
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
-        pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+        pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.registry = registry
@@ -278,10 +278,12 @@ class Registrar:
         """
         key = artifact_key(name, digest, format)
         serving_copy, serving_format = validated.serving_copy, validated.serving_format
-        if serving_format is ServingFormat.PICKLE and (
-            format is not ArtifactFormat.JOBLIB or self.pickle_policy is PicklePolicy.DENY
-        ):
-            serving_copy = None  # only a joblib artifact's own pickle may stand in for it
+        if not _acceptable_serving(format, serving_format, self.pickle_policy):
+            serving_copy = None
+        unsafe = self.pickle_policy is PicklePolicy.ALLOW_UNSAFE
+        if format is ArtifactFormat.JOBLIB and serving_copy is None and not unsafe:
+            # The validator said it converted, but sent nothing predict may load.
+            raise rejection_error(Rejection(reason=RejectionReason.NOT_CONVERTIBLE))
         serving: dict[str, Any] = {}
         if serving_copy is not None and serving_format is not None:
             # A compiled form is plain arrays, loaded without unpickling: any artifact's.
@@ -305,6 +307,7 @@ class Registrar:
             "output_classes": estimator.output_classes,
             "has_predict_proba": estimator.has_predict_proba,
             "runtime": validated.runtime,
+            "loaded_bytes": estimator.loaded_bytes,
             **serving,
             **metadata,
         }
@@ -403,6 +406,25 @@ class Registrar:
         return existing if existing.status is VersionStatus.ACTIVE else None
 
 
+def _acceptable_serving(
+    format: ArtifactFormat, serving_format: ServingFormat | None, policy: PicklePolicy
+) -> bool:
+    """Whether register keeps a serving copy of this kind for an artifact of this format.
+
+    A compiled form is plain arrays, loaded without unpickling: any artifact's. A skops copy
+    stands in only for a joblib artifact (a skops artifact serves itself), and a pickled
+    one only for a joblib artifact under allow-unsafe (it is a pickle already).
+    """
+    match serving_format:
+        case ServingFormat.COMPILED:
+            return True
+        case ServingFormat.SKOPS:
+            return format is ArtifactFormat.JOBLIB
+        case ServingFormat.PICKLE:
+            return format is ArtifactFormat.JOBLIB and policy is PicklePolicy.ALLOW_UNSAFE
+    return False
+
+
 def _checked_example(estimator: EstimatorDescription, example: list[Any]) -> InputSignature:
     """The signature the example completes; a 422 when the model cannot take the example.
 
@@ -420,12 +442,6 @@ def _checked_example(estimator: EstimatorDescription, example: list[Any]) -> Inp
         raise InvalidInputError(
             f"the model could not predict on input_example ({raised}); nothing was registered: "
             "send rows with the columns and kinds of values the model was fitted on"
-        )
-    if outcome is not None and outcome.failure is ExampleFailure.WRONG_COUNT:
-        raise InvalidInputError(
-            "the model did not answer one prediction per row of input_example: it does not "
-            "take rows of columns (fitted on a plain list of texts?); nothing was registered: "
-            "fit it on a DataFrame column or a 2-D array"
         )
     if outcome is not None:
         raise InvalidInputError(

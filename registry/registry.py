@@ -28,6 +28,7 @@ from registry.errors import (
 from registry.manifest import (
     ModelManifest,
     ModelState,
+    ServingCopy,
     VersionMetadata,
     VersionStatus,
     artifact_key,
@@ -234,13 +235,13 @@ class ModelRegistry:
             )
         return data
 
-    def read_serving_copy(self, manifest: ModelManifest) -> bytes:
-        """The serving copy's bytes, refused unless they match the manifest's serving_sha256."""
-        assert manifest.serving_key is not None and manifest.serving_sha256 is not None
-        expected = serving_key(manifest.name, manifest.serving_sha256, manifest.serving_format)
-        return self._read_verified(
-            manifest, manifest.serving_key, expected, manifest.serving_sha256
-        )
+    def read_serving_copy(self, manifest: ModelManifest, copy: ServingCopy | None = None) -> bytes:
+        """A serving copy's bytes (the manifest's, or one converted later), refused unless
+        they match its sha256 and sit at the content-addressed key of that sha256."""
+        copy = copy or manifest.serving_copy
+        assert copy is not None
+        expected = serving_key(manifest.name, copy.sha256, copy.format)
+        return self._read_verified(manifest, copy.key, expected, copy.sha256)
 
     # Aliases, archive, restore and edits -----------------------------------
 

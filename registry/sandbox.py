@@ -1,181 +1,264 @@
 """Where artifacts are loaded: a zygote process, and one child of it per artifact.
 
-The validator (registry/inspection.py) starts the zygote as a fresh interpreter with
-a clean environment (`python -m registry.sandbox`): no credential, no AWS variable,
-not even in its /proc environ. The zygote imports scikit-learn and the usual estimator
-modules once, then only forks: it never holds a caller's byte. For each artifact the
-validator sends it two pipe ends over a Unix socket (the artifact in, the answer out);
-the zygote forks a child that starts a session of its own, keeps no descriptor but
-those two, reads the artifact, loads and describes it, writes its findings and exits.
+The validator (registry/inspection.py) starts the zygote as a fresh interpreter
+(`python -P -s -m registry.sandbox`) with a clean environment (no credential, no AWS
+variable, not even in its /proc environ), working directory / and a PYTHONPATH of code
+only. Before it imports anything else, the zygote takes what the kernel gives it
+(registry/isolation.py): a user namespace whose mounts are all read-only, with a private,
+empty /tmp; a network namespace with no interface; no capability. It refuses to run if
+any entry of its import path is writable. Then it imports everything a child may import
+(scikit-learn's estimators, skops, pandas, our loaders), and only forks: it never holds a
+caller's byte.
 
-A fork of a process that never held request data leaks no other registration's bytes
-into the child. The zygote is a child subreaper: whatever an artifact's code starts
-(double forks and new sessions included) is reparented to it, and after each artifact
-it kills every process below it. It is undumpable, so a child cannot read its memory.
+For each artifact the validator sends two pipe ends over a Unix socket (the artifact in,
+the answer out). The zygote forks a child that starts a session of its own, keeps no
+descriptor but those two, gets a scratch directory of its own, bounds its memory, file
+sizes and processes, installs a seccomp filter (no signal to another process, no ptrace,
+no process_vm_*, no new process or program, no namespace or mount), and from then on can
+import nothing new. It reads the artifact, loads and describes it, makes its serving copy,
+writes its findings and exits.
+
+When the validator has read the answer, the zygote stops and kills every process below
+it until none is left (it is their subreaper, so orphans of any session come to it),
+removes the child's scratch, empties its private /tmp, and says whether the child exited
+cleanly. The validator treats anything else as a tainted sandbox and starts a new one.
 """
 
 import contextlib
-import ctypes
-import importlib
 import json
 import os
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from registry.artifacts import (
-    describe_estimator,
-    example_features,
-    load_estimator,
-    serving_bytes,
-    try_example,
+from registry.isolation import (
+    SandboxMeasures,
+    SandboxRefused,
+    address_space_bytes,
+    become_subreaper,
+    block_new_imports,
+    drop_capabilities,
+    empty_directory,
+    enter_private_filesystem,
+    forbid_new_privileges,
+    install_seccomp_filter,
+    kill_descendants,
+    leave_the_network,
+    limit_resources,
+    make_undumpable,
+    refuse_writable_import_path,
 )
-from registry.compiled import CompiledFormError, load_compiled
-from registry.config import PicklePolicy
-from registry.manifest import ArtifactFormat, ServingFormat
-from registry.tree_compiler import exact_form
-from registry.validation import ArtifactRejected, ChildFindings, Rejection, RejectionReason
 
 # What a child writes: the lengths of its JSON and of its serving copy, then both.
 CHILD_HEADER = struct.Struct("!QQ")
-_PR_SET_DUMPABLE = 4
-_PR_SET_CHILD_SUBREAPER = 36
-# Imported once by the zygote, before it forks: otherwise every child imports the
-# estimator's module anew (about 90 ms for a LogisticRegression, 700 ms for a forest).
-COMMON_ESTIMATOR_MODULES = (
-    "sklearn.ensemble",
-    "sklearn.linear_model",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "sklearn.compose",
-    "sklearn.impute",
-    "sklearn.tree",
-    "sklearn.svm",
-    "sklearn.neighbors",
-    "sklearn.naive_bayes",
-    "sklearn.neural_network",
-    "sklearn.model_selection",
+# What the zygote imports before it forks, besides scikit-learn's every estimator module:
+# what loading, describing, compiling, converting and checking an artifact reaches.
+PREIMPORTED_MODULES = (
+    "registry.artifact_inspection",
+    "skops.io",
+    "pandas",
+    "joblib",
+    "scipy.special",
+    "scipy.sparse",
+    "encodings.cp437",  # zipfile's names, when it reads a skops file
 )
+# A child's bounds: what it may map beyond the zygote's size, besides what its request
+# allows for the artifact and the loaded model; the largest file it may write; and how
+# many threads or processes its user may start (it runs one thread, scikit-learn may
+# start a few; seccomp refuses processes where the kernel has it).
+CHILD_ADDRESS_SPACE_SLACK = 768 * 1024 * 1024
+CHILD_FILE_BYTES = 64 * 1024 * 1024
+CHILD_MORE_TASKS = 32
+# How long a child that closed its answer may take to exit before it is killed.
+CHILD_EXIT_SECONDS = 2.0
 
 
-def prctl(option: int, value: int) -> bool:
-    """Whether the kernel took the setting (not on other systems, nor where seccomp refuses)."""
-    with contextlib.suppress(OSError, AttributeError):
-        return int(ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)) == 0
-    return False
-
-
-def serve_zygote(connection: socket.socket) -> None:
-    """Fork a child per request until the validator closes the socket."""
-    prctl(_PR_SET_DUMPABLE, 0)
-    subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    for module in COMMON_ESTIMATOR_MODULES:
-        importlib.import_module(module)
-    connection.sendall(json.dumps({"ready": True, "subreaper": subreaper}).encode())
+def main(fd: int, config: dict[str, Any]) -> None:
+    """The zygote: isolate, check, import, then fork a child per request until closed."""
+    connection = socket.socket(fileno=fd)
+    measures = SandboxMeasures.without(config.get("off", []))
+    private = _enter_namespaces(measures)
+    make_undumpable()
+    subreaper = become_subreaper()
+    empty_tmp = private or bool(config.get("empty_tmp"))
+    tmp_root = tempfile.gettempdir()
+    if empty_tmp:
+        empty_directory(tmp_root)
+    home = tempfile.mkdtemp(prefix="zygote-")
+    os.environ["HOME"] = home
+    try:
+        if measures.safe_import_path:
+            refuse_writable_import_path()
+    except SandboxRefused as exc:
+        connection.sendall(json.dumps({"ready": False, "refused": str(exc)}).encode())
+        return
+    preload(measures)
+    ready = {"ready": True, "subreaper": subreaper, "private": private}
+    connection.sendall(json.dumps(ready).encode())
+    home_name = os.path.basename(home)
     while True:
         message, fds, _, _ = socket.recv_fds(connection, 4096, 2)
         if not message:
             return
         request = json.loads(message)
-        if request.get("reap"):
-            connection.sendall(json.dumps({"reaped": reap_descendants()}).encode())
-            continue
+        scratch = tempfile.mkdtemp(dir=home)
         pid = os.fork()
         if pid == 0:
             connection.close()
-            _inspect_and_exit(fds[0], fds[1], request)
-        for fd in fds:
-            os.close(fd)
+            _child(fds[0], fds[1], request, measures, scratch)
+        for fd_ in fds:
+            os.close(fd_)
         connection.sendall(json.dumps({"pid": pid}).encode())
+        if json.loads(connection.recv(4096) or b"{}").get("reap") is not True:
+            return
+        clean = _finished_cleanly(pid)
+        killed = kill_descendants() if measures.reap else 0
+        shutil.rmtree(scratch, ignore_errors=True)
+        if empty_tmp:
+            empty_directory(tmp_root, keep=[home_name])
+        connection.sendall(json.dumps({"clean": clean, "killed": killed}).encode())
 
 
-def reap_descendants() -> int:
-    """Kill every process below this one (a subreaper inherits the orphans) and reap them."""
-    killed = 0
-    for _ in range(50):
-        children = _children_of(os.getpid())
-        if not children:
-            break
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+def _enter_namespaces(measures: SandboxMeasures) -> bool:
+    """What the kernel gives: a read-only, private filesystem; no network. Whether the
+    filesystem is private. Capabilities the namespaces gave are dropped at once."""
+    private = measures.private_filesystem and enter_private_filesystem(network=measures.no_network)
+    entered = private or (measures.no_network and leave_the_network())
+    if entered:
+        drop_capabilities()
+    return private
+
+
+def preload(measures: SandboxMeasures) -> None:
+    """Import what the children use; with preimport, everything a child may ever import."""
+    import importlib
+
+    for module in PREIMPORTED_MODULES:
+        importlib.import_module(module)
+    if measures.preimport:
+        from sklearn.utils.discovery import all_estimators
+
+        all_estimators()  # imports every module of scikit-learn that defines an estimator
+        _warm_up()
+
+
+def _warm_up() -> None:
+    """Inspect two small models as a child would (a DataFrame pipeline with strings, missing
+    values and HistGradientBoosting, and one on pandas categories, from joblib and skops
+    files), so that what that path imports only when it first runs (pandas' and narwhals'
+    DataFrame machinery, codecs) is imported before the zygote forks."""
+    import io
+
+    import joblib
+    import pandas
+    import skops.io
+    from sklearn.compose import make_column_transformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from registry.artifact_inspection import inspect_artifact
+
+    table = pandas.DataFrame(
+        {
+            "x": [0.0, 1.0, None, 3.0],
+            "side": ["a", "b", "a", None],
+            "kind": pandas.Categorical(["u", "v", "u", "v"]),
+        }
+    )
+    labels = [0, 1, 0, 1]
+    pipeline = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ["side"]), (SimpleImputer(), ["x"])
+        ),
+        HistGradientBoostingClassifier(max_iter=2),
+    ).fit(table, labels)
+    categories = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=2).fit(
+        table[["x", "kind"]], labels
+    )
+    example = json.dumps([{"x": 0.5, "side": "a", "kind": "u"}]).encode()
+    for model in (pipeline, categories):
+        pickled = io.BytesIO()
+        joblib.dump(model, pickled)
+        for data, format in ((pickled.getvalue(), "joblib"), (skops.io.dumps(model), "skops")):
+            request = {
+                "format": format,
+                "pickle_policy": "convert",
+                "example_bytes": len(example),
+                "max_loaded_bytes": 1 << 30,
+                "max_serving_bytes": 1 << 30,
+            }
+            inspect_artifact(data + example, request)
+
+
+def _finished_cleanly(pid: int) -> bool:
+    """Whether the child exited by itself with status 0; a child still running is killed."""
+    deadline = time.monotonic() + CHILD_EXIT_SECONDS
+    while True:
+        try:
+            waited, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if waited == pid:
+            return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            killed += 1
-        _reap_exited()
-        time.sleep(0.005)
-    _reap_exited()
-    return killed
+            os.waitpid(pid, 0)
+            return False
+        time.sleep(0.001)
 
 
-def _reap_exited() -> None:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0] != 0:
-            pass
-
-
-def _children_of(parent: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        if len(fields) > 1 and int(fields[1]) == parent:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def _inspect_and_exit(artifact_fd: int, answer_fd: int, request: dict[str, Any]) -> None:
+def _child(
+    artifact_fd: int,
+    answer_fd: int,
+    request: dict[str, Any],
+    measures: SandboxMeasures,
+    scratch: str,
+) -> None:
     try:
-        _isolate(artifact_fd, answer_fd)
+        _isolate(artifact_fd, answer_fd, scratch)
+        if measures.resource_limits:
+            allowed = int(request["max_bytes"]) * 2 + int(request["max_loaded_bytes"]) * 4
+            limit_resources(
+                address_space_bytes() + allowed + CHILD_ADDRESS_SPACE_SLACK,
+                CHILD_FILE_BYTES,
+                CHILD_MORE_TASKS,
+            )
+        if measures.seccomp and forbid_new_privileges():
+            install_seccomp_filter()
+        if measures.preimport:
+            block_new_imports()
         data = _read_artifact(artifact_fd, int(request["max_bytes"]))
-        example_bytes = int(request.get("example_bytes", 0))
-        example = json.loads(data[len(data) - example_bytes :]) if example_bytes else None
-        data = data[: len(data) - example_bytes]
-        format = ArtifactFormat(request["format"])
-        policy = PicklePolicy(request["pickle_policy"])
-        serving = b""
-        try:
-            estimator = load_estimator(data, format, policy)
-            description = describe_estimator(estimator)
-            if example is not None:
-                description = description.model_copy(
-                    update={"example": try_example(estimator, description, example)}
-                )
-            findings = ChildFindings(estimator=description)
-            max_serving_bytes = int(request["max_serving_bytes"])
-            serving = _compiled_form(estimator, description, example, max_serving_bytes)
-            if serving:
-                findings.serving_format = ServingFormat.COMPILED
-            elif format is ArtifactFormat.JOBLIB:
-                serving = _serving_copy(estimator, max_serving_bytes)
-                findings.serving_format = ServingFormat.PICKLE if serving else None
-        except ArtifactRejected as exc:
-            findings = ChildFindings(rejection=exc.rejection)
-        except Exception:  # anything else the artifact's object raised while described
-            findings = ChildFindings(rejection=Rejection(reason=RejectionReason.NOT_LOADABLE))
+        from registry.artifact_inspection import inspect_artifact
+
+        findings, serving = inspect_artifact(data, request)
         body = findings.model_dump_json(exclude_none=True).encode()
         _write_all(answer_fd, CHILD_HEADER.pack(len(body), len(serving)) + body + serving)
     finally:
         os._exit(0)
 
 
-def _isolate(*keep: int) -> None:
-    """A session of its own, and no inherited descriptor but the two pipe ends."""
+def _isolate(artifact_fd: int, answer_fd: int, scratch: str) -> None:
+    """A session of its own, no inherited descriptor but the two pipe ends, and a scratch
+    directory of its own for whatever wants a temporary file."""
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
     for standard in (0, 1, 2):
         os.dup2(devnull, standard)
     start = 3
-    for fd in sorted(keep):
+    for fd in sorted((artifact_fd, answer_fd)):
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, 65536)
+    os.environ.update(HOME=scratch, TMPDIR=scratch)
+    tempfile.tempdir = scratch
 
 
 def _read_artifact(fd: int, max_bytes: int) -> bytes:
@@ -190,30 +273,6 @@ def _read_artifact(fd: int, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _compiled_form(
-    estimator: Any, description: Any, example: list[Any] | None, max_bytes: int
-) -> bytes:
-    """A tree ensemble's compiled form, if it answers exactly as the estimator; else b""."""
-    features = example_features(description, example) if example is not None else None
-    form = exact_form(estimator, features)
-    if form is None:
-        return b""
-    compiled = form.to_bytes()
-    try:
-        load_compiled(compiled)  # what predict will check: a form it would refuse is not kept
-    except CompiledFormError:
-        return b""
-    return compiled if len(compiled) <= max_bytes else b""
-
-
-def _serving_copy(estimator: Any, max_bytes: int) -> bytes:
-    try:
-        serving = serving_bytes(estimator)
-    except Exception:  # an estimator plain pickle cannot hold: predict loads the artifact
-        return b""
-    return serving if len(serving) <= max_bytes else b""
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -221,4 +280,4 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    serve_zygote(socket.socket(fileno=int(sys.argv[1])))
+    main(int(sys.argv[1]), json.loads(sys.argv[2]))

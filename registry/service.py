@@ -39,10 +39,12 @@ def model_registry() -> ModelRegistry:
     return ModelRegistry(open_store(config.registry_uri, upload_url=config.local_upload_url))
 
 
-@lru_cache(maxsize=2)
-def local_validator_process(pickle_policy: PicklePolicy) -> ChildProcessInvoker:
+@lru_cache(maxsize=4)
+def local_validator_process(
+    pickle_policy: PicklePolicy, measures_off: str = ""
+) -> ChildProcessInvoker:
     """The local stand-in for the validator function: one child process, kept across resets."""
-    invoker = ChildProcessInvoker(pickle_policy)
+    invoker = ChildProcessInvoker(pickle_policy, measures_off=measures_off)
     atexit.register(invoker.close)
     return invoker
 
@@ -66,10 +68,21 @@ def validator() -> Validator:
     store = model_registry().store
     if config.validator_function:
         return Validator(
-            lambda_client(), config.validator_function, store, config.max_artifact_bytes
+            lambda_client(),
+            config.validator_function,
+            store,
+            config.max_artifact_bytes,
+            max_loaded_bytes=config.max_loaded_bytes,
         )
-    invoker = local_validator_process(config.pickle_artifacts)
-    return Validator(invoker, "local", store, config.max_artifact_bytes, inline_limit=None)
+    invoker = local_validator_process(config.pickle_artifacts, config.sandbox_measures_off)
+    return Validator(
+        invoker,
+        "local",
+        store,
+        config.max_artifact_bytes,
+        inline_limit=None,
+        max_loaded_bytes=config.max_loaded_bytes,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -99,6 +112,7 @@ def predictor() -> Predictor:
         pickle_policy=config.pickle_artifacts,
         native_threads=config.native_threads
         or cpu_share_threads(config.aws_lambda_function_memory_size),
+        max_loaded_bytes=config.max_loaded_bytes,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy
 
+from registry.artifacts import identical
 from registry.compiled import MAX_DEPTH, CompiledTrees, Kind
 
 # Rows generated to compare the form with scikit-learn, besides the registrant's example.
@@ -61,18 +62,9 @@ def _same_answers(form: CompiledTrees, estimator: Any, features: Any) -> bool:
             got = getattr(form, method)(features)
         except Exception:  # rows chosen to be answered: a refusal proves nothing
             return False
-        if not _identical(numpy.asarray(expected), numpy.asarray(got)):
+        if not identical(expected, got):
             return False
     return True
-
-
-def _identical(expected: Any, got: Any) -> bool:
-    """Equal to the last bit: numbers byte for byte (so -0.0 is not 0.0), labels by value."""
-    if expected.shape != got.shape:
-        return False
-    if expected.dtype.kind in "biuf" and got.dtype.kind in "biuf":
-        return bool(expected.dtype == got.dtype and expected.tobytes() == got.tobytes())
-    return bool(numpy.array_equal(expected, got))
 
 
 def _accepts(estimator: Any, rows: Any) -> bool:

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from registry.config import DEFAULT_MAX_LOADED_BYTES
 from registry.errors import (
     ArtifactTooLargeError,
     IncompatibleArtifactError,
@@ -73,7 +74,10 @@ class RejectionReason(StrEnum):
     OTHER_SCIKIT_LEARN = "other_scikit_learn_version"
     UNTRUSTED_TYPES = "untrusted_types"
     PICKLE_REFUSED = "pickle_refused"
+    NOT_CONVERTIBLE = "not_convertible"
     TOO_LARGE = "too_large"
+    TOO_LARGE_LOADED = "too_large_loaded"
+    NOT_ROWS = "not_rows"
     STOPPED = "stopped"
 
 
@@ -88,6 +92,7 @@ class Rejection(BaseModel):
     untrusted_types: Annotated[list[PythonName], Field(max_length=1000)] = Field(
         default_factory=list
     )
+    loaded_bytes: int | None = Field(default=None, ge=0)
 
 
 class ArtifactRejected(Exception):
@@ -102,7 +107,11 @@ def reject(reason: RejectionReason, **details: object) -> ArtifactRejected:
     return ArtifactRejected(Rejection.model_validate({"reason": reason, **details}))
 
 
-def rejection_error(rejection: Rejection, runtime: RuntimeVersions | None = None) -> RegistryError:
+def rejection_error(
+    rejection: Rejection,
+    runtime: RuntimeVersions | None = None,
+    max_loaded_bytes: int | None = None,
+) -> RegistryError:
     """The caller's error for a rejection, in our words: what was wrong and what to send."""
     runs = runtime.scikit_learn if runtime is not None else "this registry's version"
     thing = rejection.type_name or "object"
@@ -132,20 +141,52 @@ def rejection_error(rejection: Rejection, runtime: RuntimeVersions | None = None
                 f"; this registry runs {runs}: save it again with scikit-learn {runs}"
             )
         case RejectionReason.UNTRUSTED_TYPES:
-            shown = rejection.untrusted_types[:MAX_UNTRUSTED_TYPES_SHOWN]
-            more = len(rejection.untrusted_types) - len(shown)
-            listed = ", ".join(shown) + (f" and {more} more" if more > 0 else "")
             return InvalidArtifactError(
-                f"the skops file holds types that are not scikit-learn's ({listed}); "
-                "only scikit-learn's own types are loaded from skops files"
+                f"the skops file holds types that are not scikit-learn's "
+                f"({_listed(rejection.untrusted_types)}); only scikit-learn's own types (and "
+                "the functions it stores itself) are loaded from skops files"
             )
         case RejectionReason.PICKLE_REFUSED:
             return PickleRefusedError(
                 "this registry refuses joblib and pickle artifacts (PICKLE_ARTIFACTS=deny): "
                 "save the model with skops.io.dump and register the .skops file"
             )
+        case RejectionReason.NOT_CONVERTIBLE:
+            held = (
+                f"it holds types that are not scikit-learn's ({_listed(rejection.untrusted_types)})"
+                if rejection.untrusted_types
+                else "skops could not save it, or its copy did not answer as the model does"
+            )
+            return PickleRefusedError(
+                "the joblib artifact cannot be served without unpickling it: this registry serves "
+                f"joblib models from a skops copy it makes of them, and {held}. Use scikit-learn's "
+                "own estimators and functions (its helpers, such as functools.partial around its "
+                "functions, convert by themselves), or save the model with skops.io.dump and "
+                "register the .skops file"
+            )
         case RejectionReason.TOO_LARGE:
             return ArtifactTooLargeError("the artifact is larger than the registry accepts")
+        case RejectionReason.TOO_LARGE_LOADED:
+            limit = f" of {_megabytes(max_loaded_bytes)}" if max_loaded_bytes else ""
+            size = (
+                f"{_megabytes(rejection.loaded_bytes)}"
+                if rejection.loaded_bytes
+                else "more than the limit"
+            )
+            return ArtifactTooLargeError(
+                f"the model takes {size} in memory once loaded, over the registry's limit{limit} "
+                "(MAX_LOADED_BYTES): register a smaller model (fewer or shallower trees, fewer "
+                "features), or raise MaxLoadedBytes together with the predict function's memory"
+            )
+        case RejectionReason.NOT_ROWS:
+            return InvalidArtifactError(
+                "the model does not answer one prediction per row: it takes a sequence of "
+                "documents (fitted on a plain list of texts?), so a row of columns would be read "
+                "as documents; nothing was registered. Fit it on a DataFrame with a "
+                "ColumnTransformer over the text column, for example make_pipeline("
+                "make_column_transformer((TfidfVectorizer(), 'text')), MultinomialNB()), and "
+                'register it with an input_example of rows such as [{"text": "..."}]'
+            )
         case RejectionReason.STOPPED:
             return InvalidArtifactError(
                 "loading the artifact stopped the validator (it exited, crashed, or ran out of "
@@ -154,12 +195,21 @@ def rejection_error(rejection: Rejection, runtime: RuntimeVersions | None = None
             )
 
 
+def _listed(names: list[str]) -> str:
+    shown = names[:MAX_UNTRUSTED_TYPES_SHOWN]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _megabytes(size: int | None) -> str:
+    return f"{(size or 0) / 1_000_000:,.1f} MB"
+
+
 class ExampleFailure(StrEnum):
     """How the model failed on the registrant's input_example."""
 
     DOES_NOT_FIT = "does_not_fit"  # the rows do not fit the signature (register says how)
     NOT_PREDICTED = "not_predicted"  # predict() raised on them
-    WRONG_COUNT = "wrong_count"  # predict() answered another number of rows than it was sent
 
 
 class ExampleOutcome(BaseModel):
@@ -190,6 +240,8 @@ class EstimatorDescription(BaseModel):
     signature: InputSignature | None = None
     # Set when an input_example was sent and the model did not predict on it.
     example: ExampleOutcome | None = None
+    # The memory the model took while it was loaded and predicted on rows.
+    loaded_bytes: int | None = Field(default=None, ge=0)
 
 
 class ValidateArtifactRequest(BaseModel):
@@ -202,6 +254,8 @@ class ValidateArtifactRequest(BaseModel):
     artifact_base64: str | None = None
     artifact_url: str | None = None
     max_bytes: int = Field(ge=1)
+    # The most memory the loaded model may take (MAX_LOADED_BYTES).
+    max_loaded_bytes: int = Field(default=DEFAULT_MAX_LOADED_BYTES, ge=1)
     # The most bytes the answer may take (Lambda's response limit); None: no limit. A serving
     # copy that would not fit is PUT to serving_upload_url, if given, else left out.
     answer_limit_bytes: int | None = Field(default=None, ge=0)

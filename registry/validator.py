@@ -17,7 +17,6 @@ import secrets
 import select
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from registry.config import PicklePolicy
+from registry.config import DEFAULT_MAX_LOADED_BYTES, PicklePolicy
 from registry.errors import (
     InvalidArtifactError,
     ObjectTooLargeError,
@@ -55,6 +54,9 @@ ANSWER_LIMIT_BYTES = 5_500_000
 INFRASTRUCTURE_ERRORS = frozenset(
     {"StagedArtifactUnavailable", "ServingCopyUnavailable", "Sandbox.Timedout"}
 )
+# The validator's sandbox refused to run where an artifact could plant code in its import
+# path: an operator's matter (registry/isolation.py), never the artifact's.
+SANDBOX_UNAVAILABLE = "SandboxUnavailable"
 # A presigned URL of a staged artifact lives as long as one validation may take.
 STAGED_URL_EXPIRES_IN = 120
 LOCAL_INVOKE_TIMEOUT_SECONDS = 60.0
@@ -88,6 +90,7 @@ class Validator:
         max_artifact_bytes: int,
         inline_limit: int | None = INVOKE_INLINE_LIMIT,
         answer_limit: int | None = ANSWER_LIMIT_BYTES,
+        max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
     ) -> None:
         """inline_limit: the largest artifact sent in the invocation; answer_limit: the largest
         answer (a serving copy that would not fit comes back by URL). None: no limit, as for
@@ -96,6 +99,7 @@ class Validator:
         self.function_name = function_name
         self.store = store
         self.max_artifact_bytes = max_artifact_bytes
+        self.max_loaded_bytes = max_loaded_bytes
         self.inline_limit = inline_limit
         self.answer_limit = answer_limit if inline_limit is not None else None
 
@@ -113,6 +117,7 @@ class Validator:
         fields: dict[str, Any] = {
             "format": format,
             "max_bytes": self.max_artifact_bytes,
+            "max_loaded_bytes": self.max_loaded_bytes,
             "answer_limit_bytes": self.answer_limit,
             "input_example": input_example,
         }
@@ -147,7 +152,7 @@ class Validator:
         request = ValidateArtifactRequest(**fields)
         report = self._invoke(request)
         if report.rejection is not None:
-            raise rejection_error(report.rejection, report.runtime)
+            raise rejection_error(report.rejection, report.runtime, self.max_loaded_bytes)
         assert report.estimator is not None
         serving_copy = self._serving_copy(report, staged_serving_key)
         if serving_copy is None or report.serving_format is None:
@@ -197,6 +202,15 @@ class Validator:
                 raise ValidatorUnavailableError(
                     "the artifact could not be validated right now; retry the request"
                 )
+            if error_type == SANDBOX_UNAVAILABLE:
+                raise ValidatorUnavailableError(
+                    "the validator's sandbox refuses to run on this machine: an entry of its "
+                    "import path is writable, so an artifact could plant code there. On Linux, "
+                    "allow unprivileged user namespaces (the local server then makes its "
+                    "filesystem read-only); elsewhere, start the local server with "
+                    "SANDBOX_MEASURES_OFF=private_filesystem,safe_import_path and register "
+                    "only artifacts you trust"
+                )
             if error_type == "Function.ResponseSizeTooLarge":
                 raise InvalidArtifactError(
                     "the model's description (feature names, classes) is too large to register"
@@ -222,42 +236,48 @@ def _error_type(answer: bytes) -> str:
 class ChildProcessInvoker:
     """boto3's Lambda client's invoke(), answered by the validator's handler in a child process.
 
-    The child (`python -m registry.inspection`) is started once and reused, like a warm
-    function; its environment has no AWS variable and no credential (only PATH, the locale
-    and where Python finds the registry package), its working directory is an empty
-    temporary one, and it has every artifact loaded in its sandbox (registry/sandbox.py).
+    The child (`python -P -s -m registry.inspection`) is started once and reused, like a
+    warm function; its environment has no AWS variable and no credential (only PATH, the
+    locale and where Python finds the registry package), its working directory is /, and
+    it has every artifact loaded in its sandbox (registry/sandbox.py). It exits only when
+    it cannot go on; the next invocation then starts another, as Lambda would.
+
+    measures_off: sandbox measures to leave off (SANDBOX_MEASURES_OFF), for a kernel that
+    lacks them; the attack tests use it to show what each measure stops.
     """
 
     def __init__(
         self,
-        pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+        pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
         timeout: float = LOCAL_INVOKE_TIMEOUT_SECONDS,
+        measures_off: str = "",
     ) -> None:
         self.pickle_policy = pickle_policy
         self.timeout = timeout
+        self.measures_off = measures_off
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
-        self._workdir = tempfile.TemporaryDirectory(prefix="registry-validator-")
 
     def environment(self) -> dict[str, str]:
         package_root = str(Path(__file__).resolve().parents[1])
         env = {key: os.environ[key] for key in _WORKER_ENVIRONMENT_KEEP if key in os.environ}
         env.update(
             PYTHONPATH=package_root,
-            HOME=self._workdir.name,
             PICKLE_ARTIFACTS=self.pickle_policy.value,
+            SANDBOX_MEASURES_OFF=self.measures_off,
             AWS_EC2_METADATA_DISABLED="true",
         )
         return env
 
     def _worker(self) -> subprocess.Popen[bytes]:
         if self._process is None or self._process.poll() is not None:
+            safe_path = "safe_import_path" not in self.measures_off
             self._process = subprocess.Popen(
-                [sys.executable, "-s", "-m", "registry.inspection"],
+                [sys.executable, *(["-P"] if safe_path else []), "-s", "-m", "registry.inspection"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                cwd=self._workdir.name,
+                cwd="/",
                 env=self.environment(),
                 close_fds=True,
             )
@@ -311,4 +331,3 @@ class ChildProcessInvoker:
         with self._lock:
             if self._process is not None:
                 self._stop(self._process)
-        self._workdir.cleanup()

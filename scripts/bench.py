@@ -50,6 +50,7 @@ import boto3  # noqa: E402
 import joblib  # noqa: E402
 import numpy  # noqa: E402
 import sklearn  # noqa: E402
+import skops.io  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 from sklearn.datasets import load_wine, make_moons  # noqa: E402
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
@@ -86,7 +87,7 @@ GOALS = {
     "first request of a version / blog request": ("<=", 1.2),
     "local server / mlflow models serve": ("<=", 1.0),
     "built package, bare python3.12: import predict handler, bytecode / none": ("<=", 0.45),
-    "built package, bare python3.12: import + first request, compiled form / pickle": (
+    "built package, bare python3.12: import + first request, compiled form / skops copy": (
         "<=",
         0.25,
     ),
@@ -712,11 +713,12 @@ print(json.dumps([imported - started, time.perf_counter() - imported, "sklearn" 
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 
 
-class PickleServingCopy:
-    """The validator as it was before compiled forms: the forest's serving copy is a pickle.
+class SkopsServingCopy:
+    """The validator for a model outside the compiled families: the forest's serving copy is
+    the skops file it would make of it.
 
-    The bench trained the model itself, so it pickles it here; register stores it as any
-    serving copy (the bench's registry only), for the pickle path's cold start to be measured.
+    The bench trained the model itself, so it saves it here; register stores it as any
+    serving copy (the bench's registry only), for that path's cold start to be measured.
     """
 
     def __init__(self, validator: Any, model: Any) -> None:
@@ -725,15 +727,13 @@ class PickleServingCopy:
     def validate(self, *args: Any, **kwargs: Any) -> Any:
         validated = self.validator.validate(*args, **kwargs)
         return dataclasses.replace(
-            validated,
-            serving_copy=pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL),
-            serving_format=ServingFormat.PICKLE,
+            validated, serving_copy=skops.io.dumps(self.model), serving_format=ServingFormat.SKOPS
         )
 
 
 def built_cold_start_rows(quick: bool) -> list[Row]:
     """The built package, as Lambda runs it: its layer with bytecode, and with it removed; the
-    forest served from its compiled form and from a pickle; with the default model preloaded."""
+    forest served from its compiled form and from a skops copy; with the default model preloaded."""
     build = REPO_ROOT / ".aws-sam" / "build"
     if not (build / "RegistryLayer" / "python").is_dir():
         print("skipping the built package's cold start: no build (make package)", flush=True)
@@ -760,10 +760,10 @@ def built_cold_start_rows(quick: bool) -> list[Row]:
         forest = train_moons()
         compiled = Registrar(registry, service.validator()).register("moons", joblib_bytes(forest))
         assert compiled.info.manifest.serving_format is ServingFormat.COMPILED
-        pickled = Registrar(registry, PickleServingCopy(service.validator(), forest)).register(
-            "moons-pickle", joblib_bytes(forest)
+        copied = Registrar(registry, SkopsServingCopy(service.validator(), forest)).register(
+            "moons-skops", joblib_bytes(forest)
         )
-        assert pickled.info.manifest.serving_format is ServingFormat.PICKLE
+        assert copied.info.manifest.serving_format is ServingFormat.SKOPS
         env = {
             "REGISTRY_URI": str(registry_dir),
             "PATH": "/usr/bin:/bin",
@@ -794,9 +794,9 @@ def built_cold_start_rows(quick: bool) -> list[Row]:
         layer = build / "RegistryLayer" / "python"
         with_import, with_first = cold(layer, "moons")
         without_import, without_first = cold(without, "moons")
-        pickle_import, pickle_first = cold(layer, "moons-pickle")
+        skops_import, skops_first = cold(layer, "moons-skops")
         preload_init, preload_first = cold(layer, "moons", PRELOAD_DEFAULT_MODEL="true")
-    compiled_total, pickle_total = with_import + with_first, pickle_import + pickle_first
+    compiled_total, skops_total = with_import + with_first, skops_import + skops_first
     return [
         Row(
             "built package, bare python3.12: import predict handler, bytecode / none",
@@ -809,11 +809,11 @@ def built_cold_start_rows(quick: bool) -> list[Row]:
             f"{fmt(with_first)} vs {fmt(without_first)}: read, load the arrays, predict",
         ),
         Row(
-            "built package, bare python3.12: import + first request, compiled form / pickle",
-            compiled_total / pickle_total,
+            "built package, bare python3.12: import + first request, compiled form / skops copy",
+            compiled_total / skops_total,
             f"{fmt(compiled_total)} ({fmt(with_import)} + {fmt(with_first)}) vs "
-            f"{fmt(pickle_total)} ({fmt(pickle_import)} + {fmt(pickle_first)}: scikit-learn "
-            "imported, the forest unpickled)",
+            f"{fmt(skops_total)} ({fmt(skops_import)} + {fmt(skops_first)}: scikit-learn and "
+            "skops imported, the forest loaded from its skops copy)",
         ),
         Row(
             "built package, bare python3.12: init with the default model preloaded / without",
@@ -912,9 +912,10 @@ def write_report(
         " handlers import; 'none' is the same layer with every __pycache__ removed, as the"
         " layer shipped before. 'Compiled form' serves the blog's forest as registered now:"
         " its numpy arrays read, bounds-checked and walked, with no scikit-learn imported (the"
-        " run checks sys.modules); 'pickle' serves the same forest from a pickled serving"
-        " copy, as every version was served before: scikit-learn imported, the forest"
-        " unpickled. 'Preloaded' sets PRELOAD_DEFAULT_MODEL, so init loads the compiled"
+        " run checks sys.modules); 'skops copy' serves the same forest from the skops copy the"
+        " validator makes of a joblib model outside the compiled families: scikit-learn and"
+        " skops imported, the forest loaded with trusted types. 'Preloaded' sets"
+        " PRELOAD_DEFAULT_MODEL, so init loads the compiled"
         " forest and the first request finds it. The 'cold init' rows above run in the"
         " development venv, which has bytecode, so they do not show this.",
         "",

@@ -12,9 +12,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from registry.config import Settings
 from registry.inspection import handle_validation, prepare_validator
 
-# Before any caller byte arrives: no credential stays in this process, and the usual
-# estimator modules are imported once rather than in every child.
-prepare_validator()
+# Before any caller byte arrives: no credential stays in this process, and the sandbox's
+# zygote has imported everything a child may use. A sandbox an artifact tainted ends this
+# execution environment (the process exits), so Lambda starts the next one afresh.
+prepare_validator(exit_when_tainted=True)
 PICKLE_POLICY = Settings.from_environ().pickle_artifacts
 
 

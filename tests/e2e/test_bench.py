@@ -46,7 +46,7 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
         # make test builds the package before it runs the tests
         "built package, bare python3.12: import predict handler, bytecode / none",
         "built package, bare python3.12: first request (compiled forest), bytecode / none",
-        "built package, bare python3.12: import + first request, compiled form / pickle",
+        "built package, bare python3.12: import + first request, compiled form / skops copy",
         "built package, bare python3.12: init with the default model preloaded / without",
     ):
         assert measure in report, measure

@@ -54,7 +54,7 @@ def test_a_skops_regressor_is_compiled_and_answers_scikit_learns_values(
     assert numpy.array_equal(answer["predictions"], model.predict(features))
 
 
-def test_a_model_outside_the_tree_families_keeps_its_pickled_serving_copy(
+def test_a_joblib_model_outside_the_tree_families_is_served_from_a_skops_copy(
     register: Invoke, classify: Invoke
 ) -> None:
     features, target = load_wine(return_X_y=True)
@@ -62,7 +62,7 @@ def test_a_model_outside_the_tree_families_keeps_its_pickled_serving_copy(
 
     status, manifest = register("register", body=artifact_body("wine", joblib_of(model)))
 
-    assert (status, manifest["serving_format"]) == (201, "pickle")
-    assert manifest["serving_key"].endswith(".pickle")
+    assert (status, manifest["serving_format"]) == (201, "skops")
+    assert manifest["serving_key"].endswith(".skops")
     answer = _served(classify, "wine", features[:40])
     assert json.dumps(answer["predictions"]) == json.dumps(model.predict(features[:40]).tolist())

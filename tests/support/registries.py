@@ -16,7 +16,7 @@ REGION = "us-east-1"
 
 def local_validator(
     store: ObjectStore,
-    pickle_policy: PicklePolicy = PicklePolicy.ALLOW,
+    pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
 ) -> Validator:
     """The validator as scripts/local_api.py runs it: a child process with no credentials.
@@ -29,6 +29,6 @@ def local_validator(
 
 
 def registrar_for(registry: ModelRegistry, **options: Any) -> Registrar:
-    policy = options.get("pickle_policy", PicklePolicy.ALLOW)
+    policy = options.get("pickle_policy", PicklePolicy.CONVERT)
     max_bytes = options.get("max_artifact_bytes", DEFAULT_MAX_ARTIFACT_BYTES)
     return Registrar(registry, local_validator(registry.store, policy, max_bytes), **options)

@@ -329,7 +329,7 @@ def test_missing_values_take_the_same_way_in_both_walks() -> None:
 
 
 def test_the_validators_comparison_tells_negative_zero_from_zero() -> None:
-    from registry.tree_compiler import _identical
+    from registry.artifacts import identical as _identical
 
     assert not _identical(numpy.array([0.0]), numpy.array([-0.0]))
     assert not _identical(numpy.array([1, 0]), numpy.array([1.0, 0.0]))  # another dtype

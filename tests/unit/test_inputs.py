@@ -22,7 +22,7 @@ from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
 from registry.cache import ModelCache
-from registry.errors import InvalidInputError
+from registry.errors import InvalidArtifactError, InvalidInputError
 from registry.inputs import RequestRows
 from registry.manifest import ColumnKind, MissingValue
 from registry.predictor import LoadedModel, Predictor
@@ -171,7 +171,7 @@ def test_a_model_that_does_not_take_rows_is_refused_at_registration(
     texts = ["great wine", "awful", "great", "bad taste"] * 5
     model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, [1, 0, 1, 0] * 5)
 
-    with pytest.raises(InvalidInputError, match="did not answer one prediction per row"):
+    with pytest.raises(InvalidArtifactError, match="does not answer one prediction per row"):
         registrar.register("texts", joblib_of(model), input_example=[{"review": "great"}] * 3)
     assert registrar.registry.list_versions("texts") == []
 

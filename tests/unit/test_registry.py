@@ -12,6 +12,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 
 from registry.artifacts import load_estimator
+from registry.config import PicklePolicy
 from registry.errors import (
     IncompatibleArtifactError,
     IntegrityError,
@@ -19,6 +20,7 @@ from registry.errors import (
     InvalidNameError,
     ModelNotFoundError,
     StoreUnavailableError,
+    VersionNeedsConversionError,
     VersionNotFoundError,
 )
 from registry.manifest import ArtifactFormat, manifest_key, sha256_hex
@@ -230,18 +232,23 @@ def test_a_manifest_pointing_at_another_object_is_refused(
             registry.read_artifact(redirected)
 
 
-def test_a_version_without_a_serving_copy_loads_from_its_artifact(
+def test_a_joblib_version_without_a_pickle_free_copy_is_served_only_under_allow_unsafe(
     registry: ModelRegistry, moons_bytes: bytes, moons_model: Any, registrar: Registrar
 ) -> None:
+    """A version registered before serving copies were skops or compiled: predict will not
+    unpickle it, and says how to convert it; under allow-unsafe it loads its artifact."""
     manifest = registrar.register("moons", moons_bytes).info.manifest
     older = manifest.model_copy(update={"serving_key": None, "serving_sha256": None})
+
+    with pytest.raises(VersionNeedsConversionError, match="model-registry convert moons 1"):
+        load_model(registry, older)
+
     rows = numpy.array([[0.5, 0.2]])
-    numpy.testing.assert_array_equal(
-        load_model(registry, older).predict(rows), moons_model.predict(rows)
-    )
+    unsafe = load_model(registry, older, PicklePolicy.ALLOW_UNSAFE)
+    numpy.testing.assert_array_equal(unsafe.predict(rows), moons_model.predict(rows))
     registry.store.put(manifest.artifact_key, b"evil")
     with pytest.raises(IntegrityError):
-        load_model(registry, older)
+        load_model(registry, older, PicklePolicy.ALLOW_UNSAFE)
 
 
 def test_a_loaded_model_predicts_like_the_original(

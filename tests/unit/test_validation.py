@@ -32,15 +32,25 @@ from registry.errors import (
     ValidatorUnavailableError,
 )
 from registry.inspection import Zygote
+from registry.isolation import SandboxMeasures
 from registry.manifest import ArtifactFormat, ServingFormat, ShaClaim, claim_key, sha256_hex
 from registry.predictor import load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.validation import ArtifactRejected, RejectionReason
 from registry.validator import Validator
-from tests.support.attack import joblib_calling, linger, look_around
+from tests.support.attack import (
+    carrier,
+    joblib_running,
+    look_around,
+    report_of,
+    start_chains,
+    try_everything,
+)
 from tests.support.models import joblib_of
 from tests.support.registries import registrar_for
+
+CONVERT = PicklePolicy.CONVERT
 
 
 class RaisesWithText:
@@ -111,9 +121,30 @@ def test_refusals_say_what_was_wrong_in_our_words(
 def test_an_artifact_that_kills_the_validator_is_refused_and_the_validator_restarts(
     registrar: Registrar,
 ) -> None:
-    with pytest.raises(InvalidArtifactError, match="stopped the validator"):
+    # The kill itself is refused (seccomp), so the artifact fails to load.
+    with pytest.raises(InvalidArtifactError, match="is not a joblib or skops file"):
         registrar.register("moons", pickle.dumps(KillsItsParent()))
     assert registrar.register("moons", joblib_of(fitted_linear())).created is True
+
+
+def test_without_seccomp_a_killed_zygote_taints_the_sandbox_and_a_fresh_one_serves() -> None:
+    sandbox = Zygote(SandboxMeasures.without(["seccomp"]))
+    try:
+        sandbox.start()
+        first = sandbox.pid
+        with pytest.raises(ArtifactRejected) as refused:
+            sandbox.inspect(pickle.dumps(KillsItsParent()), ArtifactFormat.JOBLIB, CONVERT, 10**6)
+        assert refused.value.rejection.reason is RejectionReason.STOPPED
+        assert sandbox.taints == 1
+
+        described = sandbox.inspect(
+            joblib_of(fitted_linear()), ArtifactFormat.JOBLIB, CONVERT, 10**6
+        )
+
+        assert described.estimator.estimator_class.endswith("LinearRegression")
+        assert sandbox.pid != first  # a fresh zygote, with a fresh home
+    finally:
+        sandbox.stop()
 
 
 @pytest.fixture(scope="module")
@@ -127,32 +158,74 @@ def zygote() -> Iterator[Zygote]:
 def test_an_artifact_that_writes_a_forged_answer_is_not_believed(zygote: Zygote) -> None:
     data = pickle.dumps(WritesAForgedAnswer())
     with pytest.raises(ArtifactRejected) as refused:
-        zygote.inspect(data, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, max_serving_bytes=10**6)
+        zygote.inspect(data, ArtifactFormat.JOBLIB, PicklePolicy.CONVERT, max_serving_bytes=10**6)
     assert refused.value.rejection.reason is RejectionReason.STOPPED
 
 
 def test_an_artifact_that_overruns_its_time_is_stopped(zygote: Zygote) -> None:
     with pytest.raises(ArtifactRejected) as refused:
         zygote.inspect(
-            pickle.dumps(Sleeps()), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6, timeout=1
+            pickle.dumps(Sleeps()), ArtifactFormat.JOBLIB, PicklePolicy.CONVERT, 10**6, timeout=1
         )
     assert refused.value.rejection.reason is RejectionReason.STOPPED
     description = zygote.inspect(
-        joblib_of(fitted_linear()), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6
+        joblib_of(fitted_linear()), ArtifactFormat.JOBLIB, PicklePolicy.CONVERT, 10**6
     ).estimator
     assert description.estimator_class.endswith("LinearRegression")
 
 
-def test_nothing_an_artifact_starts_outlives_its_validation(zygote: Zygote, tmp_path: Path) -> None:
-    pid_path = tmp_path / "pid"
-    data = joblib_calling(linger, str(pid_path))
+def test_a_child_reaches_nothing_around_it(zygote: Zygote) -> None:
+    described = zygote.inspect(
+        joblib_running(try_everything, carrier()), ArtifactFormat.JOBLIB, CONVERT, 10**6
+    ).estimator
 
-    zygote.inspect(data, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6)
+    report = report_of(described.feature_names)
+    assert report == {
+        "signal_parent": "PermissionError",
+        "signal_everyone": "PermissionError",
+        "read_parent_memory": "PermissionError",
+        "start_process": "PermissionError",
+        "enter_namespace": "PermissionError",
+        "write_import_path": "OSError",
+        "write_tmp": "done",  # its own private /tmp, emptied after it
+        "write_scratch": "done",
+        "import_new_module": "ImportError",
+    }
 
-    assert zygote.subreaper  # Linux took it, so orphans came to the zygote to be killed
-    pid = int(pid_path.read_text())  # the process was started, in a session of its own
+
+@pytest.mark.parametrize(
+    ("off", "started", "survive"),
+    [([], False, False), (["seccomp"], True, False), (["seccomp", "reap"], True, True)],
+    ids=["all-measures", "reaped", "neither"],
+)
+def test_nothing_an_artifact_starts_outlives_its_validation(
+    off: list[str], started: bool, survive: bool
+) -> None:
+    """Chains of new sessions and double forks: refused with seccomp; without it, every one
+    is stopped and killed after the validation; without either, they live on."""
+    sandbox = Zygote(SandboxMeasures.without(off))
+    try:
+        described = sandbox.inspect(
+            joblib_running(start_chains, 6, 10, carrier()), ArtifactFormat.JOBLIB, CONVERT, 10**6
+        ).estimator
+        names = described.feature_names or []
+        pids = [int(name.removeprefix("pid=")) for name in names if name.startswith("pid=")]
+        assert bool(pids) is started, names
+        if not started:
+            assert names == ["start=PermissionError"]
+        alive = [pid for pid in pids if _alive(pid)]
+        assert (len(alive) == len(pids) == 60) if survive else alive == []
+    finally:
+        sandbox.stop()
+    assert [pid for pid in pids if _alive(pid)] == []  # stopping the zygote kills its tree
+
+
+def _alive(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
-    assert not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z"
+    try:
+        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_the_sandbox_sees_no_secret_and_no_other_registrations_bytes(
@@ -164,10 +237,13 @@ def test_the_sandbox_sees_no_secret_and_no_other_registrations_bytes(
     marker = prefix + suffix
     other = joblib_of(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]))
     other += marker.encode()  # joblib ignores trailing bytes: a valid artifact that holds it
-    zygote.inspect(other, ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6)
+    zygote.inspect(other, ArtifactFormat.JOBLIB, PicklePolicy.CONVERT, 10**6)
 
     description = zygote.inspect(
-        joblib_calling(look_around, prefix), ArtifactFormat.JOBLIB, PicklePolicy.ALLOW, 10**6
+        joblib_running(look_around, prefix, carrier()),
+        ArtifactFormat.JOBLIB,
+        PicklePolicy.CONVERT,
+        10**6,
     ).estimator
 
     seen = description.feature_names or []
@@ -175,7 +251,7 @@ def test_the_sandbox_sees_no_secret_and_no_other_registrations_bytes(
     assert "memory searched" in seen
     assert f"found: {suffix}" not in seen
     # The control: where the other bytes are in memory (here), the same search finds them.
-    assert f"found: {suffix}" in look_around(prefix).feature_names_in_.tolist()
+    assert f"found: {suffix}" in look_around(prefix, carrier()).feature_names_in_.tolist()
     assert not [value for value in seen if secret in value or "AWS_SECRET" in value]
 
 
@@ -255,15 +331,22 @@ def test_a_skops_file_with_types_outside_scikit_learn_is_refused_with_their_name
 
 
 def test_with_pickle_denied_joblib_is_refused_at_registration_and_in_predict(
-    registry: ModelRegistry, moons_bytes: bytes
+    registry: ModelRegistry,
 ) -> None:
-    manifest = registrar_for(registry).register("moons", moons_bytes).info.manifest
+    model = fitted_linear()
+    manifest = registrar_for(registry).register("linear", joblib_of(model)).info.manifest
     denying = registrar_for(registry, pickle_policy=PicklePolicy.DENY)
 
     with pytest.raises(PickleRefusedError, match=r"skops\.io\.dump"):
-        denying.register("other", moons_bytes)
+        denying.register("other", joblib_of(model))
+    # A version registered earlier is served from its skops copy: nothing is unpickled.
+    assert manifest.serving_format is ServingFormat.SKOPS
+    served = load_model(registry, manifest, PicklePolicy.DENY)
+    numpy.testing.assert_array_equal(served.predict([[3.0]]), model.predict([[3.0]]))
+    # One with no such copy (registered before there were any) is refused.
+    older = manifest.model_copy(update={"serving_key": None, "serving_sha256": None})
     with pytest.raises(PickleRefusedError, match=r"register it again as a \.skops file"):
-        load_model(registry, manifest, PicklePolicy.DENY)
+        load_model(registry, older, PicklePolicy.DENY)
 
 
 class Unreachable:
