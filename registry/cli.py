@@ -1,4 +1,4 @@
-"""model-registry: register, inspect, edit, alias, archive, restore, delete and classify."""
+"""model-registry: register, inspect, edit, convert, alias, archive, restore, delete, classify."""
 
 import argparse
 import csv
@@ -256,6 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     edit.add_argument("--remove-tag", action="append", default=[], metavar="KEY")
     edit.add_argument("--remove-metric", action="append", default=[], metavar="KEY")
 
+    convert = commands.add_parser(
+        "convert",
+        parents=[common],
+        help="give joblib versions registered before predict stopped unpickling a skops copy",
+    )
+    convert.add_argument("name")
+    convert.add_argument(
+        "versions", type=int, nargs="*", help="the versions to convert (default: every version)"
+    )
+
     archive = commands.add_parser("archive", parents=[common], help="archive a version")
     archive.add_argument("name")
     archive.add_argument("version", type=int)
@@ -351,6 +361,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return client.edit(
                 args.name, args.version, args.description, tags or None, metrics or None
             )
+        case "convert":
+            return client.convert(args.name, args.versions or None)
         case "archive":
             return client.archive(args.name, args.version)
         case "restore":

@@ -174,7 +174,6 @@ class RegistryClient:
         if check_runtime:
             self.check_runtime(artifact)
         body: dict[str, Any] = {
-            "name": name,
             "description": description,
             "tags": tags or {},
             "metrics": metrics or {},
@@ -183,9 +182,9 @@ class RegistryClient:
             body["input_example"] = _json_rows(input_example)
         if len(artifact) <= self.inline_limit:
             body["artifact"] = base64.b64encode(artifact).decode()
-            return self.request("POST", "/models", body)
+            return self._register(name, body)
         try:
-            return self.request("POST", "/models", {**body, "sha256": _sha256(artifact)})
+            return self._register(name, {**body, "sha256": _sha256(artifact)})
         except ApiError as error:
             # not registered yet; or a registry older than registration by sha256
             if error.code not in ("artifact_not_registered", "invalid_request"):
@@ -194,7 +193,17 @@ class RegistryClient:
         if progress is None and sys.stderr.isatty():
             progress = terminal_progress
         self.put_upload(upload["upload_url"], artifact, progress)
-        return self.request("POST", "/models", {**body, "upload_key": upload["upload_key"]})
+        return self._register(name, {**body, "upload_key": upload["upload_key"]})
+
+    def _register(self, name: str, body: dict[str, Any]) -> Any:
+        """POST /models/{name}/versions, which IAM can allow by name; POST /models (the name in
+        the body) for a registry older than that route."""
+        try:
+            return self.request("POST", f"/models/{_quote(name)}/versions", body)
+        except ApiError as error:
+            if not _route_missing(error):
+                raise
+        return self.request("POST", "/models", {"name": name, **body})
 
     def check_runtime(self, artifact: bytes) -> None:
         """Raise ApiError (runtime_mismatch) when the bytes were pickled with another
@@ -253,6 +262,36 @@ class RegistryClient:
 
     def restore(self, name: str, version: int) -> Any:
         return self.request("POST", f"/models/{_quote(name)}/versions/{version}/restore")
+
+    def convert(self, name: str, versions: Iterable[int] | None = None) -> dict[str, Any]:
+        """Give joblib versions registered before predict stopped unpickling a skops (or
+        compiled) serving copy (POST .../versions/{n}/convert): the versions named, or every
+        version of the model. Returns which were converted, which needed nothing, and why
+        any other was refused."""
+        if versions is None:
+            versions = self._all_versions(name)
+        summary: dict[str, Any] = {"name": name, "converted": [], "unchanged": [], "refused": {}}
+        for version in versions:
+            path = f"/models/{_quote(name)}/versions/{version}/convert"
+            try:
+                answer = self.request("POST", path)
+            except ApiError as error:
+                if error.code not in ("pickle_refused", "invalid_artifact"):
+                    raise
+                summary["refused"][str(version)] = error.message
+                continue
+            summary["converted" if answer["converted"] else "unchanged"].append(version)
+        return summary
+
+    def _all_versions(self, name: str) -> list[int]:
+        versions: list[int] = []
+        after = 0
+        while True:
+            page = self.request("GET", f"/models/{_quote(name)}", query={"after": after or None})
+            versions += [row["version"] for row in page["versions"]]
+            if page.get("next_after") is None:
+                return versions
+            after = page["next_after"]
 
     def delete_model(self, name: str, force: bool = False) -> Any:
         """Every version, alias and object of the model; force deletes it while aliased."""
@@ -437,6 +476,11 @@ def batches(rows: Iterable[Any], max_bytes: int, max_rows: int) -> Iterator[list
         size += row_size
     if batch:
         yield batch
+
+
+def _route_missing(error: ApiError) -> bool:
+    """A route the registry does not have: 404 locally, API Gateway's 403 deployed."""
+    return error.code in ("route_not_found", "MISSING_AUTHENTICATION_TOKEN")
 
 
 def _quote(segment: str) -> str:

@@ -1,8 +1,9 @@
 """What API Gateway and Lambda hand a function, built locally from template.yaml.
 
 The routes of template.yaml's Api events, the REST proxy event API Gateway builds for a
-request, and the Lambda context Powertools reads: scripts/local_api.py serves the handlers
-with them, and the tests invoke the handlers with them. Read from a clone (template.yaml and
+request, the Lambda context Powertools reads, and IAM's answer for a route under an
+identity policy: scripts/local_api.py serves the handlers with them, and the tests invoke
+the handlers with them. Read from a clone (template.yaml and
 functions/ sit next to this package); PyYAML is the `local` extra.
 """
 
@@ -90,6 +91,45 @@ def routes_from_template(template: dict[str, Any]) -> list[Route]:
                 )
             )
     return routes
+
+
+# What stands for a stack's ApiExecutionArn output locally (arn:aws:execute-api:<region>:
+# <account>:<api id>/<stage>): a policy written for the stack names it as <ApiExecutionArn>.
+LOCAL_API_EXECUTION_ARN = "arn:aws:execute-api:local:000000000000:local/prod"
+
+
+def execute_api_arn(method: str, path: str, api: str = LOCAL_API_EXECUTION_ARN) -> str:
+    """The resource IAM authorises a call of this route against: <api>/<METHOD>/<path>."""
+    return f"{api}/{method}{path}"
+
+
+def iam_allows(policy: dict[str, Any], action: str, resource: str) -> bool:
+    """IAM's answer for an identity policy (Action and Resource, with * and ? wildcards):
+    an explicit Deny wins, else any Allow, else no."""
+    allowed = False
+    for statement in _listed(policy.get("Statement", [])):
+        if not (
+            _matches(statement.get("Action", []), action)
+            and _matches(statement.get("Resource", []), resource)
+        ):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _matches(patterns: Any, value: str) -> bool:
+    """IAM's wildcards: * any run of characters (slashes too), ? one character."""
+    for pattern in _listed(patterns):
+        regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+        if re.fullmatch(regex, value):
+            return True
+    return False
 
 
 def load_function_module(code_dir: Path) -> Any:

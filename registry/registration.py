@@ -44,10 +44,12 @@ from registry.inputs import RequestRows, check_rows, complete_signature
 from registry.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_VERSION,
+    PICKLE_FREE_SERVING,
     UPLOAD_KEY_PATTERN,
     ArtifactFormat,
     InputSignature,
     ModelManifest,
+    ServingCopy,
     ServingFormat,
     ShaClaim,
     VersionStatus,
@@ -181,6 +183,43 @@ class Registrar:
         return Registration(
             existing, created=False, note=_metadata_kept(existing, description, tags, metrics)
         )
+
+    def convert(self, name: str, version: int) -> tuple[VersionInfo, bool]:
+        """Give a joblib version registered before predict stopped unpickling the skops (or
+        compiled) serving copy the validator makes of it now; and whether it needed one.
+
+        Its manifest is written once, so the copy is recorded in the model's state (by
+        compare-and-swap); predict reads it there within ALIAS_TTL_SECONDS. Raises the
+        validator's refusal (NOT_CONVERTIBLE, with the types it would need trusted) when the
+        model has no such copy.
+        """
+        info = self.registry.get_version(name, version)
+        manifest = info.manifest
+        if manifest.format is ArtifactFormat.SKOPS or _served_without_pickle(info):
+            return info, False
+        if self.pickle_policy is PicklePolicy.DENY:
+            raise rejection_error(Rejection(reason=RejectionReason.PICKLE_REFUSED))
+        artifact = self.registry.read_artifact(manifest)  # checked against its sha256
+        validated = self.validator.validate(
+            name, artifact, ArtifactFormat.JOBLIB, manifest.input_example
+        )
+        made, made_format = validated.serving_copy, validated.serving_format
+        if made is None or made_format not in PICKLE_FREE_SERVING:
+            raise rejection_error(Rejection(reason=RejectionReason.NOT_CONVERTIBLE))
+        digest = sha256_hex(made)
+        copy = ServingCopy(
+            key=serving_key(name, digest, made_format),
+            sha256=digest,
+            format=made_format,
+            loaded_bytes=validated.estimator.loaded_bytes,
+            converted_at=self.clock(),
+        )
+        self._create_once(copy.key, made)
+        self.registry.update_state(
+            name,
+            lambda state: state.model_copy(update={"serving": {**state.serving, version: copy}}),
+        )
+        return self.registry.get_version(name, version), True
 
     def _too_large(self, size: int | None = None) -> ArtifactTooLargeError:
         what = f"{size} bytes" if size is not None else f"over {self.max_artifact_bytes} bytes"
@@ -404,6 +443,13 @@ class Registrar:
         except (ModelNotFoundError, VersionNotFoundError):
             return None
         return existing if existing.status is VersionStatus.ACTIVE else None
+
+
+def _served_without_pickle(info: VersionInfo) -> bool:
+    """Whether the version's serving copy (the manifest's, or one converted since) is one
+    predict loads without unpickling."""
+    copy = info.manifest.serving_copy
+    return copy is not None and copy.format in PICKLE_FREE_SERVING
 
 
 def _acceptable_serving(

@@ -174,11 +174,23 @@ class ModelRegistry:
             raise VersionNotFoundError(f"model {name!r} has no version {version}")
 
     def _info(self, manifest: ModelManifest, state: ModelState) -> VersionInfo:
+        """The version as callers see it: edited metadata, and a serving copy converted since
+        registration, in place of what the manifest says."""
         version = manifest.version
         edit = state.metadata.get(version)
         if edit is not None:
             manifest = manifest.model_copy(
                 update={"description": edit.description, "tags": edit.tags, "metrics": edit.metrics}
+            )
+        converted = state.serving.get(version)
+        if converted is not None:
+            manifest = manifest.model_copy(
+                update={
+                    "serving_key": converted.key,
+                    "serving_sha256": converted.sha256,
+                    "serving_format": converted.format,
+                    "loaded_bytes": converted.loaded_bytes,
+                }
             )
         return VersionInfo(
             manifest,

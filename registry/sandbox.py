@@ -135,16 +135,19 @@ def _enter_namespaces(measures: SandboxMeasures) -> bool:
 
 
 def preload(measures: SandboxMeasures) -> None:
-    """Import what the children use; with preimport, everything a child may ever import."""
+    """Import what the children use: with preimport, everything a child may ever import;
+    without, only their entry point (what the zygote imported before this measure)."""
     import importlib
 
+    if not measures.preimport:
+        importlib.import_module("registry.artifact_inspection")
+        return
     for module in PREIMPORTED_MODULES:
         importlib.import_module(module)
-    if measures.preimport:
-        from sklearn.utils.discovery import all_estimators
+    from sklearn.utils.discovery import all_estimators
 
-        all_estimators()  # imports every module of scikit-learn that defines an estimator
-        _warm_up()
+    all_estimators()  # imports every module of scikit-learn that defines an estimator
+    _warm_up()
 
 
 def _warm_up() -> None:

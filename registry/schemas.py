@@ -95,17 +95,16 @@ ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN, examples=["moons"])
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 
 
-class RegisterModelRequest(BaseModel):
+class RegisterVersionRequest(BaseModel):
     """`artifact` (base64, for small models), `upload_key` (from POST .../uploads), or `sha256`."""
 
     model_config = ConfigDict(extra="forbid")
     usage: ClassVar[str] = (
-        'send {"name": "moons", "artifact": "<base64 of the .joblib or .skops file>"}, with '
-        '"upload_key" (from POST /models/{name}/uploads) instead of "artifact" for large files; '
-        "description, tags, metrics and input_example are optional"
+        'send {"artifact": "<base64 of the .joblib or .skops file>"}, with "upload_key" (from '
+        'POST /models/{name}/uploads) instead of "artifact" for large files; description, '
+        "tags, metrics and input_example are optional"
     )
 
-    name: ModelName
     artifact: str | None = Field(
         default=None, min_length=1, description="base64 of the joblib file's bytes"
     )
@@ -146,6 +145,19 @@ class RegisterModelRequest(BaseModel):
             raise InvalidArtifactError("artifact is not valid base64") from exc
 
 
+class RegisterModelRequest(RegisterVersionRequest):
+    """The blog's registration: the model's name in the body (POST /models)."""
+
+    usage: ClassVar[str] = (
+        'send {"name": "moons", "artifact": "<base64 of the .joblib or .skops file>"}, with '
+        '"upload_key" (from POST /models/{name}/uploads) instead of "artifact" for large files; '
+        "description, tags, metrics and input_example are optional (POST "
+        "/models/{name}/versions takes the same without the name)"
+    )
+
+    name: ModelName
+
+
 class ModelVersionResponse(ModelManifest):
     status: VersionStatus
     aliases: list[str]
@@ -164,6 +176,12 @@ class ModelVersionResponse(ModelManifest):
             edited_by=info.edited_by,
             **extra,
         )
+
+
+class ConvertVersionResponse(ModelVersionResponse):
+    converted: bool = Field(
+        description="false when the version already had a copy predict loads without unpickling"
+    )
 
 
 class RegisterModelResponse(ModelVersionResponse):

@@ -41,9 +41,12 @@ from registry import service  # noqa: E402
 from registry.api import openapi_document  # noqa: E402
 from registry.config import Settings  # noqa: E402
 from registry.gateway import (  # noqa: E402
+    LOCAL_API_EXECUTION_ARN,
     LocalLambdaContext,
     Route,
     build_event,
+    execute_api_arn,
+    iam_allows,
     load_function_module,
     load_template,
     routes_from_template,
@@ -82,9 +85,15 @@ class LocalApi:
     POST /models/{name}/uploads hands out (S3 takes them itself when deployed).
     """
 
-    def __init__(self, routes: list[Route], api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        routes: list[Route],
+        api_key: str | None = None,
+        iam_policy: dict[str, Any] | None = None,
+    ) -> None:
         self.routes = routes
         self.api_key = api_key
+        self.iam_policy = iam_policy
         self.settings = Settings.from_environ()
         self.upload_store = open_store(self.settings.registry_uri)
         self.handlers: dict[str, Handler] = {}
@@ -118,6 +127,18 @@ class LocalApi:
                 if sent != self.api_key:
                     return _json_response(
                         403, {"code": "forbidden", "message": "missing or invalid x-api-key header"}
+                    )
+            if self.iam_policy is not None and route.iam_auth:
+                resource = execute_api_arn(method, url.path)
+                if not iam_allows(self.iam_policy, "execute-api:Invoke", resource):
+                    # API Gateway's answer, in the stack's error shape (its DEFAULT_4XX).
+                    return _json_response(
+                        403,
+                        {
+                            "code": "ACCESS_DENIED",
+                            "message": "User: local is not authorized to perform: "
+                            f"execute-api:Invoke on resource: {resource}",
+                        },
                     )
             query = parse_qs(url.query, keep_blank_values=True)
             event = build_event(route, method, url.path, path_parameters, query, headers, body)
@@ -279,7 +300,17 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000, help="0 picks a free port")
     parser.add_argument("--api-key", help="require this x-api-key on routes that need an API key")
+    parser.add_argument(
+        "--iam-policy",
+        type=Path,
+        help="authorise IAM routes as API Gateway would for a caller holding this identity "
+        f"policy (JSON; <ApiExecutionArn> stands for {LOCAL_API_EXECUTION_ARN})",
+    )
     args = parser.parse_args()
+    iam_policy = None
+    if args.iam_policy is not None:
+        text = args.iam_policy.read_text().replace("<ApiExecutionArn>", LOCAL_API_EXECUTION_ARN)
+        iam_policy = json.loads(text)
 
     os.environ.setdefault("REGISTRY_URI", str(DEFAULT_REGISTRY_DIR))
     try:
@@ -293,7 +324,9 @@ def main() -> None:
         )
     url = f"http://{args.host}:{server.server_address[1]}"
     os.environ["LOCAL_UPLOAD_URL"] = f"{url}{UPLOADS_PATH.rstrip('/')}"
-    api = LocalApi(routes_from_template(load_template()), api_key=args.api_key)
+    api = LocalApi(
+        routes_from_template(load_template()), api_key=args.api_key, iam_policy=iam_policy
+    )
     server.api = api
     key_header = f" -H 'x-api-key: {args.api_key}'" if args.api_key else ""
     print(f"Serving on {url} (store: {os.environ['REGISTRY_URI']})", flush=True)

@@ -1,4 +1,5 @@
-"""POST /models and the management routes: list, show, edit, alias, archive, restore, delete."""
+"""Registration (POST /models/{name}/versions, POST /models) and the management routes: list,
+show, edit, convert, alias, archive, restore, delete."""
 
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import REGISTER_SERVICE, logger, note
 from registry.schemas import (
     AliasResponse,
+    ConvertVersionResponse,
     DeleteModelResponse,
     EditVersionRequest,
     ModelDetailsResponse,
@@ -20,6 +22,7 @@ from registry.schemas import (
     ModelVersionResponse,
     RegisterModelRequest,
     RegisterModelResponse,
+    RegisterVersionRequest,
     RuntimeResponse,
     SetAliasRequest,
     UploadResponse,
@@ -37,15 +40,29 @@ def _caller() -> str | None:
     return identity.user_arn or identity.caller
 
 
-@app.post(
-    "/models",
-    responses={
-        201: {"description": "a new version was registered"},
-        200: {"description": "identical bytes were already an active version; that one"},
-    },
-)
+REGISTERED = {
+    201: {"description": "a new version was registered"},
+    200: {"description": "identical bytes were already an active version; that one"},
+}
+
+
+@app.post("/models/<name>/versions", responses=REGISTERED)
+def handle_register_version(
+    name: NamePath, body: RegisterVersionRequest
+) -> Response[RegisterModelResponse]:
+    """A new version of this model. IAM can scope a registrar to names (the name is in the path)."""
+    return _register(name, body)
+
+
+@app.post("/models", responses=REGISTERED)
 def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelResponse]:
-    note(model=body.name)
+    """A new version of the model named in the body (the blog's route). IAM cannot see the
+    name here: a caller allowed this route may register under every name."""
+    return _register(body.name, body)
+
+
+def _register(name: str, body: RegisterVersionRequest) -> Response[RegisterModelResponse]:
+    note(model=name)
     registrar = service.registrar()
     metadata: dict[str, Any] = {
         "description": body.description,
@@ -55,11 +72,11 @@ def handle_register_model(body: RegisterModelRequest) -> Response[RegisterModelR
         "input_example": body.input_example,
     }
     if body.sha256 is not None:
-        registration = registrar.register_known(body.name, body.sha256, **metadata)
+        registration = registrar.register_known(name, body.sha256, **metadata)
     elif body.upload_key is not None:
-        registration = registrar.register_upload(body.name, body.upload_key, **metadata)
+        registration = registrar.register_upload(name, body.upload_key, **metadata)
     else:
-        registration = registrar.register(body.name, body.artifact_bytes(), **metadata)
+        registration = registrar.register(name, body.artifact_bytes(), **metadata)
     note(
         version=registration.info.manifest.version,
         new_version=registration.created,
@@ -129,6 +146,15 @@ def handle_archive_version(name: NamePath, version: VersionPath) -> ModelVersion
 def handle_restore_version(name: NamePath, version: VersionPath) -> ModelVersionResponse:
     note(model=name, version=version)
     return ModelVersionResponse.of(service.model_registry().restore(name, version))
+
+
+@app.post("/models/<name>/versions/<version>/convert")
+def handle_convert_version(name: NamePath, version: VersionPath) -> ConvertVersionResponse:
+    """Give a joblib version registered before predict stopped unpickling a skops (or
+    compiled) serving copy, made by the validator; kept in the model's state."""
+    note(model=name, version=version)
+    info, converted = service.registrar().convert(name, version)
+    return ConvertVersionResponse.of(info, converted=converted)
 
 
 @app.put("/models/<name>/aliases/<alias>")

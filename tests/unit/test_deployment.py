@@ -10,8 +10,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from registry.gateway import load_template, routes_from_template
+from registry.gateway import (
+    Route,
+    execute_api_arn,
+    iam_allows,
+    load_template,
+    routes_from_template,
+)
 from tests.support.cloudformation import WRITERS, actions_of, resources_of, statements_of
+from tests.support.policies import readme_policy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WRITE_OR_DELETE = ("Put", "Delete", "Create", "Restore", "Replicate", "Abort", "*")
@@ -26,7 +33,7 @@ def test_predict_routes_need_an_api_key_and_every_models_route_needs_iam(
         for path, item in api["Body"]["paths"].items()
         for method, operation in item.items()
     }
-    assert ("post", "/classify") in operations and len(operations) == 16
+    assert ("post", "/classify") in operations and len(operations) == 18
     for (method, path), operation in operations.items():
         if path in ("/classify", "/predict", "/invocations", "/ping"):
             assert operation["security"] == [{"api_key": []}]
@@ -259,9 +266,9 @@ def test_the_readmes_reader_and_registrar_policies_grant_what_they_say() -> None
     def allows(sid: str, method: str, path: str) -> bool:
         (statement,) = policies[sid]["Statement"]
         assert (statement["Effect"], statement["Action"]) == ("Allow", "execute-api:Invoke")
-        arn = f"{api}/{method}{re.sub(r'{[^}]+}', 'x', path)}"
-        patterns = [pattern.replace("<ApiExecutionArn>", api) for pattern in statement["Resource"]]
-        return any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns)
+        policy = json.loads(json.dumps(policies[sid]).replace("<ApiExecutionArn>", api))
+        path = re.sub(r"{[^}]+}", "x", path)
+        return iam_allows(policy, "execute-api:Invoke", execute_api_arn(method, path, api))
 
     routes = [route for route in routes_from_template(load_template()) if route.iam_auth]
     assert any(route.method != "GET" for route in routes)
@@ -295,3 +302,28 @@ def test_api_gateways_own_refusals_keep_the_error_shape_and_a_too_large_body_say
     assert "POST /models/{name}/uploads" in too_large["message"]
     assert "model-registry classify NAME --input" in too_large["message"]
     assert {"DEFAULT_4XX", "DEFAULT_5XX"} <= set(responses)
+
+
+def test_the_team_registrar_policy_allows_its_own_names_only() -> None:
+    """Every route of the template, for a model of the team (fraud-churn) and of another team
+    (payments-churn): the team's registrar may read both, and write its own only."""
+    policy = readme_policy("team-registrar-policy")
+    routes = [route for route in routes_from_template(load_template()) if route.iam_auth]
+    assert {route.path for route in routes} >= {"/models", "/models/{name}/versions"}
+
+    def allowed(route: Route, name: str) -> bool:
+        path = route.path.replace("{name}", name).replace("{version}", "3")
+        path = path.replace("{alias}", "production")
+        return iam_allows(policy, "execute-api:Invoke", execute_api_arn(route.method, path))
+
+    for route in routes:
+        reads = route.method == "GET"
+        names_a_model = "{name}" in route.path
+        assert allowed(route, "fraud-churn") is (reads or names_a_model), route
+        assert allowed(route, "payments-churn") is reads, route
+    # The blog's route names the model in its body: the team's registrar may not use it.
+    assert not iam_allows(policy, "execute-api:Invoke", execute_api_arn("POST", "/models"))
+    # and a name that merely contains the team's prefix is another team's
+    assert not iam_allows(
+        policy, "execute-api:Invoke", execute_api_arn("POST", "/models/payments-fraud-x/versions")
+    )
