@@ -8,9 +8,13 @@ from typing import Any
 
 import numpy
 import skops.io
+from sklearn.linear_model import LogisticRegression
 
+from registry.registry import ModelRegistry
+from registry.store import LocalStore
 from tests.support.http import API_KEY, cli, cli_json
 from tests.support.models import distinct_model_bytes
+from tests.support.registries import register_as_before
 
 
 def test_register_inline_then_again_is_retry_safe(
@@ -193,3 +197,24 @@ def test_edit_restore_delete_and_runtime_commands(
     assert deleted["deleted_through"] == 1
     assert "scikit_learn" in runtime.stdout
     assert nothing.returncode == 2 and "edit needs --description" in nothing.stderr
+
+
+def test_convert_gives_versions_registered_before_a_copy_predict_loads_without_unpickling(
+    api_url: str, server_env: dict[str, str]
+) -> None:
+    features = numpy.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LogisticRegression().fit(features, [0, 1, 0, 1])
+    registry = ModelRegistry(LocalStore(server_env["REGISTRY_URI"]))
+    register_as_before(registry, "linear", model)
+    refused = cli(api_url, "classify", "linear", "--instances", "[[1.5]]", check=False)
+    assert "version_needs_conversion" in refused.stderr
+    assert "model-registry convert linear 1" in refused.stderr
+
+    summary = cli_json(api_url, "convert", "linear")
+    again = cli_json(api_url, "convert", "linear", "1")
+
+    assert summary == {"name": "linear", "converted": [1], "unchanged": [], "refused": {}}
+    assert again["unchanged"] == [1]
+    assert cli_json(api_url, "show", "linear", "--version", "1")["serving_format"] == "skops"
+    answer = cli_json(api_url, "classify", "linear", "--instances", "[[1.5], [-2.0]]")
+    assert answer["predictions"] == model.predict([[1.5], [-2.0]]).tolist()

@@ -5,11 +5,14 @@ provides) are on the path: no site-packages, no repository. The slimmed layer
 must still import every scikit-learn estimator and serve a real request.
 """
 
+import base64
 import importlib.util
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import skops.io
@@ -198,3 +201,41 @@ def test_the_built_handlers_serve_a_request_in_a_bare_interpreter(
     for name in ("moons", "moons-skops"):
         assert outcome[name]["register"] == 201, outcome
         assert outcome[name]["classify"] == {"prediction": expected, "model": name, "version": 1}
+
+
+class ExitsAbnormally:
+    """Unpickling ends the sandbox's child with status 3: the sandbox is tainted."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (eval, ("__import__('os')._exit(3)",))
+
+
+def test_the_built_validator_exits_when_an_artifact_taints_its_sandbox(
+    built: Path, tmp_path: Path, moons_bytes: bytes
+) -> None:
+    """As Lambda runs it (AWS_LAMBDA_FUNCTION_NAME set): the invocation whose artifact did not
+    exit cleanly ends the process, so Lambda replaces the execution environment; the next
+    invocation, in a new process, validates as usual."""
+    paths = json.dumps([str(built / "ValidateFunction"), str(built / "RegistryLayer" / "python")])
+    env = {"PATH": "/usr/bin:/bin", "AWS_LAMBDA_FUNCTION_NAME": "validate"}
+
+    def invoke(artifact: bytes) -> subprocess.CompletedProcess[bytes]:
+        payload = {"format": "joblib", "max_bytes": 10**7, "artifact_base64": ""}
+        payload["artifact_base64"] = base64.b64encode(artifact).decode()
+        return subprocess.run(
+            [sys.executable, "-I", "-S", "-B", "-c", VALIDATE_SCRIPT, paths],
+            input=json.dumps(payload).encode(),
+            capture_output=True,
+            env=env,
+            timeout=120,
+            cwd=tmp_path,
+        )
+
+    tainted = invoke(pickle.dumps(ExitsAbnormally()))
+    clean = invoke(moons_bytes)
+
+    assert tainted.returncode == 70 and b"ANSWER" not in tainted.stdout
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    answer = json.loads(clean.stdout.decode().rpartition("ANSWER ")[2])
+    assert answer["estimator"]["estimator_class"].endswith("RandomForestClassifier")
+    assert answer["serving_format"] == "compiled"

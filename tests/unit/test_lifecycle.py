@@ -5,20 +5,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sklearn.linear_model import LogisticRegression
 
+from registry.cache import ModelCache
+from registry.config import PicklePolicy
 from registry.deletion import ModelDeleter
 from registry.errors import (
     InvalidArtifactError,
     InvalidRequestError,
     ModelBeingDeletedError,
     ModelNotFoundError,
+    PickleRefusedError,
     VersionInUseError,
+    VersionNeedsConversionError,
     VersionNotFoundError,
 )
-from registry.manifest import ModelManifest, manifest_key
+from registry.manifest import ModelManifest, ServingFormat, manifest_key
+from registry.predictor import LoadedModel, Predictor
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from tests.support.models import distinct_model_bytes
+from tests.support.registries import register_as_before, registrar_for
 
 
 @pytest.fixture
@@ -263,3 +270,29 @@ def test_an_upload_is_deleted_once_registered_and_kept_when_the_registration_fai
 
     # nothing the validator was handed stays either
     assert list(store.list_keys("uploads/moons/")) == [bad]
+
+
+def test_a_version_with_a_pickled_copy_is_converted_once_and_then_served_without_unpickling(
+    registry: ModelRegistry,
+) -> None:
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 1, 0, 1])
+    old = register_as_before(registry, "linear", model)
+    assert old.serving_format is ServingFormat.PICKLE
+    predictor = Predictor(registry, ModelCache[LoadedModel](10**9), alias_ttl_seconds=0)
+    with pytest.raises(VersionNeedsConversionError, match="model-registry convert linear 1"):
+        predictor.predict("linear", 1, [[1.5]])
+
+    info, converted = registrar_for(registry).convert("linear", 1)
+
+    assert converted is True
+    assert info.manifest.serving_format is ServingFormat.SKOPS
+    assert registry.get_manifest("linear", 1) == old  # written once: the state holds the copy
+    assert registry.state("linear").serving[1].key == info.manifest.serving_key
+    rows = [[1.5], [-2.0], [0.25]]
+    assert predictor.predict("linear", 1, rows).predictions == model.predict(rows).tolist()
+    # once is enough; and a registry that refuses pickles does not load it to convert it
+    assert registrar_for(registry).convert("linear", 1)[1] is False
+    denying = registrar_for(registry, pickle_policy=PicklePolicy.DENY)
+    register_as_before(registry, "other", model)
+    with pytest.raises(PickleRefusedError):
+        denying.convert("other", 1)

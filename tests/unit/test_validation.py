@@ -5,12 +5,14 @@ which forks once more per artifact), as scripts/local_api.py runs it.
 """
 
 import base64
+import functools
 import io
 import json
 import operator
 import os
 import pickle
 import secrets
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,19 @@ from typing import Any
 import numpy
 import pytest
 import sklearn.base
+import sklearn.datasets
+import sklearn.utils.validation
 import skops.io
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+from registry.artifacts import load_skops, skops_members_bytes
+from registry.cache import ModelCache
 from registry.compiled import CompiledTrees
 from registry.config import PicklePolicy
 from registry.errors import (
+    ArtifactTooLargeError,
     IncompatibleArtifactError,
     InvalidArtifactError,
     PickleRefusedError,
@@ -34,7 +41,7 @@ from registry.errors import (
 from registry.inspection import Zygote
 from registry.isolation import SandboxMeasures
 from registry.manifest import ArtifactFormat, ServingFormat, ShaClaim, claim_key, sha256_hex
-from registry.predictor import load_model
+from registry.predictor import LoadedModel, Predictor, load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.validation import ArtifactRejected, RejectionReason
@@ -47,6 +54,7 @@ from tests.support.attack import (
     start_chains,
     try_everything,
 )
+from tests.support.families import FAMILIES, family, records
 from tests.support.models import joblib_of
 from tests.support.registries import registrar_for
 
@@ -463,3 +471,116 @@ def test_a_failed_validator_is_a_retry_when_it_is_ours_and_a_422_when_it_is_the_
         Registrar(registry, validator).register("moons", joblib_of(fitted_linear()))
     assert "SECRET-TEXT" not in str(raised.value)
     assert list(registry.store.list_keys("")) == []
+
+
+def test_a_histogram_boosting_model_on_categories_saved_with_skops_registers_and_serves(
+    registrar: Registrar, registry: ModelRegistry
+) -> None:
+    """Its preprocessor keeps scikit-learn's check_array in a functools.partial."""
+    case = family("hist_gradient_boosting_with_categories")
+    model, frame = case.model, case.test_rows
+    data = skops.io.dumps(model)
+    assert "functools.partial" in skops.io.get_untrusted_types(data=data)
+
+    manifest = registrar.register("wine", data, input_example=records(frame.head(2))).info.manifest
+
+    served = load_model(registry, manifest, PicklePolicy.DENY)
+    numpy.testing.assert_array_equal(served.predict(frame), model.predict(frame))
+    numpy.testing.assert_array_equal(served.predict_proba(frame), model.predict_proba(frame))
+
+
+@pytest.mark.parametrize(
+    ("func", "named"),
+    [
+        (functools.partial(os.system, "echo planted"), "posix.system"),
+        (functools.partial(sklearn.utils.validation.column_or_1d, warn=True), "column_or_1d"),
+        (sklearn.datasets.load_iris, "sklearn.datasets._base.load_iris"),
+    ],
+    ids=["partial-of-os-system", "partial-of-another-scikit-learn-function", "a-function"],
+)
+def test_a_skops_file_calling_any_other_function_is_refused_with_its_name(
+    registrar: Registrar, func: Any, named: str
+) -> None:
+    """Only the functions scikit-learn stores itself are trusted, in a partial or not: a
+    FunctionTransformer calls its func with arguments the file chose."""
+    model = make_pipeline(FunctionTransformer(), LogisticRegression())
+    model.fit([[0.0], [1.0], [2.0], [3.0]], [0, 1, 0, 1])
+    model.steps[0][1].func = func  # set after fitting: nothing here calls it
+    data = skops.io.dumps(model)
+
+    with pytest.raises(InvalidArtifactError, match=named):
+        registrar.register("calls", data)
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(data)
+    assert refused.value.rejection.reason is RejectionReason.UNTRUSTED_TYPES
+
+
+def test_a_skops_file_that_unfolds_past_the_limit_is_refused_before_it_is_read() -> None:
+    model = fitted_linear()
+    model.ballast_ = numpy.zeros(1_000_000)  # 8 MB, deflated to a few KB
+    data = skops.io.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    assert len(data) < 100_000 and skops_members_bytes(data) > 8_000_000
+
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(data, max_loaded_bytes=1_000_000)
+    assert refused.value.rejection.reason is RejectionReason.TOO_LARGE_LOADED
+    assert load_skops(data, max_loaded_bytes=10_000_000).ballast_.nbytes == 8_000_000
+
+
+def test_what_a_model_takes_in_memory_is_measured_recorded_and_charged(
+    registry: ModelRegistry,
+) -> None:
+    model = fitted_linear()
+    model.ballast_ = numpy.arange(5_000_000, dtype=numpy.float64)  # 40 MB once loaded
+    registrar = registrar_for(registry)
+    registrar.validator.max_loaded_bytes = 30_000_000
+    with pytest.raises(ArtifactTooLargeError, match=r"takes 4\d\.\d MB in memory once loaded"):
+        registrar.register("heavy", joblib_of(model))
+
+    registrar.validator.max_loaded_bytes = 100_000_000
+    manifest = registrar.register("heavy", joblib_of(model)).info.manifest
+
+    assert manifest.loaded_bytes is not None and 40_000_000 <= manifest.loaded_bytes < 100_000_000
+    predictor = Predictor(registry, ModelCache[LoadedModel](10**9))
+    predictor.predict("heavy", None, [[1.0]])
+    assert predictor.cache.total_bytes >= 40_000_000  # not the file's size
+    assert manifest.size_bytes < predictor.cache.total_bytes
+
+
+def test_a_joblib_model_is_served_from_its_skops_copy_and_its_pickle_is_never_read(
+    registrar: Registrar, registry: ModelRegistry
+) -> None:
+    model = fitted_linear()
+    manifest = registrar.register("linear", joblib_of(model)).info.manifest
+    assert manifest.serving_format is ServingFormat.SKOPS
+    assert not skops.io.get_untrusted_types(data=registry.read_serving_copy(manifest))
+
+    registry.store.put(manifest.artifact_key, pickle.dumps(ExitsTheProcess()))  # never read
+
+    served = load_model(registry, manifest)
+    numpy.testing.assert_array_equal(
+        served.predict([[3.0], [-1.5]]), model.predict([[3.0], [-1.5]])
+    )
+
+
+def test_the_model_families_people_train_convert_to_skops_or_compiled_copies(
+    registrar: Registrar, registry: ModelRegistry
+) -> None:
+    """Every hold-out family of the end-to-end tests, and more, from joblib files: each gets
+    a copy predict loads without unpickling, and answers exactly as the model."""
+    converted = {}
+    for key in FAMILIES:
+        case = family(key)
+        example = records(case.test_rows.head(3)) if case.is_frame else case.test_rows[:3].tolist()
+        info = registrar.register(
+            key.replace("_", "-"), joblib_of(case.model), input_example=example
+        )
+        manifest = info.info.manifest
+        served = load_model(registry, manifest, PicklePolicy.DENY)
+        rows = case.test_rows
+        assert numpy.array_equal(
+            numpy.asarray(served.predict(rows)), numpy.asarray(case.model.predict(rows))
+        ), key
+        converted[key] = manifest.serving_format
+    assert set(converted.values()) <= {ServingFormat.SKOPS, ServingFormat.COMPILED}
+    assert len(converted) == len(FAMILIES) == 8
