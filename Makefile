@@ -85,8 +85,10 @@ test: lint typecheck checkov package pytest
 
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
 # It serves the same model with `mlflow models serve` from $(MLFLOW_VENV), side by side.
+# Then what the validator's sandbox costs a registration: docs/sandbox-benchmarks.md.
 bench: $(STAMP) $(MLFLOW_STAMP)
 	$(PY) scripts/bench.py --mlflow-venv $(MLFLOW_VENV)
+	$(PY) scripts/bench_sandbox.py
 
 # A longer schemathesis run than the bounded one in make test.
 fuzz: $(STAMP)
