@@ -52,8 +52,16 @@ _LOAD_LOCK = threading.Lock()
 # and the function inside a partial is audited as any other.
 TRUSTED_OUTSIDE_SCIKIT_LEARN = frozenset({"numpy.dtype", "functools.partial"})
 # The functions scikit-learn itself stores inside fitted estimators (skops trusts none):
-# HistGradientBoosting(categorical_features="from_dtype") keeps check_array in a partial.
-TRUSTED_SCIKIT_LEARN_FUNCTIONS = frozenset({"sklearn.utils.validation.check_array"})
+# HistGradientBoosting(categorical_features="from_dtype") keeps check_array in a partial,
+# BisectingKMeans its k-means step (found by registering every estimator scikit-learn lists
+# that fits and predicts with its defaults: only these two keep a function).
+TRUSTED_SCIKIT_LEARN_FUNCTIONS = frozenset(
+    {
+        "sklearn.utils.validation.check_array",
+        "sklearn.cluster._kmeans._kmeans_single_lloyd",
+        "sklearn.cluster._kmeans._kmeans_single_elkan",
+    }
+)
 # skops nodes that hold something callable by name: of scikit-learn, only the functions above.
 _CALLABLE_NODES = frozenset({"FunctionNode", "MethodNode"})
 
