@@ -18,6 +18,7 @@ artifact raised is never kept, since a pickle can build it from the environment.
 import io
 import json
 import pickle
+import sys
 import threading
 import warnings
 import zipfile
@@ -32,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 from registry.config import DEFAULT_MAX_LOADED_BYTES, PicklePolicy
 from registry.errors import RegistryError
 from registry.inputs import RequestRows, complete_signature, model_input, prediction_count
-from registry.manifest import ArtifactFormat, ColumnKind, Label
+from registry.manifest import ArtifactFormat, ColumnKind, InputSignature, Label
 from registry.signature import derive_signature
 from registry.validation import (
     ArtifactRejected,
@@ -62,8 +63,25 @@ TRUSTED_SCIKIT_LEARN_FUNCTIONS = frozenset(
         "sklearn.cluster._kmeans._kmeans_single_elkan",
     }
 )
-# skops nodes that hold something callable by name: of scikit-learn, only the functions above.
-_CALLABLE_NODES = frozenset({"FunctionNode", "MethodNode"})
+# The kinds of skops node that may hold a name skops does not trust by default, and what
+# the name must then be. A node builds its object from the name: an ObjectNode, ReduceNode,
+# TreeNode or LossNode makes an instance of the class (without calling it, or with the
+# arguments scikit-learn's own reduce gives), a TypeNode hands over the class itself; those
+# names must be classes scikit-learn defines. A FunctionNode hands over a function, which a
+# FunctionTransformer or a partial will call with arguments the file chose: only the
+# functions above. Any other node with such a name (a ConstructorFromReduceNode calls it, a
+# list or dict node calls it with no argument, an array node with the array) is refused.
+_CLASS_LOADERS = frozenset({"ObjectNode", "ReduceNode", "TreeNode", "LossNode", "TypeNode"})
+_LOADERS_OF = {
+    "functools.partial": frozenset({"PartialNode"}),
+    "numpy.dtype": frozenset({"DTypeNode"}),
+}
+# The largest schema read at all (its parsed objects count toward MAX_LOADED_BYTES anyway).
+MAX_SCHEMA_BYTES = 64 * 1024 * 1024
+# A skops file's schema is parsed into Python objects before anything is checked: its text is
+# counted this many times over toward what the file unfolds to (JSON of many small nodes
+# takes about that much more memory once parsed).
+SCHEMA_EXPANSION = 16
 
 
 def pickled_serving_copy(estimator: Any) -> bytes:
@@ -76,27 +94,30 @@ def pickled_serving_copy(estimator: Any) -> bytes:
 
 
 def skops_members_bytes(data: bytes) -> int:
-    """What a skops file's members take once read: their uncompressed sizes, which the zip
-    directory declares and Python's zipfile holds every member to."""
+    """What loading a skops file reads into memory, from its zip directory alone: every
+    member as often as the schema refers to it (each reference reads it again), and the
+    schema SCHEMA_EXPANSION times over. zipfile holds each member to its declared size."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError):
+            schema_bytes = archive.getinfo("schema.json").file_size
+            sizes = {member.filename: member.file_size for member in archive.infolist()}
+            if schema_bytes > MAX_SCHEMA_BYTES:
+                return schema_bytes * SCHEMA_EXPANSION
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
         raise reject(RejectionReason.NOT_LOADABLE) from None
-
-
-def _skops_nodes(data: bytes) -> dict[str, set[str]]:
-    """Every type or function a skops file names, with the kinds of node that hold it."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        schema = json.loads(archive.read("schema.json"))
-    found: dict[str, set[str]] = {}
+    unfolded = schema_bytes * SCHEMA_EXPANSION
     for node in _walk(schema):
-        name = f"{node.get('__module__')}.{node.get('__class__')}"
-        found.setdefault(name, set()).add(str(node["__loader__"]))
-    return found
+        member = node.get("file")
+        if member is not None:
+            if not isinstance(member, str) or member not in sizes:
+                raise reject(RejectionReason.NOT_LOADABLE)
+            unfolded += sizes[member]
+    return unfolded
 
 
 def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    """Every node of a skops schema (a dict with a __loader__)."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -109,31 +130,66 @@ def _walk(value: Any) -> Iterator[dict[str, Any]]:
 
 
 def trusted_skops_types(data: bytes) -> list[str]:
-    """The types skops does not trust by default that we do; anything else is refused with
-    its names (ArtifactRejected UNTRUSTED_TYPES).
+    """The names skops does not trust by default that we do; a file naming any other is
+    refused with those names (ArtifactRejected UNTRUSTED_TYPES).
 
-    skops trusts most scikit-learn classes already; the rest are internal structures such
-    as sklearn.tree._tree.Tree, trusted too. Functions are another matter: a function is
-    called with arguments the file chose (a FunctionTransformer's func, a partial), so only
-    those scikit-learn stores itself are trusted, not any function of its modules.
+    Each node that names one is audited by what its kind does with the name (_CLASS_LOADERS
+    above): scikit-learn's classes are trusted where a node makes an instance or holds the
+    class; functions, only those scikit-learn stores itself, and only as functions. So a
+    file cannot have a scikit-learn module's function (several re-export subprocess calls
+    and downloads) called, whatever kind of node it dresses the name in.
     """
     from skops.io import get_untrusted_types
 
     try:
-        untrusted = get_untrusted_types(data=data)
-        nodes = _skops_nodes(data)
+        untrusted = set(get_untrusted_types(data=data))
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            schema = json.loads(archive.read("schema.json"))
     except Exception:  # not a skops archive, or a damaged one
         raise reject(RejectionReason.NOT_LOADABLE) from None
-    refused = sorted(name for name in untrusted if not _trusted(name, nodes.get(name, set())))
+    named, refused = set(), set()
+    for node in _walk(schema):
+        name = f"{node.get('__module__')}.{node.get('__class__')}"
+        named.add(name)
+        if name in untrusted and not _trusted(name, str(node["__loader__"])):
+            refused.add(name)
+    refused |= untrusted - named  # a name skops found elsewhere than a node's own: not audited
     if refused:
-        raise reject(RejectionReason.UNTRUSTED_TYPES, untrusted_types=_python_names(refused))
-    return list(untrusted)
+        names = _python_names(sorted(refused))
+        raise reject(RejectionReason.UNTRUSTED_TYPES, untrusted_types=names)
+    return sorted(untrusted)
 
 
-def _trusted(name: str, loaders: set[str]) -> bool:
-    if name in TRUSTED_OUTSIDE_SCIKIT_LEARN or name in TRUSTED_SCIKIT_LEARN_FUNCTIONS:
-        return True
-    return name.startswith("sklearn.") and bool(loaders) and not loaders & _CALLABLE_NODES
+def _trusted(name: str, loader: str) -> bool:
+    if name in _LOADERS_OF:
+        return loader in _LOADERS_OF[name]
+    if loader == "FunctionNode":
+        return name in TRUSTED_SCIKIT_LEARN_FUNCTIONS
+    return loader in _CLASS_LOADERS and _is_scikit_learn_class(name)
+
+
+def _is_scikit_learn_class(name: str) -> bool:
+    """Whether the dotted name is a class that scikit-learn defines (its module imported if
+    need be: scikit-learn's own code, which skops would import to load it anyway)."""
+    import importlib
+
+    if not name.startswith("sklearn."):
+        return False
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            found: Any = sys.modules.get(module_name) or importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            found = getattr(found, attribute, None)
+        return (
+            isinstance(found, type)
+            and found.__module__.startswith("sklearn.")
+            and found.__qualname__ == ".".join(parts[split:])
+        )
+    return False
 
 
 def _python_names(names: list[str]) -> list[str]:
@@ -320,14 +376,23 @@ def try_example(
 
 
 def rows_to_check(description: EstimatorDescription, example: list[Any] | None) -> list[Any]:
-    """Inputs, as predict builds them, that the model must answer one prediction a row: the
-    example, and it again with its first row once more (two rows at least); without an
-    example, two rows of zeros for a model of numbers. Rows that do not fit are left out."""
+    """Inputs, as predict builds them, on which the model must answer one prediction a row:
+    the example, and it again with its first row once more (two rows at least); without an
+    example, two rows made from the signature (each column's first category, else a zero, an
+    "a" or false). Rows that do not fit are left out.
+
+    Raises ArtifactRejected ROWS_UNKNOWN for a model that says nothing of the rows it takes
+    (no signature: a pipeline starting with a vectorizer fitted on a plain list) and came
+    with no example: nothing could show that it answers rows, not documents."""
     batches: list[list[Any]] = []
     if example:
         batches = [example, [*example, example[0]]]
-    elif description.n_features_in and _numbers_only(description):
+    elif description.signature is not None:
+        batches = [[_made_row(description.signature)] * 2]
+    elif description.n_features_in:
         batches = [[[0.0] * description.n_features_in] * 2]
+    else:
+        raise reject(RejectionReason.ROWS_UNKNOWN)
     checked = []
     for rows in batches:
         features = example_features(description, rows)
@@ -336,13 +401,14 @@ def rows_to_check(description: EstimatorDescription, example: list[Any] | None) 
     return checked
 
 
-def _numbers_only(description: EstimatorDescription) -> bool:
-    signature = description.signature
-    if signature is None:
-        return True
-    return not signature.dataframe and all(
-        column.kind is ColumnKind.NUMBER for column in signature.columns
-    )
+def _made_row(signature: InputSignature) -> Any:
+    made: dict[ColumnKind, Any] = {ColumnKind.STRING: "a", ColumnKind.BOOLEAN: False}
+    values: list[Any] = []
+    for column in signature.columns:
+        values.append(column.categories[0] if column.categories else made.get(column.kind, 0.0))
+    if signature.named:
+        return {column.name: value for column, value in zip(signature.columns, values, strict=True)}
+    return values
 
 
 def check_one_prediction_per_row(estimator: Any, inputs: list[Any]) -> None:

@@ -44,6 +44,7 @@ from registry.isolation import (
     kill_descendants,
     kill_tree,
     make_undumpable,
+    process_state,
     refuse_writable_import_path,
 )
 from registry.manifest import ArtifactFormat, ServingFormat
@@ -98,6 +99,10 @@ class StagedArtifactUnavailable(Exception):
 
 class ServingCopyUnavailable(Exception):
     """The serving copy could not be PUT to its presigned URL: not the artifact's fault."""
+
+
+class _ZygoteTainted(Exception):
+    """The zygote found its own state changed before it forked, and stopped."""
 
 
 class SandboxUnavailable(Exception):
@@ -233,12 +238,21 @@ class Zygote:
         with self._lock:
             try:
                 raw, clean = self._run_child(data + example, request, timeout)
+            except _ZygoteTainted:
+                # An earlier child changed the zygote's limits; it did not fork: this
+                # artifact is not to blame, and is inspected by a fresh zygote.
+                self._taint()
+                raw, clean = self._run_child(data + example, request, timeout)
             except OSError:  # the zygote died, or stopped answering
                 raw, clean = None, False
             if not clean:
-                self.taints += 1
-                self.stop()  # whatever it did, the next artifact meets a fresh zygote
+                self._taint()
         return _parse_child_answer(raw if clean else None)
+
+    def _taint(self) -> None:
+        """Whatever the zygote's child did, the next artifact meets a fresh zygote."""
+        self.taints += 1
+        self.stop()
 
     def _run_child(
         self, data: bytes, request: dict[str, Any], timeout: float
@@ -252,7 +266,9 @@ class Zygote:
             os.close(artifact_in)
             os.close(answer_out)
             connection.settimeout(timeout)
-            json.loads(connection.recv(4096))  # {"pid": ...}: the child runs
+            if json.loads(connection.recv(4096) or b"{}").get("tainted"):
+                raise _ZygoteTainted  # it did not fork: see inspect
+            # else {"pid": ...}: the child runs
             deadline = time.monotonic() + timeout
             try:
                 _write_all(artifact_out, data)
@@ -283,6 +299,8 @@ class _Validator:
     zygote: Zygote
     exit_when_tainted: bool
     refused: str | None = None
+    # Its limits, priority and CPUs at start: a change means an artifact reached this process.
+    started_as: tuple[object, ...] = ()
 
 
 _VALIDATOR: _Validator | None = None
@@ -304,7 +322,7 @@ def prepare_validator(
     if measures.private_filesystem:
         enter_private_filesystem()
     zygote = Zygote(measures, empty_tmp="AWS_LAMBDA_FUNCTION_NAME" in os.environ)
-    _VALIDATOR = _Validator(zygote, exit_when_tainted)
+    _VALIDATOR = _Validator(zygote, exit_when_tainted, started_as=process_state())
     try:
         if measures.safe_import_path:
             refuse_writable_import_path()
@@ -326,6 +344,19 @@ def handle_validation(event: dict[str, Any], pickle_policy: PicklePolicy) -> dic
     assert validator is not None
     if validator.refused is not None:
         raise SandboxUnavailable(validator.refused)
+    try:
+        return _validate(validator, event, pickle_policy)
+    finally:
+        if process_state() != validator.started_as:
+            # An artifact's code reached this process (where no seccomp filter kept it from
+            # it): nothing it validates next can be trusted. It exits; its caller starts
+            # another (Lambda, a new execution environment; the local server, a new worker).
+            _leave_tainted_environment()
+
+
+def _validate(
+    validator: "_Validator", event: dict[str, Any], pickle_policy: PicklePolicy
+) -> dict[str, Any]:
     request = ValidateArtifactRequest.model_validate(event)
     runtime = runtime_versions()
     taints = validator.zygote.taints

@@ -31,7 +31,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_MODE_FILTER = 2
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_MS_REMOUNT, _MS_BIND, _MS_MOVE, _MS_REC, _MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 _MS_NOATIME, _MS_NODIRATIME, _MS_RELATIME = 1024, 2048, 1 << 21
 # statvfs's f_flag bits, and the mount flag each stands for (kept when a mount is remounted:
 # a user namespace may not clear them).
@@ -46,8 +46,6 @@ _KEPT_MOUNT_FLAGS = {
 # Inside the sandbox's user namespace the process is this user, not root: a program it could
 # execute gets no capability from being root there.
 SANDBOX_UID = 1000
-# Where the sandbox writes: a private, empty tmpfs over each of these, in its mount namespace.
-PRIVATE_SCRATCH_MOUNTS = ("/tmp", "/dev/shm")
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,12 @@ class SandboxMeasures:
     SANDBOX_MEASURES_OFF (local servers only) names any to leave off."""
 
     # A user and mount namespace where every mount is read-only, with a private, empty tmpfs
-    # on /tmp and /dev/shm (local Linux; Lambda's filesystem is read-only but /tmp already).
+    # on /tmp, and a /dev of null, zero, random and an empty shm only (local Linux; Lambda's
+    # filesystem is read-only but /tmp already).
     private_filesystem: bool = True
+    # The zygote as the init of a PID namespace with its own /proc: a child can name no other
+    # process, and all die with the zygote (local Linux).
+    own_processes: bool = True
     # -P -s, working directory /, a PYTHONPATH of code only; refuse a writable sys.path entry.
     safe_import_path: bool = True
     # Everything a child may import is imported before the zygote forks; a child imports
@@ -123,12 +125,19 @@ def _write(path: str, text: str) -> None:
 
 
 def _enter_user_namespace(flags: int) -> None:
-    """A new user namespace (and the other namespaces in flags), as SANDBOX_UID inside it."""
+    """A new user namespace (and the other namespaces in flags), as SANDBOX_UID inside it.
+
+    Raises OSError, having changed nothing, where the kernel refuses the namespaces; once
+    they are made, a failure to map this user in them is a RuntimeError: the process is
+    then in namespaces it cannot use, and must not go on."""
     uid, gid = os.getuid(), os.getgid()
     os.unshare(os.CLONE_NEWUSER | flags)
-    _write("/proc/self/setgroups", "deny")
-    _write("/proc/self/uid_map", f"{SANDBOX_UID} {uid} 1")
-    _write("/proc/self/gid_map", f"{SANDBOX_UID} {gid} 1")
+    try:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{SANDBOX_UID} {uid} 1")
+        _write("/proc/self/gid_map", f"{SANDBOX_UID} {gid} 1")
+    except OSError as exc:
+        raise RuntimeError(f"entered namespaces but could not map its user: {exc}") from exc
 
 
 def _mount(source: str | None, target: str, kind: str | None, flags: int, data: str = "") -> None:
@@ -146,32 +155,92 @@ def _mount_points() -> list[str]:
     return points
 
 
-def enter_private_filesystem(network: bool = False) -> bool:
-    """A user and mount namespace in which every mount is read-only and /tmp and /dev/shm are
-    private, empty tmpfs (with network, a network namespace with no interface up, too).
-    False where the kernel refuses it (Lambda, other systems, a process with threads);
-    nothing is changed then.
+def enter_private_filesystem(network: bool = False, processes: bool = False) -> bool:
+    """A user and mount namespace in which every mount is read-only, /tmp is a private, empty
+    tmpfs, and /dev holds only null, zero, full, random, urandom and an empty shm. With
+    network, a network namespace with no interface up, too; with processes, a PID namespace
+    (whose first child becomes its init: see own_proc). False where the kernel refuses it
+    (Lambda, other systems, a process with threads); nothing is changed then.
 
-    The caller keeps the capabilities of the namespace it made; a program it starts does not
-    (it runs as SANDBOX_UID, not root), so nothing it starts can make a mount writable again.
+    The caller keeps the capabilities of the namespace it made until it drops them; a program
+    it starts does not get them (it runs as SANDBOX_UID, not root).
     """
     if not sys.platform.startswith("linux") or not hasattr(os, "unshare"):
         return False
+    flags = os.CLONE_NEWNS | (os.CLONE_NEWNET if network else 0)
     try:
-        _enter_user_namespace(os.CLONE_NEWNS | (os.CLONE_NEWNET if network else 0))
+        _enter_user_namespace(flags | (os.CLONE_NEWPID if processes else 0))
     except OSError:
         return False
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)
     for point in _mount_points():
+        if point == "/proc" or point.startswith("/proc/"):
+            continue  # a namespace inside this one writes its maps there (own_proc hides it)
         with contextlib.suppress(OSError):  # a mount that stays writable fails the path check
             kept = os.statvfs(point).f_flag
-            flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-            flags |= sum(flag for bit, flag in _KEPT_MOUNT_FLAGS.items() if kept & bit)
-            _mount(None, point, None, flags)
-    for scratch in PRIVATE_SCRATCH_MOUNTS:
-        if os.path.isdir(scratch):
-            _mount("tmpfs", scratch, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0700,size=512m")
+            remount = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+            remount |= sum(flag for bit, flag in _KEPT_MOUNT_FLAGS.items() if kept & bit)
+            _mount(None, point, None, remount)
+    _mount_private_tmp()
+    _mount_minimal_dev()
     return True
+
+
+def _code_paths() -> list[str]:
+    """What this interpreter runs from: its import path, prefix and executable's folder."""
+    found = {sys.prefix, sys.exec_prefix, os.path.dirname(sys.executable)}
+    found |= {entry for entry in sys.path if entry and os.path.isdir(entry)}
+    return sorted(os.path.realpath(path) for path in found if os.path.isdir(path))
+
+
+def _mount_private_tmp() -> None:
+    """An empty tmpfs over /tmp; the code this interpreter runs from, where it lives under
+    /tmp (a clone in a `mktemp -d` folder), is bound back in its place, read-only."""
+    under_tmp = [path for path in _code_paths() if path.startswith("/tmp/")]
+    kept = [
+        path for path in under_tmp if not any(path.startswith(f"{other}/") for other in under_tmp)
+    ]
+    handles = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in kept}
+    try:
+        _mount("tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode=0755,size={SCRATCH_SIZE}")
+        for path, handle in handles.items():
+            os.makedirs(path, exist_ok=True)
+            _mount(f"/proc/self/fd/{handle}", path, None, _MS_BIND | _MS_REC)
+            _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+    finally:
+        for handle in handles.values():
+            os.close(handle)
+
+
+# The size of each private tmpfs (/tmp, /dev/shm): a child's scratch, emptied after it.
+SCRATCH_SIZE = "64m"
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def _mount_minimal_dev() -> None:
+    """A /dev of a few harmless devices (bound from the real ones), standard streams and an
+    empty shm: no kernel log, loop, fuse or tun device to reach."""
+    staging = "/tmp/.dev"
+    os.mkdir(staging)
+    _mount("tmpfs", staging, "tmpfs", _MS_NOSUID | _MS_NOEXEC, "mode=0755,size=64k")
+    for device in _DEVICES:
+        open(f"{staging}/{device}", "w").close()
+        _mount(f"/dev/{device}", f"{staging}/{device}", None, _MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
+        os.symlink(target, f"{staging}/{name}")
+    os.symlink("/proc/self/fd/1", f"{staging}/stdout")
+    os.symlink("/proc/self/fd/2", f"{staging}/stderr")
+    os.mkdir(f"{staging}/shm")
+    _mount(None, staging, None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NOEXEC)
+    _mount("tmpfs", f"{staging}/shm", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={SCRATCH_SIZE}")
+    _mount(staging, "/dev", None, _MS_MOVE)
+    os.rmdir(staging)
+
+
+def own_proc() -> None:
+    """A /proc of this PID namespace's own (the caller is its init): no other process is
+    named there, nor readable."""
+    _mount("proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
 
 
 def leave_the_network() -> bool:
@@ -220,10 +289,12 @@ _SECCOMP_RET_ALLOW = 0x7FFF0000
 _SECCOMP_RET_ERRNO = 0x00050000
 _CLONE_THREAD = 0x00010000
 _X32_SYSCALL_BIT = 0x40000000
+_NR, _ARCH, _ARG0, _ARG1 = 0, 4, 16, 24  # offsets in seccomp_data (an argument's low half)
 # Syscall numbers: (x86_64, aarch64). Denied with EPERM: reaching into another process,
-# changing namespaces and mounts, the kernel's keyrings and programs, and starting a program
-# or a process (a thread is allowed). clone3 answers ENOSYS, so that the C library falls
-# back to clone, whose flags the filter can read.
+# changing namespaces and mounts, the kernel's keyrings, programs and log, io_uring (whose
+# operations seccomp does not see), sockets, and starting a program or a process (a thread
+# is allowed). clone3 answers ENOSYS, so that the C library falls back to clone, whose flags
+# the filter can read.
 _DENIED = {
     "ptrace": (101, 117),
     "process_vm_readv": (310, 270),
@@ -234,6 +305,10 @@ _DENIED = {
     "pidfd_send_signal": (424, 424),
     "pidfd_getfd": (438, 438),
     "tkill": (200, 130),
+    "setpriority": (141, 140),
+    "ioprio_set": (251, 30),
+    "migrate_pages": (256, 238),
+    "move_pages": (279, 239),
     "unshare": (272, 97),
     "setns": (308, 268),
     "mount": (165, 40),
@@ -253,19 +328,57 @@ _DENIED = {
     "bpf": (321, 280),
     "perf_event_open": (298, 241),
     "userfaultfd": (323, 282),
+    "syslog": (103, 116),
+    "io_uring_setup": (425, 425),
+    "io_uring_enter": (426, 426),
+    "io_uring_register": (427, 427),
+    "socket": (41, 198),
+    "socketpair": (53, 199),
     "execve": (59, 221),
     "execveat": (322, 281),
     "fork": (57, None),
     "vfork": (58, None),
 }
-# Signals may reach only this process, its own threads and its own process group.
-_SIGNALS_TO_SELF = {"kill": (62, 129), "tgkill": (234, 131), "rt_sigqueueinfo": (129, 138)}
-_SIGNALS_TO_SELF_TGID = {"rt_tgsigqueueinfo": (297, 240)}
+# Calls whose first argument names a process: allowed for this process only (0 or its pid;
+# a signal, also its own process group).
+_SIGNALS = {"kill": (62, 129), "tgkill": (234, 131), "rt_sigqueueinfo": (129, 138)}
+_ON_ITSELF = {
+    "rt_tgsigqueueinfo": (297, 240),
+    "prlimit64": (302, 261),
+    "sched_setaffinity": (203, 122),
+    "sched_setscheduler": (144, 119),
+    "sched_setparam": (142, 118),
+    "sched_setattr": (314, 274),
+}
+# Calls whose second argument asks the kernel to signal a process of the caller's choosing
+# (a descriptor's owner, a terminal's process group) or to type into a terminal: refused.
+_F_SETOWN, _F_SETSIG, _F_SETOWN_EX = 8, 10, 15
+_FIOSETOWN, _SIOCSPGRP, _TIOCSCTTY, _TIOCSPGRP, _TIOCSTI = 0x8901, 0x8902, 0x540E, 0x5410, 0x5412
+_REFUSED_REQUESTS = {
+    "fcntl": ((72, 25), (_F_SETOWN, _F_SETSIG, _F_SETOWN_EX)),
+    "ioctl": ((16, 29), (_FIOSETOWN, _SIOCSPGRP, _TIOCSCTTY, _TIOCSPGRP, _TIOCSTI)),
+}
 _CLONE, _CLONE3 = (56, 220), (435, 435)
 _ARCHES = {"x86_64": (0, 0xC000003E), "amd64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}
-
-
 Instruction = tuple[int, int, int, int]
+_ALLOW: Instruction = (_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW)
+_EPERM: Instruction = (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)
+_ENOSYS: Instruction = (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.ENOSYS)
+
+
+def _load(offset: int) -> Instruction:
+    return (_BPF_LD_W_ABS, 0, 0, offset)
+
+
+def _by_argument(
+    number: int, offset: int, values: list[int], matched: Instruction, otherwise: Instruction
+) -> list[Instruction]:
+    """For this system call: `matched` if the argument at offset is one of values, else
+    `otherwise`; other calls go on to the next block (with the number loaded again)."""
+    block: list[Instruction] = [(_BPF_JEQ_K, 0, 3 + len(values), number), _load(offset)]
+    for index, value in enumerate(values):
+        block.append((_BPF_JEQ_K, len(values) - index, 0, value & 0xFFFFFFFF))
+    return [*block, otherwise, matched, _load(_NR)]
 
 
 def _filter_program(own_pid: int) -> list[Instruction] | None:
@@ -274,53 +387,25 @@ def _filter_program(own_pid: int) -> list[Instruction] | None:
     if arch is None:
         return None
     column, audit_arch = arch
-    allow = (_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW)
-    eperm = (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)
-    enosys = (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.ENOSYS)
-    load_nr, load_arch, load_arg0 = (  # a (code, jt, jf, k) each
-        (_BPF_LD_W_ABS, 0, 0, 0),
-        (_BPF_LD_W_ABS, 0, 0, 4),
-        (_BPF_LD_W_ABS, 0, 0, 16),
-    )
-    own = own_pid & 0xFFFFFFFF
-    own_group = (-own_pid) & 0xFFFFFFFF
-    program: list[Instruction] = [load_arch, (_BPF_JEQ_K, 1, 0, audit_arch), eperm, load_nr]
+    itself = [own_pid, 0]
+    program: list[Instruction] = [_load(_ARCH), (_BPF_JEQ_K, 1, 0, audit_arch), _EPERM, _load(_NR)]
     if column == 0:  # x32 system calls on x86_64
-        program += [(_BPF_JGE_K, 0, 1, _X32_SYSCALL_BIT), eperm]
+        program += [(_BPF_JGE_K, 0, 1, _X32_SYSCALL_BIT), _EPERM]
     for numbers in _DENIED.values():
         number = numbers[column]
         if number is not None:
-            program += [(_BPF_JEQ_K, 0, 1, number), eperm]
-    program += [(_BPF_JEQ_K, 0, 1, _CLONE3[column]), enosys]
+            program += [(_BPF_JEQ_K, 0, 1, number), _EPERM]
+    program += [(_BPF_JEQ_K, 0, 1, _CLONE3[column]), _ENOSYS]
     # clone: allowed for a thread only
-    program += [
-        (_BPF_JEQ_K, 0, 4, _CLONE[column]),
-        load_arg0,
-        (_BPF_JSET_K, 0, 1, _CLONE_THREAD),
-        allow,
-        eperm,
-    ]
-    for numbers in _SIGNALS_TO_SELF.values():
-        # kill(pid) / tgkill(tgid) / rt_sigqueueinfo(tgid): this process, 0, or its own group
-        program += [
-            (_BPF_JEQ_K, 0, 6, numbers[column]),
-            load_arg0,
-            (_BPF_JEQ_K, 3, 0, own),
-            (_BPF_JEQ_K, 2, 0, 0),
-            (_BPF_JEQ_K, 1, 0, own_group),
-            eperm,
-            allow,
-            load_nr,
-        ]
-    for numbers in _SIGNALS_TO_SELF_TGID.values():
-        program += [
-            (_BPF_JEQ_K, 0, 4, numbers[column]),
-            load_arg0,
-            (_BPF_JEQ_K, 1, 0, own),
-            eperm,
-            allow,
-        ]
-    return [*program, allow]
+    program += [(_BPF_JEQ_K, 0, 4, _CLONE[column]), _load(_ARG0)]
+    program += [(_BPF_JSET_K, 0, 1, _CLONE_THREAD), _ALLOW, _EPERM]
+    for numbers in _SIGNALS.values():
+        program += _by_argument(numbers[column], _ARG0, [*itself, -own_pid], _ALLOW, _EPERM)
+    for numbers in _ON_ITSELF.values():
+        program += _by_argument(numbers[column], _ARG0, itself, _ALLOW, _EPERM)
+    for numbers, requests in _REFUSED_REQUESTS.values():
+        program += _by_argument(numbers[column], _ARG1, list(requests), _EPERM, _ALLOW)
+    return [*program, _ALLOW]
 
 
 def install_seccomp_filter() -> bool:
@@ -359,6 +444,18 @@ def limit_resources(address_space_bytes: int, file_bytes: int, more_tasks: int) 
     tasks = _processes_of_this_user() + more_tasks
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
+
+
+# What a process's children inherit and another process of the same user can change from
+# outside (prlimit, setpriority, sched_setaffinity) where no seccomp filter prevents it.
+_WATCHED_LIMITS = ("RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CPU")
+
+
+def process_state() -> tuple[object, ...]:
+    """This process's limits, priority and CPUs: compared before every fork."""
+    limits = tuple(resource.getrlimit(getattr(resource, name)) for name in _WATCHED_LIMITS)
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    return (limits, os.getpriority(os.PRIO_PROCESS, 0), frozenset(cpus))
 
 
 def address_space_bytes() -> int:
@@ -439,11 +536,15 @@ def kill_tree(root: int) -> int:
 
 
 def empty_directory(root: str, keep: Iterable[str] = ()) -> None:
-    """Remove everything in root but the entries named in keep (best effort)."""
+    """Remove everything in root but the entries named in keep, and those that hold a mount
+    (code bound back into a private /tmp), best effort."""
     kept = set(keep)
+    mounts = _mount_points() if sys.platform.startswith("linux") else []
     with contextlib.suppress(OSError):
         for entry in os.scandir(root):
-            if entry.name in kept:
+            if entry.name in kept or any(
+                point == entry.path or point.startswith(f"{entry.path}/") for point in mounts
+            ):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)

@@ -25,6 +25,7 @@ cleanly. The validator treats anything else as a tainted sandbox and starts a ne
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -51,6 +52,8 @@ from registry.isolation import (
     leave_the_network,
     limit_resources,
     make_undumpable,
+    own_proc,
+    process_state,
     refuse_writable_import_path,
 )
 
@@ -82,7 +85,7 @@ def main(fd: int, config: dict[str, Any]) -> None:
     """The zygote: isolate, check, import, then fork a child per request until closed."""
     connection = socket.socket(fileno=fd)
     measures = SandboxMeasures.without(config.get("off", []))
-    private = _enter_namespaces(measures)
+    private, own_processes = _enter_namespaces(measures)
     make_undumpable()
     subreaper = become_subreaper()
     empty_tmp = private or bool(config.get("empty_tmp"))
@@ -98,19 +101,32 @@ def main(fd: int, config: dict[str, Any]) -> None:
         connection.sendall(json.dumps({"ready": False, "refused": str(exc)}).encode())
         return
     preload(measures)
-    ready = {"ready": True, "subreaper": subreaper, "private": private}
+    seccomp = measures.seccomp and _seccomp_works()
+    ready = {
+        "ready": True,
+        "subreaper": subreaper,
+        "private": private,
+        "own_processes": own_processes,
+        "seccomp": seccomp,
+    }
     connection.sendall(json.dumps(ready).encode())
-    home_name = os.path.basename(home)
+    started_as = process_state()
     while True:
         message, fds, _, _ = socket.recv_fds(connection, 4096, 2)
         if not message:
             return
         request = json.loads(message)
+        if process_state() != started_as:
+            # A child changed this process's limits, priority or CPUs (where no seccomp keeps
+            # it from): every later child would inherit them. A fresh zygote serves instead.
+            connection.sendall(json.dumps({"tainted": True}).encode())
+            return
         scratch = tempfile.mkdtemp(dir=home)
         pid = os.fork()
         if pid == 0:
             connection.close()
-            _child(fds[0], fds[1], request, measures, scratch)
+            child_measures = measures if seccomp else _without_seccomp(measures)
+            _child(fds[0], fds[1], request, child_measures, scratch)
         for fd_ in fds:
             os.close(fd_)
         connection.sendall(json.dumps({"pid": pid}).encode())
@@ -118,20 +134,50 @@ def main(fd: int, config: dict[str, Any]) -> None:
             return
         clean = _finished_cleanly(pid)
         killed = kill_descendants() if measures.reap else 0
+        # Nothing a child wrote is there for the next: its scratch, the home, /tmp, /dev/shm.
         shutil.rmtree(scratch, ignore_errors=True)
+        empty_directory(home)
         if empty_tmp:
-            empty_directory(tmp_root, keep=[home_name])
+            empty_directory(tmp_root, keep=[os.path.basename(home)])
+        if private:
+            empty_directory("/dev/shm")
         connection.sendall(json.dumps({"clean": clean, "killed": killed}).encode())
 
 
-def _enter_namespaces(measures: SandboxMeasures) -> bool:
-    """What the kernel gives: a read-only, private filesystem; no network. Whether the
-    filesystem is private. Capabilities the namespaces gave are dropped at once."""
-    private = measures.private_filesystem and enter_private_filesystem(network=measures.no_network)
+def _enter_namespaces(measures: SandboxMeasures) -> tuple[bool, bool]:
+    """What the kernel gives: a read-only, private filesystem; no network; a PID namespace
+    whose init this process becomes (it forks, and the parent only waits). Whether the
+    filesystem is private, and whether this process is that init. Capabilities the
+    namespaces gave are dropped once they are used."""
+    processes = measures.private_filesystem and measures.own_processes
+    private = measures.private_filesystem and enter_private_filesystem(
+        network=measures.no_network, processes=processes
+    )
     entered = private or (measures.no_network and leave_the_network())
+    own_processes = private and processes
+    if own_processes:
+        init = os.fork()  # the first process of the new PID namespace: its init
+        if init != 0:
+            _, status = os.waitpid(init, 0)
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+        own_proc()
     if entered:
         drop_capabilities()
-    return private
+    return private, own_processes
+
+
+def _seccomp_works() -> bool:
+    """Whether a child can install the filter here (not on Lambda): asked of a short-lived
+    child, so that a child that cannot where it could is known to be tampered with."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if forbid_new_privileges() and install_seccomp_filter() else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def _without_seccomp(measures: SandboxMeasures) -> SandboxMeasures:
+    return dataclasses.replace(measures, seccomp=False)
 
 
 def preload(measures: SandboxMeasures) -> None:
@@ -225,6 +271,9 @@ def _child(
     measures: SandboxMeasures,
     scratch: str,
 ) -> None:
+    """Set up every measure, inspect, answer; exit 0 only once the answer is written, so
+    that a measure that could not be taken taints the sandbox rather than pass unnoticed."""
+    code = 1
     try:
         _isolate(artifact_fd, answer_fd, scratch)
         if measures.resource_limits:
@@ -234,8 +283,8 @@ def _child(
                 CHILD_FILE_BYTES,
                 CHILD_MORE_TASKS,
             )
-        if measures.seccomp and forbid_new_privileges():
-            install_seccomp_filter()
+        if measures.seccomp and not (forbid_new_privileges() and install_seccomp_filter()):
+            return
         if measures.preimport:
             block_new_imports()
         data = _read_artifact(artifact_fd, int(request["max_bytes"]))
@@ -244,8 +293,9 @@ def _child(
         findings, serving = inspect_artifact(data, request)
         body = findings.model_dump_json(exclude_none=True).encode()
         _write_all(answer_fd, CHILD_HEADER.pack(len(body), len(serving)) + body + serving)
+        code = 0
     finally:
-        os._exit(0)
+        os._exit(code)
 
 
 def _isolate(artifact_fd: int, answer_fd: int, scratch: str) -> None:

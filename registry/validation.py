@@ -78,6 +78,7 @@ class RejectionReason(StrEnum):
     TOO_LARGE = "too_large"
     TOO_LARGE_LOADED = "too_large_loaded"
     NOT_ROWS = "not_rows"
+    ROWS_UNKNOWN = "rows_unknown"
     STOPPED = "stopped"
 
 
@@ -177,6 +178,16 @@ def rejection_error(
                 f"the model takes {size} in memory once loaded, over the registry's limit{limit} "
                 "(MAX_LOADED_BYTES): register a smaller model (fewer or shallower trees, fewer "
                 "features), or raise MaxLoadedBytes together with the predict function's memory"
+            )
+        case RejectionReason.ROWS_UNKNOWN:
+            return InvalidArtifactError(
+                "the model does not say what rows it takes (it has no n_features_in_: a "
+                "pipeline that starts with a text or dict vectorizer fitted on a plain list?), "
+                "so nothing shows that it answers one prediction a row; nothing was registered. "
+                "Register it with an input_example of rows it predicts on, or fit it on a "
+                "DataFrame with a ColumnTransformer over the text column, for example "
+                "make_pipeline(make_column_transformer((TfidfVectorizer(), 'text')), "
+                "MultinomialNB())"
             )
         case RejectionReason.NOT_ROWS:
             return InvalidArtifactError(

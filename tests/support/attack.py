@@ -180,8 +180,17 @@ def try_everything(model):
         except Exception as exc:
             report.append(f"{name}={type(exc).__name__}")
 
+    import fcntl
+    import resource
+    import socket
+
     parent = os.getppid()
     attempt("signal_parent", lambda: os.kill(parent, signal.SIGCONT))
+    attempt("signal_through_a_descriptor", lambda: fcntl.fcntl(0, fcntl.F_SETOWN, parent))
+    attempt("limit_parent", lambda: resource.prlimit(parent, resource.RLIMIT_NOFILE, (64, 64)))
+    attempt("open_socket", lambda: socket.socket(socket.AF_UNIX))
+    attempt("write_kernel_log", lambda: Path("/dev/kmsg").write_text("forged"))
+    report.append(f"processes_seen={len([p for p in os.listdir('/proc') if p.isdigit()])}")
     attempt("signal_everyone", lambda: os.kill(-1, signal.SIGCONT))
     attempt("read_parent_memory", lambda: Path(f"/proc/{parent}/mem").read_bytes())
     attempt("start_process", _fork_and_wait)
@@ -191,6 +200,33 @@ def try_everything(model):
     attempt("write_scratch", lambda: Path(os.environ["TMPDIR"], "mine").write_text("x"))
     attempt("import_new_module", lambda: __import__("xml.dom.minidom"))
     return reporting(model, report)
+
+
+def leave_behind(model):
+    """Write where a later child could look: /dev/shm, the home, /tmp."""
+    import os
+    from pathlib import Path
+
+    report = []
+    for where in ("/dev/shm", os.environ["HOME"], "/tmp", os.path.dirname(os.environ["HOME"])):
+        try:
+            Path(where, "left-behind").write_text("by an earlier tenant")
+            report.append(f"{where}=written")
+        except OSError as exc:
+            report.append(f"{where}={type(exc).__name__}")
+    return reporting(model, report)
+
+
+def look_for_leftovers(model):
+    """Report every left-behind file this child can find."""
+    import os
+
+    found = []
+    for root, _, files in os.walk("/tmp"):
+        found += [os.path.join(root, name) for name in files if name == "left-behind"]
+    if os.path.exists("/dev/shm/left-behind"):
+        found.append("/dev/shm/left-behind")
+    return reporting(model, [f"found={path}" for path in found] or ["found=nothing"])
 
 
 def _fork_and_wait():

@@ -17,6 +17,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
@@ -140,13 +141,22 @@ def test_a_text_column_is_a_string_and_dataframe_split_without_columns_is_in_mod
 def test_a_model_that_raises_anything_on_rows_is_a_422_naming_only_the_type(
     registrar: Registrar,
 ) -> None:
+    # five neighbours asked of three samples: every predict raises ValueError
+    model = KNeighborsClassifier(n_neighbors=5).fit([[1.0, 0.0], [2.0, 1.0], [3.0, 0.0]], [0, 1, 0])
+    predictor = served(registrar, "neighbours", model)
+
+    with pytest.raises(InvalidInputError, match=r"could not predict on these rows \(it raised"):
+        predictor.predict("neighbours", None, [[1.0, 2.0]])
+
+
+def test_a_model_that_says_nothing_of_its_rows_needs_an_example(registrar: Registrar) -> None:
+    """Fitted on dicts, it has no n_features_in_: without an example nothing shows what rows
+    it takes (the validator would have nothing to try it on)."""
     model = make_pipeline(DictVectorizer(), LogisticRegression()).fit(
         [{"a": 1.0}, {"b": 2.0}, {"a": 3.0}], [0, 1, 0]
     )
-    predictor = served(registrar, "dicts", model)
-
-    with pytest.raises(InvalidInputError, match=r"could not predict on these rows \(it raised"):
-        predictor.predict("dicts", None, [[1.0, 2.0]])
+    with pytest.raises(InvalidArtifactError, match="Register it with an input_example"):
+        registrar.register("dicts", joblib_of(model))
 
 
 def test_a_non_finite_probability_is_null_in_valid_json(registrar: Registrar) -> None:

@@ -115,7 +115,7 @@ def test_after_block_new_imports_only_modules_already_imported_import(tmp_path: 
 
 
 SECCOMP = r"""
-import json, os, signal, threading
+import fcntl, json, os, resource, signal, socket, threading
 from registry.isolation import forbid_new_privileges, install_seccomp_filter
 parent = os.getppid()
 def attempt(action):
@@ -126,6 +126,7 @@ def attempt(action):
         return type(exc).__name__
 installed = forbid_new_privileges() and install_seccomp_filter()
 thread = threading.Thread(target=lambda: None)
+read, write = os.pipe()
 print(json.dumps({
     "installed": installed,
     "signal_parent": attempt(lambda: os.kill(parent, 0)),
@@ -136,6 +137,14 @@ print(json.dumps({
     "fork": attempt(os.fork),
     "execute": attempt(lambda: os.execv("/bin/true", ["true"])),
     "unshare": attempt(lambda: os.unshare(os.CLONE_NEWUSER)),
+    "limit_parent": attempt(lambda: resource.prlimit(parent, resource.RLIMIT_NOFILE, (64, 64))),
+    "limit_itself": attempt(lambda: resource.prlimit(0, resource.RLIMIT_CORE, (0, 0))),
+    "pin_parent": attempt(lambda: os.sched_setaffinity(parent, {0})),
+    "pin_itself": attempt(lambda: os.sched_setaffinity(0, os.sched_getaffinity(0))),
+    "renice_parent": attempt(lambda: os.setpriority(os.PRIO_PROCESS, parent, 19)),
+    "signal_through_a_descriptor": attempt(lambda: fcntl.fcntl(read, fcntl.F_SETOWN, parent)),
+    "descriptor_flags": attempt(lambda: fcntl.fcntl(read, fcntl.F_SETFL, os.O_NONBLOCK)),
+    "open_socket": attempt(lambda: socket.socket(socket.AF_UNIX)),
 }))
 """
 
@@ -153,6 +162,14 @@ def test_the_seccomp_filter_keeps_a_child_to_itself() -> None:
         "fork": "PermissionError",
         "execute": "PermissionError",
         "unshare": "PermissionError",
+        "limit_parent": "PermissionError",
+        "limit_itself": "done",
+        "pin_parent": "PermissionError",
+        "pin_itself": "done",
+        "renice_parent": "PermissionError",
+        "signal_through_a_descriptor": "PermissionError",
+        "descriptor_flags": "done",
+        "open_socket": "PermissionError",
     }
 
 

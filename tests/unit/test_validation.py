@@ -52,7 +52,9 @@ from registry.validator import Validator
 from tests.support.attack import (
     carrier,
     joblib_running,
+    leave_behind,
     look_around,
+    look_for_leftovers,
     report_of,
     start_chains,
     try_everything,
@@ -60,6 +62,14 @@ from tests.support.attack import (
 from tests.support.families import FAMILIES, family, records
 from tests.support.models import joblib_of
 from tests.support.registries import registrar_for
+from tests.support.skops_forge import (
+    array_node,
+    json_node,
+    members_of,
+    named_node,
+    sequence_node,
+    with_attribute,
+)
 
 CONVERT = PicklePolicy.CONVERT
 PICKLE_FREE = (ServingFormat.SKOPS, ServingFormat.COMPILED)
@@ -139,8 +149,22 @@ def test_an_artifact_that_kills_the_validator_is_refused_and_the_validator_resta
     assert registrar.register("moons", joblib_of(fitted_linear())).created is True
 
 
-def test_without_seccomp_a_killed_zygote_taints_the_sandbox_and_a_fresh_one_serves() -> None:
+def test_in_its_own_pid_namespace_the_zygote_cannot_be_killed_even_without_seccomp() -> None:
+    """It is the namespace's init: a signal from inside that it does not handle is dropped."""
     sandbox = Zygote(SandboxMeasures.without(["seccomp"]))
+    try:
+        sandbox.start()
+        zygote = sandbox.pid
+        with pytest.raises(ArtifactRejected) as refused:
+            sandbox.inspect(pickle.dumps(KillsItsParent()), ArtifactFormat.JOBLIB, CONVERT, 10**6)
+        assert refused.value.rejection.reason is RejectionReason.NOT_AN_ESTIMATOR  # kill: None
+        assert (sandbox.taints, sandbox.pid) == (0, zygote)
+    finally:
+        sandbox.stop()
+
+
+def test_without_seccomp_a_killed_zygote_taints_the_sandbox_and_a_fresh_one_serves() -> None:
+    sandbox = Zygote(SandboxMeasures.without(["seccomp", "own_processes"]))
     try:
         sandbox.start()
         first = sandbox.pid
@@ -202,19 +226,41 @@ def test_a_child_reaches_nothing_around_it(zygote: Zygote) -> None:
         "write_tmp": "done",  # its own private /tmp, emptied after it
         "write_scratch": "done",
         "import_new_module": "ImportError",
+        "signal_through_a_descriptor": "PermissionError",
+        "limit_parent": "PermissionError",
+        "open_socket": "PermissionError",
+        "write_kernel_log": "OSError",  # a read-only /dev of null, zero, random ... only
+        "processes_seen": "2",  # its own PID namespace: the zygote, and itself
     }
+
+
+def test_nothing_a_child_writes_is_there_for_the_next(zygote: Zygote) -> None:
+    def run(function: Any) -> list[str]:
+        data = joblib_running(function, carrier())
+        found = zygote.inspect(data, ArtifactFormat.JOBLIB, CONVERT, 10**6).estimator
+        return found.feature_names or []
+
+    written = run(leave_behind)
+    assert all(name.endswith("=written") for name in written), written
+
+    assert run(look_for_leftovers) == ["found=nothing"]
 
 
 @pytest.mark.parametrize(
     ("off", "started", "survive"),
-    [([], False, False), (["seccomp"], True, False), (["seccomp", "reap"], True, True)],
+    [
+        ([], False, False),
+        (["seccomp", "own_processes"], True, False),
+        (["seccomp", "own_processes", "reap"], True, True),
+    ],
     ids=["all-measures", "reaped", "neither"],
 )
 def test_nothing_an_artifact_starts_outlives_its_validation(
     off: list[str], started: bool, survive: bool
 ) -> None:
     """Chains of new sessions and double forks: refused with seccomp; without it, every one
-    is stopped and killed after the validation; without either, they live on."""
+    is stopped and killed after the validation; without either, they live on. (Outside a
+    PID namespace of its own, so that this test sees the pids the chains report.)"""
     sandbox = Zygote(SandboxMeasures.without(off))
     try:
         described = sandbox.inspect(
@@ -633,3 +679,67 @@ def test_every_estimator_scikit_learn_lists_converts_but_one_skops_cannot_save(
     assert refused == {"Birch": RejectionReason.NOT_CONVERTIBLE}  # skops: "not supported yet"
     assert len(outcomes) >= 80
     assert sum(outcome is ServingFormat.COMPILED for outcome in outcomes.values()) >= 10
+
+
+def _forged_calls(marker: Path) -> dict[str, dict[str, Any]]:
+    """Nodes that would have a scikit-learn module's function (subprocess's check_output,
+    which sklearn.utils._testing re-exports) touch the marker, each by another node kind."""
+    command = sequence_node("list", [json_node(value) for value in ("touch", str(marker))])
+    return {
+        "called-by-reduce": named_node(
+            "ConstructorFromReduceNode",
+            "sklearn.utils._testing.check_output",
+            content=sequence_node("tuple", [command]),
+        ),
+        "held-as-a-type": named_node("TypeNode", "sklearn.utils._testing.check_output"),
+        "called-as-a-list": named_node(
+            "ListNode", "sklearn.utils._testing.check_output", content=[]
+        ),
+        "called-with-an-array": named_node(
+            "NdArrayNode",
+            "sklearn.utils._testing.check_output",
+            type="json",
+            content=[],
+            shape=json_node([0]),
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["called-by-reduce", "held-as-a-type", "called-as-a-list", "called-with-an-array"]
+)
+def test_a_skops_file_naming_a_function_in_any_kind_of_node_is_refused_before_it_runs(
+    tmp_path: Path, kind: str
+) -> None:
+    marker = tmp_path / "ran"
+    data = with_attribute(fitted_linear(), "x_", _forged_calls(marker)[kind])
+
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(data)
+
+    assert refused.value.rejection.untrusted_types == ["sklearn.utils._testing.check_output"]
+    assert not marker.exists()
+
+
+def test_trusting_what_skops_lists_would_have_run_the_forged_call(tmp_path: Path) -> None:
+    """The control: loaded with every name skops lists trusted, the file runs the command."""
+    marker = tmp_path / "ran"
+    data = with_attribute(fitted_linear(), "x_", _forged_calls(marker)["called-by-reduce"])
+
+    skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))
+
+    assert marker.exists()
+
+
+def test_a_member_read_many_times_counts_as_many_times_toward_the_limit() -> None:
+    model = fitted_linear()
+    model.ballast_ = numpy.zeros(125_000)  # one member of 1 MB
+    data = skops.io.dumps(model)
+    (member,) = [name for name, size in members_of(data).items() if size > 1_000_000]
+    forged = with_attribute(model, "copies_", sequence_node("list", [array_node(member)] * 200))
+    assert sum(members_of(forged).values()) < 2_000_000  # what the zip directory says
+
+    assert skops_members_bytes(forged) > 200_000_000  # what loading it would read
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(forged, max_loaded_bytes=50_000_000)
+    assert refused.value.rejection.reason is RejectionReason.TOO_LARGE_LOADED
