@@ -156,7 +156,7 @@ def _mount_points() -> list[str]:
 
 
 def enter_private_filesystem(network: bool = False, processes: bool = False) -> bool:
-    """A user and mount namespace in which every mount is read-only, /tmp is a private, empty
+    """A user, mount and IPC namespace in which every mount is read-only, /tmp is a private, empty
     tmpfs, and /dev holds only null, zero, full, random, urandom and an empty shm. With
     network, a network namespace with no interface up, too; with processes, a PID namespace
     (whose first child becomes its init: see own_proc). False where the kernel refuses it
@@ -167,7 +167,7 @@ def enter_private_filesystem(network: bool = False, processes: bool = False) -> 
     """
     if not sys.platform.startswith("linux") or not hasattr(os, "unshare"):
         return False
-    flags = os.CLONE_NEWNS | (os.CLONE_NEWNET if network else 0)
+    flags = os.CLONE_NEWNS | os.CLONE_NEWIPC | (os.CLONE_NEWNET if network else 0)
     try:
         _enter_user_namespace(flags | (os.CLONE_NEWPID if processes else 0))
     except OSError:
@@ -292,7 +292,8 @@ _X32_SYSCALL_BIT = 0x40000000
 _NR, _ARCH, _ARG0, _ARG1 = 0, 4, 16, 24  # offsets in seccomp_data (an argument's low half)
 # Syscall numbers: (x86_64, aarch64). Denied with EPERM: reaching into another process,
 # changing namespaces and mounts, the kernel's keyrings, programs and log, io_uring (whose
-# operations seccomp does not see), sockets, and starting a program or a process (a thread
+# operations seccomp does not see), sockets, System V and POSIX message queues and shared
+# memory (objects that outlive a process), and starting a program or a process (a thread
 # is allowed). clone3 answers ENOSYS, so that the C library falls back to clone, whose flags
 # the filter can read.
 _DENIED = {
@@ -334,6 +335,10 @@ _DENIED = {
     "io_uring_register": (427, 427),
     "socket": (41, 198),
     "socketpair": (53, 199),
+    "shmget": (29, 194),
+    "msgget": (68, 186),
+    "semget": (64, 190),
+    "mq_open": (240, 180),
     "execve": (59, 221),
     "execveat": (322, 281),
     "fork": (57, None),

@@ -115,7 +115,7 @@ def test_after_block_new_imports_only_modules_already_imported_import(tmp_path: 
 
 
 SECCOMP = r"""
-import fcntl, json, os, resource, signal, socket, threading
+import ctypes, errno, fcntl, json, os, resource, signal, socket, threading
 from registry.isolation import forbid_new_privileges, install_seccomp_filter
 parent = os.getppid()
 def attempt(action):
@@ -124,6 +124,11 @@ def attempt(action):
         return "done"
     except OSError as exc:
         return type(exc).__name__
+def sysv_shared_memory():
+    libc = ctypes.CDLL(None, use_errno=True)
+    created = libc.shmget(0, 16, 0o1000 | 0o600)  # IPC_PRIVATE, IPC_CREAT
+    refused = {errno.EPERM: "PermissionError"}.get(ctypes.get_errno(), "other")
+    return "done" if created >= 0 else refused
 installed = forbid_new_privileges() and install_seccomp_filter()
 thread = threading.Thread(target=lambda: None)
 read, write = os.pipe()
@@ -145,6 +150,7 @@ print(json.dumps({
     "signal_through_a_descriptor": attempt(lambda: fcntl.fcntl(read, fcntl.F_SETOWN, parent)),
     "descriptor_flags": attempt(lambda: fcntl.fcntl(read, fcntl.F_SETFL, os.O_NONBLOCK)),
     "open_socket": attempt(lambda: socket.socket(socket.AF_UNIX)),
+    "system_v_shared_memory": sysv_shared_memory(),
 }))
 """
 
@@ -170,6 +176,7 @@ def test_the_seccomp_filter_keeps_a_child_to_itself() -> None:
         "signal_through_a_descriptor": "PermissionError",
         "descriptor_flags": "done",
         "open_socket": "PermissionError",
+        "system_v_shared_memory": "PermissionError",  # it would outlive the child
     }
 
 
