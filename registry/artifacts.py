@@ -64,18 +64,53 @@ TRUSTED_SCIKIT_LEARN_FUNCTIONS = frozenset(
     }
 )
 # The kinds of skops node that may hold a name skops does not trust by default, and what
-# the name must then be. A node builds its object from the name: an ObjectNode, ReduceNode,
-# TreeNode or LossNode makes an instance of the class (without calling it, or with the
-# arguments scikit-learn's own reduce gives), a TypeNode hands over the class itself; those
-# names must be classes scikit-learn defines. A FunctionNode hands over a function, which a
+# the name must then be. An ObjectNode makes an instance of a class without calling it, a
+# TypeNode hands over a class: the class must be one scikit-learn's estimators are made of
+# (an estimator, or one of _INTERNAL_MODULES' structures). A ReduceNode, TreeNode or LossNode
+# calls its class with arguments from the file: only _INTERNAL_MODULES' classes (a tree, a
+# loss), whose constructors only store them. A FunctionNode hands over a function, which a
 # FunctionTransformer or a partial will call with arguments the file chose: only the
 # functions above. Any other node with such a name (a ConstructorFromReduceNode calls it, a
 # list or dict node calls it with no argument, an array node with the array) is refused.
-_CLASS_LOADERS = frozenset({"ObjectNode", "ReduceNode", "TreeNode", "LossNode", "TypeNode"})
+_INSTANCE_LOADERS = frozenset({"ObjectNode", "TypeNode"})
+_CONSTRUCTOR_LOADERS = frozenset({"ReduceNode", "TreeNode", "LossNode"})
 _LOADERS_OF = {
     "functools.partial": frozenset({"PartialNode"}),
     "numpy.dtype": frozenset({"DTypeNode"}),
 }
+# The modules of the structures scikit-learn's estimators hold besides estimators: trees,
+# neighbour trees and their metrics, losses and links, histogram boosting's predictors and
+# binning, kernels, optimisers, calibrators, bisecting and Birch's trees, SGD's losses
+# (found by saving every estimator scikit-learn lists, with its defaults, with skops).
+_INTERNAL_MODULES = (
+    "sklearn._loss",
+    "sklearn.tree._tree",
+    "sklearn.neighbors._kd_tree",
+    "sklearn.neighbors._ball_tree",
+    "sklearn.neighbors._binary_tree",
+    "sklearn.metrics._dist_metrics",
+    "sklearn.ensemble._hist_gradient_boosting",
+    "sklearn.gaussian_process.kernels",
+    "sklearn.neural_network._stochastic_optimizers",
+    "sklearn.calibration",
+    "sklearn.cluster._bisect_k_means",
+    "sklearn.cluster._birch",
+    "sklearn.linear_model._sgd_fast",
+)
+# Never trusted, estimator or not: test and mocking helpers, callbacks (whose state opens
+# connections), vendored packages, dataset loaders.
+_UNTRUSTED_MODULES = (
+    "sklearn.callback",
+    "sklearn.utils._testing",
+    "sklearn.utils._mocking",
+    "sklearn.externals",
+    "sklearn.datasets",
+    "sklearn.experimental",
+)
+# What skops keeps per node of a file it loads: a list of the trusted names, its defaults
+# (at most a few hundred) and those given; counted toward what the file unfolds to.
+_TRUSTED_LIST_BYTES_PER_NAME = 8
+_SKOPS_DEFAULTS_PER_NODE = 400
 # The largest schema read at all (its parsed objects count toward MAX_LOADED_BYTES anyway).
 MAX_SCHEMA_BYTES = 64 * 1024 * 1024
 # A skops file's schema is parsed into Python objects before anything is checked: its text is
@@ -93,10 +128,11 @@ def pickled_serving_copy(estimator: Any) -> bytes:
     return pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def skops_members_bytes(data: bytes) -> int:
-    """What loading a skops file reads into memory, from its zip directory alone: every
-    member as often as the schema refers to it (each reference reads it again), and the
-    schema SCHEMA_EXPANSION times over. zipfile holds each member to its declared size."""
+def skops_members_bytes(data: bytes, trusted_names: int = 0) -> int:
+    """What loading a skops file takes in memory, from its zip directory and schema alone:
+    every member as often as the schema refers to it (each reference reads it again), the
+    schema SCHEMA_EXPANSION times over, and the list of trusted names skops keeps per node.
+    zipfile holds each member to its declared size."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             schema_bytes = archive.getinfo("schema.json").file_size
@@ -104,10 +140,12 @@ def skops_members_bytes(data: bytes) -> int:
             if schema_bytes > MAX_SCHEMA_BYTES:
                 return schema_bytes * SCHEMA_EXPANSION
             schema = json.loads(archive.read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+    except Exception:  # not a zip, no schema, JSON nested past Python's recursion limit
         raise reject(RejectionReason.NOT_LOADABLE) from None
     unfolded = schema_bytes * SCHEMA_EXPANSION
+    per_node = (trusted_names + _SKOPS_DEFAULTS_PER_NODE) * _TRUSTED_LIST_BYTES_PER_NAME
     for node in _walk(schema):
+        unfolded += per_node
         member = node.get("file")
         if member is not None:
             if not isinstance(member, str) or member not in sizes:
@@ -165,15 +203,22 @@ def _trusted(name: str, loader: str) -> bool:
         return loader in _LOADERS_OF[name]
     if loader == "FunctionNode":
         return name in TRUSTED_SCIKIT_LEARN_FUNCTIONS
-    return loader in _CLASS_LOADERS and _is_scikit_learn_class(name)
+    if loader in _CONSTRUCTOR_LOADERS:
+        return _scikit_learn_class(name, internal_only=True)
+    return loader in _INSTANCE_LOADERS and _scikit_learn_class(name, internal_only=False)
 
 
-def _is_scikit_learn_class(name: str) -> bool:
-    """Whether the dotted name is a class that scikit-learn defines (its module imported if
-    need be: scikit-learn's own code, which skops would import to load it anyway)."""
+def _scikit_learn_class(name: str, internal_only: bool) -> bool:
+    """Whether the dotted name is a class scikit-learn's estimators are made of: one of its
+    estimators, or a structure of _INTERNAL_MODULES (only those with internal_only). Its
+    module is imported if need be: scikit-learn's own code, which skops would import anyway."""
     import importlib
 
-    if not name.startswith("sklearn."):
+    from sklearn.base import BaseEstimator
+
+    if not name.startswith("sklearn.") or _in_modules(name, _UNTRUSTED_MODULES):
+        return False
+    if any(part == "tests" or part.startswith("test_") for part in name.split(".")):
         return False
     parts = name.split(".")
     for split in range(len(parts) - 1, 0, -1):
@@ -184,12 +229,21 @@ def _is_scikit_learn_class(name: str) -> bool:
             continue
         for attribute in parts[split:]:
             found = getattr(found, attribute, None)
-        return (
+        if not (
             isinstance(found, type)
-            and found.__module__.startswith("sklearn.")
             and found.__qualname__ == ".".join(parts[split:])
-        )
+            and f"{found.__module__}.{found.__qualname__}" == name
+            and ".tests." not in f"{found.__module__}."
+        ):
+            return False
+        if _in_modules(found.__module__, _INTERNAL_MODULES):
+            return True
+        return not internal_only and issubclass(found, BaseEstimator)
     return False
+
+
+def _in_modules(name: str, modules: tuple[str, ...]) -> bool:
+    return any(name == module or name.startswith(f"{module}.") for module in modules)
 
 
 def _python_names(names: list[str]) -> list[str]:
@@ -234,13 +288,20 @@ def load_skops(data: bytes, max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES) ->
     if unfolded > max_loaded_bytes:
         raise reject(RejectionReason.TOO_LARGE_LOADED, loaded_bytes=unfolded)
     trusted = trusted_skops_types(data)
+    unfolded = skops_members_bytes(data, trusted_names=len(trusted))
+    if unfolded > max_loaded_bytes:
+        raise reject(RejectionReason.TOO_LARGE_LOADED, loaded_bytes=unfolded)
+    from registry.structures import MalformedStructure, check_structures
+
     try:
         with _LOAD_LOCK:
-            return loads(data, trusted=trusted)
+            model = loads(data, trusted=trusted)
+        check_structures(model)  # what scikit-learn's compiled code follows unchecked
     except MemoryError:
         raise reject(RejectionReason.TOO_LARGE_LOADED) from None
-    except Exception:
+    except (MalformedStructure, Exception):
         raise reject(RejectionReason.NOT_LOADABLE) from None
+    return model
 
 
 def skops_serving_copy(estimator: Any, rows: list[Any]) -> bytes:

@@ -540,22 +540,43 @@ def kill_tree(root: int) -> int:
     return killed + 1
 
 
-def empty_directory(root: str, keep: Iterable[str] = ()) -> None:
+def empty_directory(root: str, keep: Iterable[str] = ()) -> bool:
     """Remove everything in root but the entries named in keep, and those that hold a mount
-    (code bound back into a private /tmp), best effort."""
+    (code bound back into a private /tmp); whether nothing else is left. Folders a child
+    made unreadable are opened up first (their owner may), so nothing hides there."""
     kept = set(keep)
     mounts = _mount_points() if sys.platform.startswith("linux") else []
+
+    def removable(entry: os.DirEntry[str]) -> bool:
+        return entry.name not in kept and not any(
+            point == entry.path or point.startswith(f"{entry.path}/") for point in mounts
+        )
+
+    try:
+        entries = [entry for entry in os.scandir(root) if removable(entry)]
+    except OSError:
+        return False
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            _open_up(entry.path)
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    try:
+        return not [entry for entry in os.scandir(root) if removable(entry)]
+    except OSError:
+        return False
+
+
+def _open_up(path: str) -> None:
+    """Make every folder under path readable, writable and searchable by its owner."""
     with contextlib.suppress(OSError):
-        for entry in os.scandir(root):
-            if entry.name in kept or any(
-                point == entry.path or point.startswith(f"{entry.path}/") for point in mounts
-            ):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+        os.chmod(path, 0o700, follow_symlinks=False)
+    for folder, subfolders, _ in os.walk(path):
+        for name in subfolders:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
 
 
 def block_new_imports() -> None:

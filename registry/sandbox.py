@@ -28,7 +28,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -63,6 +62,7 @@ CHILD_HEADER = struct.Struct("!QQ")
 # what loading, describing, compiling, converting and checking an artifact reaches.
 PREIMPORTED_MODULES = (
     "registry.artifact_inspection",
+    "registry.structures",
     "skops.io",
     "pandas",
     "joblib",
@@ -135,13 +135,14 @@ def main(fd: int, config: dict[str, Any]) -> None:
         clean = _finished_cleanly(pid)
         killed = kill_descendants() if measures.reap else 0
         # Nothing a child wrote is there for the next: its scratch, the home, /tmp, /dev/shm.
-        shutil.rmtree(scratch, ignore_errors=True)
-        empty_directory(home)
+        # Where something could not be removed, the sandbox is tainted (a fresh zygote).
+        emptied = empty_directory(home)
         if empty_tmp:
-            empty_directory(tmp_root, keep=[os.path.basename(home)])
+            emptied = empty_directory(tmp_root, keep=[os.path.basename(home)]) and emptied
         if private:
-            empty_directory("/dev/shm")
-        connection.sendall(json.dumps({"clean": clean, "killed": killed}).encode())
+            emptied = empty_directory("/dev/shm") and emptied
+        answer = {"clean": clean and emptied, "killed": killed}
+        connection.sendall(json.dumps(answer).encode())
 
 
 def _enter_namespaces(measures: SandboxMeasures) -> tuple[bool, bool]:

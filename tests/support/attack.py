@@ -211,6 +211,10 @@ def leave_behind(model):
     for where in ("/dev/shm", os.environ["HOME"], "/tmp", os.path.dirname(os.environ["HOME"])):
         try:
             Path(where, "left-behind").write_text("by an earlier tenant")
+            hidden = Path(where, "hidden")
+            hidden.mkdir()
+            Path(hidden, "left-behind").write_text("in a folder its owner closed")
+            hidden.chmod(0)
             report.append(f"{where}=written")
         except OSError as exc:
             report.append(f"{where}={type(exc).__name__}")
@@ -222,10 +226,10 @@ def look_for_leftovers(model):
     import os
 
     found = []
-    for root, _, files in os.walk("/tmp"):
-        found += [os.path.join(root, name) for name in files if name == "left-behind"]
-    if os.path.exists("/dev/shm/left-behind"):
-        found.append("/dev/shm/left-behind")
+    for top in ("/tmp", "/dev/shm"):
+        for root, folders, files in os.walk(top):
+            found += [os.path.join(root, name) for name in files if name == "left-behind"]
+            found += [os.path.join(root, name) for name in folders if name == "hidden"]
     return reporting(model, [f"found={path}" for path in found] or ["found=nothing"])
 
 

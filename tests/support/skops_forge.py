@@ -24,6 +24,22 @@ def sequence_node(kind: str, items: list[Any]) -> dict[str, Any]:
     return {"__class__": kind, "__module__": "builtins", "__loader__": loader, "content": items}
 
 
+def empty_dict_node() -> dict[str, Any]:
+    return {
+        "__class__": "dict",
+        "__module__": "builtins",
+        "__loader__": "DictNode",
+        "content": {},
+        "key_types": sequence_node("list", []),
+    }
+
+
+def reduce_node(loader: str, dotted: str, args: list[Any]) -> dict[str, Any]:
+    """A node that calls module.name(*args) while loading (TreeNode, LossNode)."""
+    reduce = {"args": sequence_node("tuple", args)}
+    return named_node(loader, dotted, __reduce__=reduce, content=empty_dict_node())
+
+
 def named_node(loader: str, dotted: str, **fields: Any) -> dict[str, Any]:
     """A node of this kind naming module.name (what skops resolves when it loads it)."""
     module, _, name = dotted.rpartition(".")

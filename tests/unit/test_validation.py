@@ -25,12 +25,15 @@ import sklearn.datasets
 import sklearn.utils.validation
 import skops.io
 from sklearn.datasets import load_iris
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
+from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.discovery import all_estimators
 
-from registry.artifacts import load_skops, skops_members_bytes
+from registry.artifacts import _walk, load_skops, skops_members_bytes
 from registry.cache import ModelCache
 from registry.compiled import CompiledTrees
 from registry.config import PicklePolicy
@@ -47,6 +50,7 @@ from registry.manifest import ArtifactFormat, ServingFormat, ShaClaim, claim_key
 from registry.predictor import LoadedModel, Predictor, load_model
 from registry.registration import Registrar
 from registry.registry import ModelRegistry
+from registry.structures import check_structures
 from registry.validation import ArtifactRejected, RejectionReason
 from registry.validator import Validator
 from tests.support.attack import (
@@ -64,9 +68,11 @@ from tests.support.models import joblib_of
 from tests.support.registries import registrar_for
 from tests.support.skops_forge import (
     array_node,
+    empty_dict_node,
     json_node,
     members_of,
     named_node,
+    reduce_node,
     sequence_node,
     with_attribute,
 )
@@ -743,3 +749,84 @@ def test_a_member_read_many_times_counts_as_many_times_toward_the_limit() -> Non
     with pytest.raises(ArtifactRejected) as refused:
         load_skops(forged, max_loaded_bytes=50_000_000)
     assert refused.value.rejection.reason is RejectionReason.TOO_LARGE_LOADED
+
+
+@pytest.mark.parametrize(
+    ("loader", "name"),
+    [
+        ("ObjectNode", "sklearn.callback._scoring_monitor.ScoringMonitor"),  # connects out
+        ("LossNode", "sklearn.callback._transport.ListenerHandle"),
+        ("LossNode", "sklearn.linear_model._logistic.LogisticRegression"),  # called with args
+        ("ObjectNode", "sklearn.utils._testing.MinimalClassifier"),
+    ],
+    ids=["a-callback", "its-handle-built-by-a-loss-node", "an-estimator-called", "a-test-helper"],
+)
+def test_a_skops_file_naming_a_class_estimators_are_not_made_of_is_refused(
+    loader: str, name: str
+) -> None:
+    if loader == "LossNode":
+        node = reduce_node(loader, name, [json_node("127.0.0.1"), json_node(1)])
+    else:
+        node = named_node(loader, name, content=empty_dict_node())
+    data = with_attribute(fitted_linear(), "x_", node)
+
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(data)
+
+    assert refused.value.rejection.untrusted_types == [name]
+
+
+def test_skops_keeping_a_list_of_trusted_names_per_node_counts_toward_the_limit() -> None:
+    data = skops.io.dumps(family("hist_gradient_boosting_with_categories").model)
+    nodes = len(list(_walk(json.loads(zipfile.ZipFile(io.BytesIO(data)).read("schema.json")))))
+
+    more = skops_members_bytes(data, trusted_names=100) - skops_members_bytes(data)
+
+    assert more == nodes * 100 * 8
+
+
+def test_a_schema_nested_past_pythons_recursion_limit_is_not_loadable() -> None:
+    deep = io.BytesIO()
+    with zipfile.ZipFile(deep, "w") as archive:
+        archive.writestr("schema.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(deep.getvalue())
+    assert refused.value.rejection.reason is RejectionReason.NOT_LOADABLE
+
+
+def _crafted(kind: str) -> Any:
+    """A fitted model whose index arrays were rewritten to point outside themselves."""
+    features, labels = load_iris(return_X_y=True)
+    if kind == "tree":
+        model = DecisionTreeClassifier(random_state=0).fit(features, labels)
+        state = model.tree_.__getstate__()
+        state["nodes"]["left_child"][0] = 10**6
+        model.tree_.__setstate__(state)
+    elif kind == "histogram-predictor":
+        model = HistGradientBoostingClassifier(max_iter=2).fit(features, labels)
+        model._predictors[0][0].nodes["right"][0] = 10**6
+    else:
+        model = KNeighborsClassifier(algorithm="kd_tree").fit(features, labels)
+        state = list(model._tree.__getstate__())
+        state[1] = state[1] + 10**6  # the index into the training data
+        model._tree.__setstate__(tuple(state))
+    return model
+
+
+@pytest.mark.parametrize("kind", ["tree", "histogram-predictor", "neighbour-tree"])
+def test_a_skops_file_whose_index_arrays_point_outside_is_refused(kind: str) -> None:
+    """scikit-learn's compiled code follows these indices without bounds checks: predict on
+    such a model could read outside its arrays, and crash the process serving every model."""
+    data = skops.io.dumps(_crafted(kind))
+    skops.io.loads(data, trusted=skops.io.get_untrusted_types(data=data))  # skops takes it
+
+    with pytest.raises(ArtifactRejected) as refused:
+        load_skops(data)
+    assert refused.value.rejection.reason is RejectionReason.NOT_LOADABLE
+
+
+def test_the_index_arrays_of_the_models_people_train_pass_the_checks() -> None:
+    for model in fitted_with_defaults().values():
+        check_structures(model)
+    for key in FAMILIES:
+        check_structures(family(key).model)
