@@ -21,6 +21,8 @@ MLFLOW_VERSION := 3.17.2
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 PORT ?= 3000
+# make test runs the tests on two workers (pytest-xdist): most wait on child processes.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck checkov pytest openapi dashboard package bench fuzz clean
 .DEFAULT_GOAL := test
@@ -79,7 +81,7 @@ package: $(STAMP) $(SAM_STAMP)
 	$(PY) scripts/package_sizes.py
 
 pytest: $(STAMP) $(SAM_STAMP)
-	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python $(PY) -m pytest
+	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python $(PY) -m pytest -n $(TEST_WORKERS)
 
 test: lint typecheck checkov package pytest
 
