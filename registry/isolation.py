@@ -177,13 +177,18 @@ def enter_private_filesystem(network: bool = False, processes: bool = False) -> 
         if point == "/proc" or point.startswith("/proc/"):
             continue  # a namespace inside this one writes its maps there (own_proc hides it)
         with contextlib.suppress(OSError):  # a mount that stays writable fails the path check
-            kept = os.statvfs(point).f_flag
-            remount = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-            remount |= sum(flag for bit, flag in _KEPT_MOUNT_FLAGS.items() if kept & bit)
-            _mount(None, point, None, remount)
+            _remount_read_only(point)
     _mount_private_tmp()
     _mount_minimal_dev()
     return True
+
+
+def _remount_read_only(point: str) -> None:
+    """The mount at point, read-only, keeping the flags a user namespace may not clear."""
+    kept = os.statvfs(point).f_flag
+    remount = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
+    remount |= sum(flag for bit, flag in _KEPT_MOUNT_FLAGS.items() if kept & bit)
+    _mount(None, point, None, remount)
 
 
 def _code_paths() -> list[str]:
@@ -206,7 +211,7 @@ def _mount_private_tmp() -> None:
         for path, handle in handles.items():
             os.makedirs(path, exist_ok=True)
             _mount(f"/proc/self/fd/{handle}", path, None, _MS_BIND | _MS_REC)
-            _mount(None, path, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY)
+            _remount_read_only(path)
     finally:
         for handle in handles.values():
             os.close(handle)

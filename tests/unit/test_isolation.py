@@ -5,14 +5,21 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from sklearn.linear_model import LogisticRegression
 
+from registry.config import PicklePolicy
 from registry.inspection import SandboxUnavailable, Zygote
 from registry.isolation import SandboxMeasures, writable_import_paths
+from registry.manifest import ArtifactFormat
+from tests.support.models import joblib_of
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SANDBOX_MEASURES = [field.name for field in fields(SandboxMeasures)]
+LINEAR = joblib_of(LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 1, 0, 1]))
 
 
 def run_python(code: str, *args: str) -> dict[str, object]:
@@ -187,3 +194,18 @@ def test_unknown_measures_are_refused_with_the_names_there_are() -> None:
         SandboxMeasures.without(["secomp"])
     assert SandboxMeasures.without(["seccomp", " reap", ""]).off() == ["seccomp", "reap"]
     assert SandboxMeasures().off() == []
+
+
+@pytest.mark.parametrize(
+    "off",
+    [name for name in SANDBOX_MEASURES if name != "private_filesystem"],
+)
+def test_the_sandbox_validates_with_any_one_measure_left_off_but_its_filesystem(off: str) -> None:
+    """Each measure can be left off alone (SANDBOX_MEASURES_OFF) and the sandbox still works;
+    without its private filesystem it refuses to run (see above)."""
+    sandbox = Zygote(SandboxMeasures.without([off]))
+    try:
+        found = sandbox.inspect(LINEAR, ArtifactFormat.JOBLIB, PicklePolicy.CONVERT, 10**6)
+    finally:
+        sandbox.stop()
+    assert found.estimator.estimator_class.endswith("LogisticRegression")
