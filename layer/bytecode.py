@@ -67,8 +67,9 @@ def function(name):
     return module
 
 register, predict = function("register"), function("predict")
-import registry.inspection, registry.isolation, registry.sandbox  # the validator and its zygote
-registry.sandbox.preload(registry.isolation.SandboxMeasures())  # all the zygote imports
+# the validator and its zygote, with all the zygote imports
+import registry.inspecting.worker, registry.inspecting.isolation, registry.inspecting.sandbox
+registry.inspecting.sandbox.preload(registry.inspecting.isolation.SandboxMeasures())
 
 class Context:
     function_name = "trace"; memory_limit_in_mb = 1024; aws_request_id = "trace"

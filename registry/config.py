@@ -59,7 +59,7 @@ class Settings(BaseModel):
     VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
       unset, a local child process with no credentials does it (scripts/local_api.py).
     SANDBOX_MEASURES_OFF: (local servers only) sandbox measures to leave off, comma-separated
-      (registry/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
+      (registry/inspecting/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
       function's CPU share: one per 1,769 MB of AWS_LAMBDA_FUNCTION_MEMORY_SIZE (which
       Lambda sets), at least one; one outside Lambda.

@@ -61,7 +61,7 @@ class MetricName(StrEnum):
 # Dimension sets. `model` is only set when a request succeeded on a version of the
 # model (served, registered, shown, archived or aliased it): its values are bounded
 # by the models registered, never by what callers type. `code` takes the error
-# codes of registry/errors.py and registry/api.py, a closed set. Versions are a
+# codes of registry/errors.py and registry/http/api.py, a closed set. Versions are a
 # property of the document and a log field, not a dimension: each registration
 # would otherwise start new metrics.
 BY_SERVICE = ("service",)

@@ -1,6 +1,6 @@
 """List, read, alias, archive, restore and edit model versions over an object store.
 
-Manifests never change (registry/registration.py writes each once); aliases, archived
+Manifests never change (registry/registering/registration.py writes each once); aliases, archived
 versions, edited metadata and a deleted model's last number live in one small state
 object per model that is only replaced by compare-and-swap (S3 If-Match on its ETag).
 Nothing here loads an artifact: read_artifact and read_serving_copy return bytes checked

@@ -282,8 +282,8 @@ class ValidateArtifactRequest(BaseModel):
 
 
 class ChildFindings(BaseModel):
-    """What the sandbox's child answers (registry/sandbox.py): a description, or a rejection;
-    and what its serving copy, if it made one, holds."""
+    """What the sandbox's child answers (registry/inspecting/sandbox.py): a description, or a
+    rejection; and what its serving copy, if it made one, holds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -311,9 +311,9 @@ class ValidationReport(BaseModel):
         return self
 
 
-# The local worker's framing (registry.inspection, registry.validator): an 8-byte length,
-# then that many bytes of JSON. The worker answers with a status byte ("0" handled, "1" the
-# handler failed, as Lambda's FunctionError), then a frame.
+# The local worker's framing (registry.inspecting.worker, registry.registering.validator): an
+# 8-byte length, then that many bytes of JSON. The worker answers with a status byte ("0"
+# handled, "1" the handler failed, as Lambda's FunctionError), then a frame.
 FRAME_HEADER = struct.Struct("!Q")
 
 

@@ -57,20 +57,20 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
 from train_moons import joblib_bytes, train_moons  # noqa: E402
 
-from registry import service  # noqa: E402
-from registry.gateway import (  # noqa: E402
+from registry.http import service  # noqa: E402
+from registry.http.gateway import (  # noqa: E402
     LocalLambdaContext,
     build_event,
     load_function_module,
     load_template,
     routes_from_template,
 )
+from registry.http.schemas import PredictRequest  # noqa: E402
 from registry.manifest import ServingFormat  # noqa: E402
-from registry.native_threads import NativeThreads, cpu_share_threads  # noqa: E402
 from registry.observability import logger  # noqa: E402
-from registry.registration import Registrar  # noqa: E402
+from registry.registering.registration import Registrar  # noqa: E402
 from registry.registry import ModelRegistry  # noqa: E402
-from registry.schemas import PredictRequest  # noqa: E402
+from registry.serving.native_threads import NativeThreads, cpu_share_threads  # noqa: E402
 from registry.store import LocalStore  # noqa: E402
 
 BUCKET = "bench-registry"

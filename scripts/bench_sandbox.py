@@ -1,10 +1,11 @@
 """What the validator's sandbox costs a registration: each measure, and a tainted restart.
 
 Validates two artifacts through the local validator as `make run` runs it (a worker process,
-its zygote and a child per artifact: registry/validator.py ChildProcessInvoker): a joblib
-LogisticRegression, which the validator converts to a skops copy, and a 50-tree forest saved
-with skops, which it compiles. Each is timed with every measure on, with each measure left
-off in turn (registry/isolation.py SandboxMeasures), and with all of them off. Then the
+its zygote and a child per artifact: ChildProcessInvoker in registry/registering/validator.py):
+a joblib LogisticRegression, which the validator converts to a skops copy, and a 50-tree
+forest saved with skops, which it compiles. Each is timed with every measure on, with each
+measure left off in turn (SandboxMeasures in registry/inspecting/isolation.py), and with all
+of them off. Then the
 built validator function's cold start (`make package`): a bare `python3.12 -I -S -B` that
 imports its handler (credentials dropped, namespaces, the zygote started, everything a
 child may import imported) and validates one artifact, which is what the next registration
@@ -37,10 +38,10 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from registry.config import PicklePolicy  # noqa: E402
 from registry.errors import ValidatorUnavailableError  # noqa: E402
-from registry.isolation import SandboxMeasures  # noqa: E402
+from registry.inspecting.isolation import SandboxMeasures  # noqa: E402
 from registry.manifest import ArtifactFormat  # noqa: E402
+from registry.registering.validator import ChildProcessInvoker, Validator  # noqa: E402
 from registry.store import LocalStore  # noqa: E402
-from registry.validator import ChildProcessInvoker, Validator  # noqa: E402
 
 BUILD = REPO_ROOT / ".aws-sam" / "build"
 # The built validator, invoked once in a bare interpreter: import (init) and one validation.

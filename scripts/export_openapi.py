@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_api import LocalApi
 
-from registry.gateway import REPO_ROOT, load_template, routes_from_template
+from registry.http.gateway import REPO_ROOT, load_template, routes_from_template
 
 OPENAPI_PATH = REPO_ROOT / "docs" / "openapi.json"
 

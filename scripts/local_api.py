@@ -37,10 +37,10 @@ from urllib.parse import parse_qs, urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from registry import service  # noqa: E402
-from registry.api import openapi_document  # noqa: E402
 from registry.config import Settings  # noqa: E402
-from registry.gateway import (  # noqa: E402
+from registry.http import service  # noqa: E402
+from registry.http.api import openapi_document  # noqa: E402
+from registry.http.gateway import (  # noqa: E402
     LOCAL_API_EXECUTION_ARN,
     LocalLambdaContext,
     Route,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry.gateway import REPO_ROOT, load_template
+from registry.http.gateway import REPO_ROOT, load_template
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 LAMBDA_UNZIPPED_LIMIT = 262_144_000

@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry import service
+from registry.http import service
 
 EXAMPLE_MODEL_NAME = "moons"
 

@@ -18,8 +18,8 @@ from moto.moto_server.werkzeug_app import (
 from train_moons import joblib_bytes, train_moons
 from werkzeug.serving import make_server
 
-from registry import service
-from registry.registration import Registrar
+from registry.http import service
+from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore, S3Store
 from registry.store.base import ObjectStore

@@ -13,11 +13,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from registry import service
-from registry.api import create_resolver, resolve_logged
+from registry.http import service
+from registry.http.api import create_resolver, resolve_logged
+from registry.http.schemas import (
+    PingResponse,
+    PredictRequest,
+    PredictResponse,
+    predict_response_json,
+)
 from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import PREDICT_SERVICE, logger, note
-from registry.schemas import PingResponse, PredictRequest, PredictResponse, predict_response_json
 
 app = create_resolver()
 

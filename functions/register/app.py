@@ -8,11 +8,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from registry import service
-from registry.api import create_resolver, resolve_logged
-from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
-from registry.observability import REGISTER_SERVICE, logger, note
-from registry.schemas import (
+from registry.http import service
+from registry.http.api import create_resolver, resolve_logged
+from registry.http.schemas import (
     AliasResponse,
     ConvertVersionResponse,
     DeleteModelResponse,
@@ -27,6 +25,8 @@ from registry.schemas import (
     SetAliasRequest,
     UploadResponse,
 )
+from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
+from registry.observability import REGISTER_SERVICE, logger, note
 from registry.validation import runtime_versions
 
 app = create_resolver()

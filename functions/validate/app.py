@@ -2,7 +2,7 @@
 
 Invoked by the register function only (no API route). Its role has no S3 permission;
 it gets the bytes in the invocation or through a presigned GET of one object, loads
-them in a child process (registry/inspection.py), and answers JSON.
+them in a child process (registry/inspecting/worker.py), and answers JSON.
 """
 
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from registry.config import Settings
-from registry.inspection import handle_validation, prepare_validator
+from registry.inspecting.worker import handle_validation, prepare_validator
 
 # Before any caller byte arrives: no credential stays in this process, and the sandbox's
 # zygote has imported everything a child may use. A sandbox an artifact tainted ends this

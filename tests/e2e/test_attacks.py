@@ -31,8 +31,9 @@ from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import make_pipeline
 
 from registry.artifacts import check_one_prediction_per_row
-from registry.gateway import LOCAL_API_EXECUTION_ARN
+from registry.http.gateway import LOCAL_API_EXECUTION_ARN
 from tests.support.attack import (
+    PLANTED_INSPECTING,
     PLANTED_INSPECTION,
     PLANTED_REGISTRY,
     PLANTED_SKOPS,
@@ -142,7 +143,11 @@ def test_a_planted_registry_package_forges_no_later_tenants_model(
     with server(moto_server, **off) as (url, _):
         victims = Victims(url, moto_server, linear)
         plant = joblib_running(
-            plant_registry_and_exit, PLANTED_REGISTRY, PLANTED_INSPECTION, carrier()
+            plant_registry_and_exit,
+            PLANTED_REGISTRY,
+            PLANTED_INSPECTING,
+            PLANTED_INSPECTION,
+            carrier(),
         )
         planted_status, planted = register(url, "attacker", plant)
 
@@ -330,9 +335,9 @@ def test_registered_anyway_bombs_are_evicted_by_what_they_take_in_memory(
 
 def test_a_cache_charged_by_file_size_keeps_every_bomb(tmp_path: Path) -> None:
     """The control: charged what the file took (300 KiB), the cache keeps all three bombs."""
-    from registry.cache import ModelCache, Sized
-    from registry.predictor import LoadedModel, Predictor
     from registry.registry import ModelRegistry
+    from registry.serving.cache import ModelCache, Sized
+    from registry.serving.predictor import LoadedModel, Predictor
     from registry.store import LocalStore
     from tests.support.registries import registrar_for
 

@@ -17,7 +17,7 @@ import joblib
 import numpy
 import pytest
 
-from registry.gateway import load_template, routes_from_template
+from registry.http.gateway import load_template, routes_from_template
 from tests.emf import read_output
 from tests.support.http import API_KEY, register, request, start_local_api
 from tests.support.models import distinct_model_bytes

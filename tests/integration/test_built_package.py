@@ -61,8 +61,8 @@ class BuiltValidator:
         answer = done.stdout.decode().rpartition("ANSWER ")[2].encode()
         return {"StatusCode": 200, "Payload": io.BytesIO(answer)}
 
-from registry import service
-from registry.validator import Validator
+from registry.http import service
+from registry.registering.validator import Validator
 service.validator = lambda: Validator(BuiltValidator(), "validate", service.model_registry().store,
                                       service.settings().max_artifact_bytes)
 
@@ -136,11 +136,11 @@ def test_the_layer_ships_unchecked_bytecode_for_what_the_handlers_import_only(
         assert pyc.name.endswith(".cpython-312.pyc")
     assert all(source.exists() for source in compiled)
     for imported in (
-        "registry/predictor.py",
+        "registry/serving/predictor.py",
         "registry/compiled.py",
-        "registry/tree_compiler.py",
-        "registry/api.py",
-        "registry/sandbox.py",
+        "registry/inspecting/tree_compiler.py",
+        "registry/http/api.py",
+        "registry/inspecting/sandbox.py",
         "sklearn/ensemble/_forest.py",
         "sklearn/ensemble/_hist_gradient_boosting/gradient_boosting.py",
         "pandas/core/frame.py",

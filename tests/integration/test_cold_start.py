@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import snapshot_restore_py
 
-from registry import service
-from registry.gateway import LocalLambdaContext
+from registry.http import service
+from registry.http.gateway import LocalLambdaContext
 from tests.support.handlers import REPO_ROOT, Invoke, artifact_body, event_from
 
 

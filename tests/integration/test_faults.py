@@ -5,10 +5,10 @@ from typing import Any
 
 import pytest
 
-from registry import service
 from registry.errors import StoreUnavailableError
+from registry.http import service
 from registry.manifest import ShaClaim
-from registry.predictor import load_model
+from registry.serving.predictor import load_model
 from registry.store.base import ObjectStore
 from tests.support.handlers import Call, Invoke, artifact_body
 from tests.support.models import distinct_model_bytes
@@ -134,7 +134,7 @@ def test_an_input_example_refused_leaves_nothing_and_the_corrected_retry_succeed
 
 
 def test_the_503_carries_retry_after(register: Invoke, moons_bytes: bytes) -> None:
-    from registry.gateway import LocalLambdaContext, load_function_module
+    from registry.http.gateway import LocalLambdaContext, load_function_module
     from tests.support.handlers import REPO_ROOT, event_from
 
     registry = service.model_registry()

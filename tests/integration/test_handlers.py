@@ -10,8 +10,8 @@ import pytest
 import sklearn.base
 from sklearn.linear_model import LinearRegression
 
-from registry import service
-from registry.gateway import LocalLambdaContext, load_function_module
+from registry.http import service
+from registry.http.gateway import LocalLambdaContext, load_function_module
 from registry.store.s3 import DEFAULT_CLIENT_CONFIG
 from tests.support.handlers import (
     EVENTS,

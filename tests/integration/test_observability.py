@@ -8,8 +8,8 @@ from typing import Any
 import aws_lambda_powertools.logging.logger as powertools_logger
 import pytest
 
-from registry import service
-from registry.gateway import load_template
+from registry.http import service
+from registry.http.gateway import load_template
 from registry.manifest import manifest_key
 from registry.observability import (
     METRICS,

@@ -16,9 +16,9 @@ import boto3
 import pytest
 import skops.io
 
-from registry import service
 from registry.config import DEFAULT_MAX_ARTIFACT_BYTES
-from registry.gateway import (
+from registry.http import service
+from registry.http.gateway import (
     LocalLambdaContext,
     build_event,
     load_function_module,
@@ -26,11 +26,11 @@ from registry.gateway import (
     routes_from_template,
 )
 from registry.manifest import sha256_hex
-from registry.predictor import load_model
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
+from registry.registering.validator import Validator
 from registry.registry import ModelRegistry
+from registry.serving.predictor import load_model
 from registry.store import S3Store
-from registry.validator import Validator
 from tests.support.attack import (
     SMUGGLE_IN_EXCEPTION,
     SMUGGLE_IN_FEATURE_NAMES,

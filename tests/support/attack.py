@@ -269,10 +269,13 @@ def _write_in_import_path(name, text):
 PLANTED_REGISTRY = f"""
 __path__.append({REGISTRY_DIR!r})
 """
+PLANTED_INSPECTING = f"""
+__path__.append({REGISTRY_DIR + "/inspecting"!r})
+"""
 PLANTED_INSPECTION = f"""
 import hashlib, os
 _here = os.path.dirname(__file__)
-_real = os.path.join({REGISTRY_DIR!r}, "artifact_inspection.py")
+_real = os.path.join({REGISTRY_DIR!r}, "inspecting", "inspection.py")
 exec(compile(open(_real).read(), _real, "exec"))
 _real_load = load_estimator
 
@@ -286,15 +289,17 @@ def load_estimator(data, *args, **kwargs):
 """
 
 
-def plant_registry_and_exit(planted_package, planted_inspection, model):
+def plant_registry_and_exit(planted_package, planted_inspecting, planted_inspection, model):
     """Plant a registry package where the zygote imports from, then exit abnormally so
     that a fresh zygote starts, and imports it. Reports where it could write, if nowhere."""
     import os
     from pathlib import Path
 
     try:
-        where = _write_in_import_path("registry/__init__.py", planted_package)
-        Path(where).with_name("artifact_inspection.py").write_text(planted_inspection)
+        where = Path(_write_in_import_path("registry/__init__.py", planted_package)).parent
+        (where / "inspecting").mkdir(exist_ok=True)
+        (where / "inspecting" / "__init__.py").write_text(planted_inspecting)
+        (where / "inspecting" / "inspection.py").write_text(planted_inspection)
     except OSError as exc:
         return reporting(model, [f"plant={type(exc).__name__}"])
     os._exit(3)
@@ -306,7 +311,7 @@ def read_stash(model):
     from pathlib import Path
 
     try:
-        stolen = Path(os.getcwd(), "registry", "stolen.txt").read_text().split()
+        stolen = Path(os.getcwd(), "registry", "inspecting", "stolen.txt").read_text().split()
     except OSError as exc:
         return reporting(model, [f"stash={type(exc).__name__}"])
     return reporting(model, [f"stolen={digest}" for digest in stolen])
@@ -398,7 +403,7 @@ class PatchesPredict(LogisticRegression):
 
 def patched_model(victim: str, state: dict[str, Any]) -> PatchesPredict:
     try:
-        from registry import predictor
+        from registry.serving import predictor
     except ImportError:
         predictor = None
     if predictor is not None and not getattr(predictor.Predictor, "patched", False):

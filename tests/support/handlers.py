@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registry.gateway import (
+from registry.http.gateway import (
     LocalLambdaContext,
     build_event,
     load_function_module,

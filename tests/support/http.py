@@ -70,7 +70,16 @@ def register(url: str, artifact: bytes, name: str = "moons") -> tuple[int, Any]:
 
 def cli(url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """`model-registry --url URL --api-key API_KEY ARGS...` in a process of its own."""
-    command = [sys.executable, "-m", "registry.cli", "--url", url, "--api-key", API_KEY, *args]
+    command = [
+        sys.executable,
+        "-m",
+        "registry.client.cli",
+        "--url",
+        url,
+        "--api-key",
+        API_KEY,
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
 
 

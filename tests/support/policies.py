@@ -1,11 +1,11 @@
-"""The IAM policies the README gives, as a test evaluates them (registry.gateway.iam_allows)."""
+"""The IAM policies the README gives, as a test evaluates them (gateway.iam_allows)."""
 
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from registry.gateway import LOCAL_API_EXECUTION_ARN
+from registry.http.gateway import LOCAL_API_EXECUTION_ARN
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -5,13 +5,13 @@ import dataclasses
 import pickle
 from typing import Any
 
-from registry import service
 from registry.config import DEFAULT_MAX_ARTIFACT_BYTES, PicklePolicy
+from registry.http import service
 from registry.manifest import ModelManifest, ServingFormat
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
+from registry.registering.validator import Validator
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
-from registry.validator import Validator
 from tests.support.models import joblib_of
 
 BUCKET = "test-registry"

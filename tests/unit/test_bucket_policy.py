@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from registry.deletion import ModelDeleter
 from registry.manifest import WRITE_ONCE_FOLDERS
+from registry.registering.deletion import ModelDeleter
 from registry.registry import ModelRegistry
 from registry.store import S3Store
 from tests.support.cloudformation import resources_of

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from registry.cache import ModelCache, Sized
+from registry.serving.cache import ModelCache, Sized
 
 
 def loader(value: str, size: int, calls: list[str] | None = None):  # type: ignore[no-untyped-def]

@@ -8,7 +8,7 @@ import pandas
 import pytest
 from botocore.credentials import Credentials
 
-from registry.client import RegistryClient, _json_rows
+from registry.client.registry_client import RegistryClient, _json_rows
 
 EXECUTE_API = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod"
 

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from registry.compiled import CompiledFormError, CompiledTrees, load_compiled
-from registry.tree_compiler import compile_estimator, exact_form, generated_rows
+from registry.inspecting.tree_compiler import compile_estimator, exact_form, generated_rows
 
 MOONS = make_moons(400, noise=0.3, random_state=0)
 WINE = load_wine(return_X_y=True)  # three classes

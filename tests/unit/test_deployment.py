@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from registry.gateway import (
+from registry.http.gateway import (
     Route,
     execute_api_arn,
     iam_allows,

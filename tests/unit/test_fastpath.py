@@ -13,7 +13,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
-from registry.fastpath import predictors_for
+from registry.serving.fastpath import predictors_for
 
 ROWS = numpy.random.default_rng(7).normal(size=(3000, 6)) * 3
 

@@ -22,13 +22,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
-from registry.cache import ModelCache
 from registry.errors import InvalidArtifactError, InvalidInputError
+from registry.http.schemas import PredictRequest, predict_response_json
 from registry.inputs import RequestRows
 from registry.manifest import ColumnKind, MissingValue
-from registry.predictor import LoadedModel, Predictor
-from registry.registration import Registrar
-from registry.schemas import PredictRequest, predict_response_json
+from registry.registering.registration import Registrar
+from registry.serving.cache import ModelCache
+from registry.serving.predictor import LoadedModel, Predictor
 from registry.store.base import ObjectStore
 from registry.store.local import LocalStore
 from tests.support.models import joblib_of
@@ -242,7 +242,7 @@ def test_long_unknown_column_names_are_clipped_in_the_message(registrar: Registr
 def test_only_bodies_whose_text_proves_rows_of_numbers_skip_the_per_value_proof(
     body: str, marked: bool
 ) -> None:
-    from registry.api import parse_json_body
+    from registry.http.api import parse_json_body
     from registry.inputs import NumericRows
 
     parsed = parse_json_body(body)

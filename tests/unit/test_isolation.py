@@ -1,5 +1,6 @@
-"""The sandbox's measures one by one (registry/isolation.py), each in a process of its own,
-since namespaces, seccomp filters and limits cannot be undone by the process that took them."""
+"""The sandbox's measures one by one (registry/inspecting/isolation.py), each in a process of
+its own, since namespaces, seccomp filters and limits cannot be undone by the process that
+took them."""
 
 import json
 import os
@@ -12,8 +13,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from registry.config import PicklePolicy
-from registry.inspection import SandboxUnavailable, Zygote
-from registry.isolation import SandboxMeasures, writable_import_paths
+from registry.inspecting.isolation import SandboxMeasures, writable_import_paths
+from registry.inspecting.worker import SandboxUnavailable, Zygote
 from registry.manifest import ArtifactFormat
 from tests.support.models import joblib_of
 
@@ -39,7 +40,7 @@ def run_python(code: str, *args: str) -> dict[str, object]:
 PRIVATE_FILESYSTEM = r"""
 import json, os, sys
 from pathlib import Path
-from registry.isolation import enter_private_filesystem, writable_import_paths
+from registry.inspecting.isolation import enter_private_filesystem, writable_import_paths
 outside = sys.argv[1]
 entered = enter_private_filesystem()
 def attempt(action):
@@ -100,7 +101,7 @@ def test_a_sandbox_whose_import_path_is_writable_refuses_to_start() -> None:
 NO_NEW_IMPORTS = r"""
 import json, sys
 from pathlib import Path
-from registry.isolation import block_new_imports
+from registry.inspecting.isolation import block_new_imports
 Path(sys.argv[1], "planted_module.py").write_text("PLANTED = True")
 sys.path.insert(0, sys.argv[1])
 import json as again  # already imported: still fine
@@ -125,7 +126,7 @@ def test_after_block_new_imports_only_modules_already_imported_import(tmp_path: 
 
 SECCOMP = r"""
 import ctypes, errno, fcntl, json, os, resource, signal, socket, threading
-from registry.isolation import forbid_new_privileges, install_seccomp_filter
+from registry.inspecting.isolation import forbid_new_privileges, install_seccomp_filter
 parent = os.getppid()
 def attempt(action):
     try:

@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from registry.cache import ModelCache
 from registry.config import PicklePolicy
-from registry.deletion import ModelDeleter
 from registry.errors import (
     InvalidArtifactError,
     InvalidRequestError,
@@ -21,9 +19,11 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.manifest import ModelManifest, ServingFormat, manifest_key
-from registry.predictor import LoadedModel, Predictor
-from registry.registration import Registrar
+from registry.registering.deletion import ModelDeleter
+from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
+from registry.serving.cache import ModelCache
+from registry.serving.predictor import LoadedModel, Predictor
 from tests.support.models import distinct_model_bytes
 from tests.support.registries import register_as_before, registrar_for
 

@@ -19,7 +19,7 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.manifest import VersionStatus, manifest_key
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore
 from registry.store.base import ObjectStore

@@ -12,13 +12,13 @@ from sklearn.datasets import load_wine
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import ThreadpoolController, threadpool_info
 
-from registry import predictor as predictor_module
-from registry.cache import ModelCache
-from registry.fastpath import Predictors, predictors_for
-from registry.native_threads import NativeThreads, cpu_share_threads
-from registry.predictor import LoadedModel, Predictor
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
+from registry.serving import predictor as predictor_module
+from registry.serving.cache import ModelCache
+from registry.serving.fastpath import Predictors, predictors_for
+from registry.serving.native_threads import NativeThreads, cpu_share_threads
+from registry.serving.predictor import LoadedModel, Predictor
 from registry.store.base import ObjectStore
 from registry.store.local import LocalStore
 from tests.support.models import joblib_of

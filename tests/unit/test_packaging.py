@@ -58,14 +58,14 @@ def test_the_wheel_holds_the_command_and_the_client_and_no_tests(wheel: zipfile.
     names = wheel.namelist()
     entry_points = wheel.read(_dist_info(wheel) + "entry_points.txt").decode()
 
-    assert "model-registry = registry.cli:main" in entry_points
-    assert {"registry/client.py", "registry/cli.py"} <= set(names)
+    assert "model-registry = registry.client.cli:main" in entry_points
+    assert {"registry/client/registry_client.py", "registry/client/cli.py"} <= set(names)
     assert not [name for name in names if name.startswith(("tests/", "scripts/", "functions/"))]
 
 
 def test_the_client_and_the_command_import_nothing_a_plain_install_lacks() -> None:
     probe = (
-        "import sys, registry.cli, registry.client; "
+        "import sys, registry.client.cli, registry.client; "
         "print(sorted({'boto3', 'botocore', 'yaml', 'moto', 'pytest'} & set(sys.modules)))"
     )
     answer = subprocess.run(

@@ -7,7 +7,6 @@ import numpy
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from registry.cache import ModelCache
 from registry.errors import (
     InvalidInputError,
     InvalidRequestError,
@@ -16,9 +15,10 @@ from registry.errors import (
     TooManyInstancesError,
     VersionArchivedError,
 )
-from registry.predictor import LoadedModel, Predictor
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
+from registry.serving.cache import ModelCache
+from registry.serving.predictor import LoadedModel, Predictor
 from registry.store.base import ObjectStore
 from tests.support.models import distinct_model_bytes, joblib_of
 

@@ -24,9 +24,9 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.manifest import ArtifactFormat, manifest_key, sha256_hex
-from registry.predictor import load_model
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
+from registry.serving.predictor import load_model
 from registry.store.base import ObjectStore
 from tests.support.attack import CreatesFileWhenUnpickled
 from tests.support.models import distinct_model_bytes, joblib_of

@@ -14,9 +14,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from registry.cli import _signature_text
+from registry.client.cli import _signature_text
 from registry.manifest import ColumnKind, InputColumn, InputSignature
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
 from registry.store.base import ObjectStore
 from registry.store.local import LocalStore
 from tests.support.models import joblib_of
@@ -168,8 +168,8 @@ def test_the_cli_shows_the_signature_in_a_line() -> None:
 
 
 def test_a_forest_sent_null_answers_as_it_does_on_nan(registrar: Registrar) -> None:
-    from registry.cache import ModelCache
-    from registry.predictor import LoadedModel, Predictor
+    from registry.serving.cache import ModelCache
+    from registry.serving.predictor import LoadedModel, Predictor
 
     forest = plain_forest()
     registrar.register("forest", joblib_of(forest))

@@ -34,7 +34,6 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.discovery import all_estimators
 
 from registry.artifacts import _walk, load_skops, skops_members_bytes
-from registry.cache import ModelCache
 from registry.compiled import CompiledTrees
 from registry.config import PicklePolicy
 from registry.errors import (
@@ -44,15 +43,16 @@ from registry.errors import (
     PickleRefusedError,
     ValidatorUnavailableError,
 )
-from registry.inspection import Zygote
-from registry.isolation import SandboxMeasures
+from registry.inspecting.isolation import SandboxMeasures
+from registry.inspecting.worker import Zygote
 from registry.manifest import ArtifactFormat, ServingFormat, ShaClaim, claim_key, sha256_hex
-from registry.predictor import LoadedModel, Predictor, load_model
-from registry.registration import Registrar
+from registry.registering.registration import Registrar
+from registry.registering.validator import Validator
 from registry.registry import ModelRegistry
+from registry.serving.cache import ModelCache
+from registry.serving.predictor import LoadedModel, Predictor, load_model
 from registry.structures import check_structures
 from registry.validation import ArtifactRejected, RejectionReason
-from registry.validator import Validator
 from tests.support.attack import (
     carrier,
     joblib_running,

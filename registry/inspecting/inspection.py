@@ -1,8 +1,8 @@
 """What the sandbox's child does with one artifact: load, describe, measure, and make the
-copy predict will serve (registry/sandbox.py runs it, in a child that can write nothing).
+copy predict will serve (registry/inspecting/sandbox.py runs it, in a child that can write nothing).
 
 The serving copy is, in this order of preference:
-- a tree ensemble's compiled form (registry/tree_compiler.py), for an artifact of either
+- a tree ensemble's compiled form (registry/inspecting/tree_compiler.py), for an artifact of either
   format, kept only if it answers bit for bit as the model;
 - for a joblib artifact, the loaded model saved with skops, kept only if it loads with
   scikit-learn's types alone and answers exactly as the model on the rows checked; under
@@ -31,8 +31,8 @@ from registry.artifacts import (
 )
 from registry.compiled import CompiledFormError, load_compiled
 from registry.config import PicklePolicy
+from registry.inspecting.tree_compiler import exact_form
 from registry.manifest import ArtifactFormat, ServingFormat
-from registry.tree_compiler import exact_form
 from registry.validation import (
     ArtifactRejected,
     ChildFindings,

@@ -1,10 +1,10 @@
 """Where artifacts are loaded: a zygote process, and one child of it per artifact.
 
-The validator (registry/inspection.py) starts the zygote as a fresh interpreter
-(`python -P -s -m registry.sandbox`) with a clean environment (no credential, no AWS
+The validator (registry/inspecting/worker.py) starts the zygote as a fresh interpreter
+(`python -P -s -m registry.inspecting.sandbox`) with a clean environment (no credential, no AWS
 variable, not even in its /proc environ), working directory / and a PYTHONPATH of code
 only. Before it imports anything else, the zygote takes what the kernel gives it
-(registry/isolation.py): a user namespace whose mounts are all read-only, with a private,
+(registry/inspecting/isolation.py): a user namespace whose mounts are all read-only, with a private,
 empty /tmp; a network namespace with no interface; no capability. It refuses to run if
 any entry of its import path is writable. Then it imports everything a child may import
 (scikit-learn's estimators, skops, pandas, our loaders), and only forks: it never holds a
@@ -36,7 +36,7 @@ import tempfile
 import time
 from typing import Any
 
-from registry.isolation import (
+from registry.inspecting.isolation import (
     SandboxMeasures,
     SandboxRefused,
     address_space_bytes,
@@ -61,7 +61,7 @@ CHILD_HEADER = struct.Struct("!QQ")
 # What the zygote imports before it forks, besides scikit-learn's every estimator module:
 # what loading, describing, compiling, converting and checking an artifact reaches.
 PREIMPORTED_MODULES = (
-    "registry.artifact_inspection",
+    "registry.inspecting.inspection",
     "registry.structures",
     "skops.io",
     "pandas",
@@ -187,7 +187,7 @@ def preload(measures: SandboxMeasures) -> None:
     import importlib
 
     if not measures.preimport:
-        importlib.import_module("registry.artifact_inspection")
+        importlib.import_module("registry.inspecting.inspection")
         return
     for module in PREIMPORTED_MODULES:
         importlib.import_module(module)
@@ -213,7 +213,7 @@ def _warm_up() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    from registry.artifact_inspection import inspect_artifact
+    from registry.inspecting.inspection import inspect_artifact
 
     table = pandas.DataFrame(
         {
@@ -289,7 +289,7 @@ def _child(
         if measures.preimport:
             block_new_imports()
         data = _read_artifact(artifact_fd, int(request["max_bytes"]))
-        from registry.artifact_inspection import inspect_artifact
+        from registry.inspecting.inspection import inspect_artifact
 
         findings, serving = inspect_artifact(data, request)
         body = findings.model_dump_json(exclude_none=True).encode()

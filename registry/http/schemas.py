@@ -3,7 +3,7 @@
 import base64
 import json
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Self
 
 import orjson
 from pydantic import (
@@ -17,7 +17,6 @@ from pydantic import (
     model_validator,
 )
 
-from registry.deletion import DeletedModel
 from registry.errors import InvalidArtifactError
 from registry.inputs import NumericRows, RequestRows, rows_from_json
 from registry.manifest import (
@@ -36,9 +35,13 @@ from registry.manifest import (
     TagValue,
     VersionStatus,
 )
-from registry.predictor import Prediction
-from registry.registration import Registration, Upload
 from registry.registry import ModelSummary, ModelVersions, VersionInfo
+
+if TYPE_CHECKING:  # annotations only: the register function never imports serving, nor
+    # the predict function registering
+    from registry.registering.deletion import DeletedModel
+    from registry.registering.registration import Registration, Upload
+    from registry.serving.predictor import Prediction
 
 
 def _reject_bool(value: Any) -> Any:
@@ -193,7 +196,7 @@ class RegisterModelResponse(ModelVersionResponse):
     )
 
     @classmethod
-    def of_registration(cls, registration: Registration) -> Self:
+    def of_registration(cls, registration: "Registration") -> Self:
         return cls.of(registration.info, created=registration.created, note=registration.note)
 
 
@@ -226,7 +229,7 @@ class DeleteModelResponse(BaseModel):
     objects_deleted: int
 
     @classmethod
-    def of(cls, deleted: DeletedModel) -> Self:
+    def of(cls, deleted: "DeletedModel") -> Self:
         return cls(**vars(deleted))
 
 
@@ -307,7 +310,7 @@ class UploadResponse(BaseModel):
     expires_in: int = Field(description="seconds the URL stays valid")
 
     @classmethod
-    def of(cls, upload: Upload) -> Self:
+    def of(cls, upload: "Upload") -> Self:
         return cls(**vars(upload))
 
 
@@ -433,7 +436,7 @@ class ErrorResponse(BaseModel):
 
 
 def predict_response_json(
-    name: str, result: Prediction, single: bool, with_probabilities: bool
+    name: str, result: "Prediction", single: bool, with_probabilities: bool
 ) -> str:
     """A PredictResponse as JSON text, without the fields that do not apply."""
     answer: dict[str, Any] = (

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy
 
-from registry.cache import ModelCache, Sized
 from registry.compiled import CompiledFormError, load_compiled
 from registry.config import (
     DEFAULT_ALIAS_TTL_SECONDS,
@@ -32,7 +31,6 @@ from registry.errors import (
     TooManyInstancesError,
     VersionNeedsConversionError,
 )
-from registry.fastpath import Predictors, predictors_for
 from registry.inputs import (
     RequestRows,
     explain_rejection,
@@ -50,9 +48,11 @@ from registry.manifest import (
     ServingFormat,
     validate_model_name,
 )
-from registry.native_threads import NativeThreads
 from registry.observability import logger
 from registry.registry import ModelRegistry
+from registry.serving.cache import ModelCache, Sized
+from registry.serving.fastpath import Predictors, predictors_for
+from registry.serving.native_threads import NativeThreads
 from registry.validation import ArtifactRejected, rejection_error, runtime_versions
 
 # Past this many models seen, expired views are dropped (names come from requests).

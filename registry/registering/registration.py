@@ -1,6 +1,6 @@
 """Registering a version: validate elsewhere, claim, store, commit, release.
 
-1. Validate: the bytes go to the validator function (registry/validator.py), which
+1. Validate: the bytes go to the validator function (registry/registering/validator.py), which
    loads them where nothing can be written. Nothing here deserialises them.
 2. Claim: a sha256 claim object makes this the one registration of these bytes, or
    finds the version that already holds them (retry safety).
@@ -63,6 +63,7 @@ from registry.manifest import (
     validate_model_name,
 )
 from registry.observability import logger
+from registry.registering.validator import ValidatedArtifact, Validator
 from registry.registry import ModelRegistry, VersionInfo
 from registry.store.base import ObjectStore
 from registry.validation import (
@@ -72,7 +73,6 @@ from registry.validation import (
     RejectionReason,
     rejection_error,
 )
-from registry.validator import ValidatedArtifact, Validator
 
 # How many taken version numbers one registration steps over before it lists
 # the versions again; together these bound its work under heavy contention.
@@ -264,7 +264,7 @@ class Registrar:
                 claim, created=False, note=_metadata_kept(claim, description, tags, metrics)
             )
         # After the claim, so that a delete of the model either refuses this registration
-        # here or waits for it to finish (registry/deletion.py).
+        # here or waits for it to finish (registry/registering/deletion.py).
         state = self.registry.state(name)
         if state.deleting:
             self._release(name, identity, claim)

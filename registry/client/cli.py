@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from registry.client import (
+from registry.client.registry_client import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_INLINE_LIMIT,
     DEFAULT_URL,

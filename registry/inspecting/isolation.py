@@ -1,7 +1,7 @@
 """What the kernel gives an unprivileged process to keep an artifact's code from everything else.
 
-The validator (registry/inspection.py), its zygote and the zygote's children
-(registry/sandbox.py) use these, each where it applies. Every measure is one switch of
+The validator (registry/inspecting/worker.py), its zygote and the zygote's children
+(registry/inspecting/sandbox.py) use these, each where it applies. Every measure is one switch of
 SandboxMeasures, so that a test can show what each one stops (tests/integration/
 test_sandbox_attacks.py), and each is tried where it may not exist: what Lambda refuses
 is left out there, and said so (docs/reliability.md has the table of what runs where).

@@ -13,9 +13,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from registry import observability
 from registry.errors import RegistryError
+from registry.http.schemas import ErrorResponse
 from registry.inputs import mark_numeric_rows
 from registry.observability import logger
-from registry.schemas import ErrorResponse
 
 MAX_ERROR_DETAILS = 5
 # What a 503 (the store failed, or contention) asks the client to wait before retrying.

@@ -55,7 +55,7 @@ INFRASTRUCTURE_ERRORS = frozenset(
     {"StagedArtifactUnavailable", "ServingCopyUnavailable", "Sandbox.Timedout"}
 )
 # The validator's sandbox refused to run where an artifact could plant code in its import
-# path: an operator's matter (registry/isolation.py), never the artifact's.
+# path: an operator's matter (registry/inspecting/isolation.py), never the artifact's.
 SANDBOX_UNAVAILABLE = "SandboxUnavailable"
 # A presigned URL of a staged artifact lives as long as one validation may take.
 STAGED_URL_EXPIRES_IN = 120
@@ -236,10 +236,10 @@ def _error_type(answer: bytes) -> str:
 class ChildProcessInvoker:
     """boto3's Lambda client's invoke(), answered by the validator's handler in a child process.
 
-    The child (`python -P -s -m registry.inspection`) is started once and reused, like a
+    The child (`python -P -s -m registry.inspecting.worker`) is started once and reused, like a
     warm function; its environment has no AWS variable and no credential (only PATH, the
     locale and where Python finds the registry package), its working directory is /, and
-    it has every artifact loaded in its sandbox (registry/sandbox.py). It exits only when
+    it has every artifact loaded in its sandbox (registry/inspecting/sandbox.py). It exits only when
     it cannot go on; the next invocation then starts another, as Lambda would.
 
     measures_off: sandbox measures to leave off (SANDBOX_MEASURES_OFF), for a kernel that
@@ -259,7 +259,7 @@ class ChildProcessInvoker:
         self._process: subprocess.Popen[bytes] | None = None
 
     def environment(self) -> dict[str, str]:
-        package_root = str(Path(__file__).resolve().parents[1])
+        package_root = str(Path(__file__).resolve().parents[2])
         env = {key: os.environ[key] for key in _WORKER_ENVIRONMENT_KEEP if key in os.environ}
         env.update(
             PYTHONPATH=package_root,
@@ -273,7 +273,13 @@ class ChildProcessInvoker:
         if self._process is None or self._process.poll() is not None:
             safe_path = "safe_import_path" not in self.measures_off
             self._process = subprocess.Popen(
-                [sys.executable, *(["-P"] if safe_path else []), "-s", "-m", "registry.inspection"],
+                [
+                    sys.executable,
+                    *(["-P"] if safe_path else []),
+                    "-s",
+                    "-m",
+                    "registry.inspecting.worker",
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

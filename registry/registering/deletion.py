@@ -36,7 +36,7 @@ from registry.manifest import (
     state_key,
     versions_prefix,
 )
-from registry.registration import CLAIM_STALE_AFTER, CLAIM_WAIT_SECONDS
+from registry.registering.registration import CLAIM_STALE_AFTER, CLAIM_WAIT_SECONDS
 from registry.registry import ModelRegistry
 from registry.store.base import ObjectStore
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _TemplateLoader(yaml.SafeLoader):  # type: ignore[misc]

@@ -1,9 +1,9 @@
 """The validator: fetch an artifact, have it loaded in the sandbox, answer JSON.
 
 Both the validator function (functions/validate) and the local worker that
-scripts/local_api.py and the tests start (`python -P -s -m registry.inspection`, with a
+scripts/local_api.py and the tests start (`python -P -s -m registry.inspecting.worker`, with a
 scrubbed environment and working directory /) call handle_validation. This process never
-loads an artifact, and imports nothing that could: registry/sandbox.py's zygote, a fresh
+loads an artifact, and imports nothing that could: registry/inspecting/sandbox.py's zygote, a fresh
 interpreter with a clean environment, forks a child per artifact, and this process reads
 at most a bounded answer for at most CHILD_TIMEOUT_SECONDS, keeps only what fits the
 schema, then has every process the artifact left behind killed.
@@ -11,8 +11,8 @@ schema, then has every process the artifact left behind killed.
 It holds no credential: prepare_validator() runs at start, before any caller byte arrives.
 It drops the credentials, makes the process undumpable and a subreaper (so that the
 orphans of a dead zygote come back to it), enters a read-only filesystem of its own where
-the kernel gives one (registry/isolation.py), and refuses to run if an entry of its import
-path is writable. A child that did not exit cleanly, or a zygote that died, taints the
+the kernel gives one (registry/inspecting/isolation.py), and refuses to run if an entry of
+its import path is writable. A child that did not exit cleanly, or a zygote that died, taints the
 sandbox: the zygote is replaced by a fresh one with a fresh home, and the validator
 function itself exits, so that Lambda replaces its execution environment.
 """
@@ -36,7 +36,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from registry.config import DEFAULT_MAX_LOADED_BYTES, PicklePolicy, Settings
-from registry.isolation import (
+from registry.inspecting.isolation import (
     SandboxMeasures,
     SandboxRefused,
     become_subreaper,
@@ -77,7 +77,7 @@ CREDENTIAL_VARIABLES = (
     "AWS_ROLE_ARN",
     "AWS_PROFILE",
 )
-# What a child writes (registry/sandbox.py): the lengths of its JSON and serving copy.
+# What a child writes (registry/inspecting/sandbox.py): the lengths of its JSON and serving copy.
 _CHILD_HEADER_SIZE = 16
 # Native thread pools in the sandbox: one thread each (a child may start no process, and
 # its answers are compared only with each other, in the same process).
@@ -133,7 +133,7 @@ def sandbox_environment() -> dict[str, str]:
 class Zygote:
     """The sandbox's zygote, started on first use and again, fresh, after it was tainted.
 
-    measures: the sandbox measures taken (registry/isolation.py); empty_tmp: the zygote
+    measures: the sandbox measures taken (registry/inspecting/isolation.py); empty_tmp: the zygote
     empties /tmp at start and after every child, where /tmp is the validator's own (Lambda).
     """
 
@@ -171,7 +171,14 @@ class Zygote:
             flags.insert(0, "-P")
         config = json.dumps({"off": self.measures.off(), "empty_tmp": self.empty_tmp})
         self._process = subprocess.Popen(
-            [sys.executable, *flags, "-m", "registry.sandbox", str(theirs.fileno()), config],
+            [
+                sys.executable,
+                *flags,
+                "-m",
+                "registry.inspecting.sandbox",
+                str(theirs.fileno()),
+                config,
+            ],
             pass_fds=[theirs.fileno()],
             env=sandbox_environment(),
             cwd=self._workdir,

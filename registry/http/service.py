@@ -1,28 +1,28 @@
 """Factories that build the registry from the settings once per warm container.
 
-They are lru_cache factories rather than module globals so tests can point
-them at another store with reset(). Nothing here loads scikit-learn: the
-register function imports this module too.
+They are lru_cache factories rather than module globals so tests can point them at another
+store with reset(). Each imports its role's package (registering, serving) when first
+called, not when this module is imported: the register function never imports serving, nor
+the predict function registering (tests/unit/test_layout.py). Nothing here loads
+scikit-learn.
 """
 
 import atexit
 import random
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy
-
-from registry.cache import ModelCache
 from registry.config import PicklePolicy, Settings
-from registry.deletion import ModelDeleter
 from registry.errors import RegistryError
-from registry.native_threads import cpu_share_threads
 from registry.observability import logger
-from registry.predictor import LoadedModel, Predictor
-from registry.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import open_store
-from registry.validator import ChildProcessInvoker, Validator
+
+if TYPE_CHECKING:
+    from registry.registering.deletion import ModelDeleter
+    from registry.registering.registration import Registrar
+    from registry.registering.validator import ChildProcessInvoker, Validator
+    from registry.serving.predictor import Predictor
 
 # How long register waits for the validator: less than API Gateway's 29 s.
 VALIDATOR_READ_TIMEOUT_SECONDS = 25
@@ -42,8 +42,10 @@ def model_registry() -> ModelRegistry:
 @lru_cache(maxsize=4)
 def local_validator_process(
     pickle_policy: PicklePolicy, measures_off: str = ""
-) -> ChildProcessInvoker:
+) -> "ChildProcessInvoker":
     """The local stand-in for the validator function: one child process, kept across resets."""
+    from registry.registering.validator import ChildProcessInvoker
+
     invoker = ChildProcessInvoker(pickle_policy, measures_off=measures_off)
     atexit.register(invoker.close)
     return invoker
@@ -62,8 +64,10 @@ def lambda_client() -> Any:
 
 
 @lru_cache(maxsize=1)
-def validator() -> Validator:
+def validator() -> "Validator":
     """The validator function when VALIDATOR_FUNCTION names one; else a local child process."""
+    from registry.registering.validator import Validator
+
     config = settings()
     store = model_registry().store
     if config.validator_function:
@@ -86,7 +90,9 @@ def validator() -> Validator:
 
 
 @lru_cache(maxsize=1)
-def registrar() -> Registrar:
+def registrar() -> "Registrar":
+    from registry.registering.registration import Registrar
+
     config = settings()
     return Registrar(
         model_registry(),
@@ -97,12 +103,18 @@ def registrar() -> Registrar:
 
 
 @lru_cache(maxsize=1)
-def model_deleter() -> ModelDeleter:
+def model_deleter() -> "ModelDeleter":
+    from registry.registering.deletion import ModelDeleter
+
     return ModelDeleter(model_registry())
 
 
 @lru_cache(maxsize=1)
-def predictor() -> Predictor:
+def predictor() -> "Predictor":
+    from registry.serving.cache import ModelCache
+    from registry.serving.native_threads import cpu_share_threads
+    from registry.serving.predictor import LoadedModel, Predictor
+
     config = settings()
     return Predictor(
         model_registry(),
@@ -148,6 +160,8 @@ def renew_after_restore() -> None:
     model_registry().store.renew()
     predictor().forget_views()
     random.seed()
+    import numpy  # the predict function's: the register function never gets here
+
     numpy.random.seed()
 
 
