@@ -88,9 +88,9 @@ test: lint typecheck checkov package pytest
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
 # It serves the same model with `mlflow models serve` from $(MLFLOW_VENV), side by side.
 # Then what the validator's sandbox costs a registration: docs/sandbox-benchmarks.md.
+# The benchmark is a package, scripts/bench/: a module per family of measurements.
 bench: $(STAMP) $(MLFLOW_STAMP)
-	$(PY) scripts/bench.py --mlflow-venv $(MLFLOW_VENV)
-	$(PY) scripts/bench_sandbox.py
+	cd scripts && $(CURDIR)/$(PY) -m bench --mlflow-venv $(CURDIR)/$(MLFLOW_VENV)
 
 # A longer schemathesis run than the bounded one in make test.
 fuzz: $(STAMP)

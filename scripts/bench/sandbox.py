@@ -11,11 +11,9 @@ imports its handler (credentials dropped, namespaces, the zygote started, everyt
 child may import imported) and validates one artifact, which is what the next registration
 pays after a tainted sandbox made the function exit.
 
-Prints the table and writes it to docs/sandbox-benchmarks.md (--output to change).
-Usage: python scripts/bench_sandbox.py [--quick] [--output FILE]
+`python -m bench` runs it after the other families and writes docs/sandbox-benchmarks.md.
 """
 
-import argparse
 import base64
 import io
 import json
@@ -27,9 +25,7 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
+REPO_ROOT = Path(__file__).resolve().parents[2]
 import joblib  # noqa: E402
 import skops.io  # noqa: E402
 from sklearn.datasets import make_moons  # noqa: E402
@@ -123,15 +119,12 @@ def cold_validator_ms(reps: int) -> tuple[float, float] | None:
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (make test)")
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "docs" / "sandbox-benchmarks.md")
-    args = parser.parse_args()
-    reps = 3 if args.quick else 15
+def write_sandbox_report(quick: bool, output: Path) -> Path:
+    """Measure, print the table, and write it to output."""
+    reps = 3 if quick else 15
     measures = [field.name for field in fields(SandboxMeasures)]
     # --quick (make test) leaves out the measures whose cost is a rounding error
-    left_out = measures if not args.quick else ["private_filesystem", "seccomp", "reap"]
+    left_out = measures if not quick else ["private_filesystem", "seccomp", "reap"]
     configurations = {"every measure": [], **{f"without {m}": [m] for m in left_out}}
     configurations["no measure"] = measures
     results = {label: registration_ms(off, reps) for label, off in configurations.items()}
@@ -139,7 +132,7 @@ def main() -> int:
     lines = [
         "# What the sandbox costs a registration",
         "",
-        "Written by `python scripts/bench_sandbox.py` (`make bench` runs it); median ms of a"
+        "Written by `make bench` (`scripts/bench/sandbox.py`); median ms of a"
         f" validation through the local validator, {reps} runs each, on this machine"
         f" ({sys.platform}, Python {sys.version.split()[0]}).",
         "",
@@ -159,7 +152,7 @@ def main() -> int:
     every, none = every_result[0], none_result[0]
     lines += ["", "Ratios, every measure / no measure:"]
     lines += [f"- {name}: {every[name] / none[name]:.2f}" for name in names]
-    cold = cold_validator_ms(3 if args.quick else 7)
+    cold = cold_validator_ms(3 if quick else 7)
     lines.append("")
     if cold is None:
         lines.append("The built validator's cold start: no build (make package).")
@@ -174,9 +167,5 @@ def main() -> int:
         )
     text = "\n".join(lines) + "\n"
     print(text)
-    args.output.write_text(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    output.write_text(text)
+    return output
