@@ -27,7 +27,7 @@ TEST_WORKERS ?= 2
 .PHONY: run test lint typecheck checkov pytest openapi dashboard package bench fuzz clean
 .DEFAULT_GOAL := test
 
-$(STAMP): pyproject.toml layer/requirements.txt
+$(STAMP): pyproject.toml layer/requirements.txt $(wildcard requirements/*.txt)
 	@test -x $(PY) || "$$(sh scripts/find_python.sh)" -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml layer/requirements.txt
 
 # make run needs only the runtime and the local server's two extras (boto3, PyYAML): the
 # `local` extra, not the development toolchain. A venv made by make test has them already.
-$(RUN_STAMP): pyproject.toml layer/requirements.txt
+$(RUN_STAMP): pyproject.toml layer/requirements.txt requirements/local.txt
 	@test -x $(PY) || "$$(sh scripts/find_python.sh)" -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[local]'
 	@touch $(RUN_STAMP)
