@@ -8,8 +8,9 @@ RUN_STAMP := $(VENV)/.installed-run
 SAM_CLI_VERSION := 1.170.0
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
-# sam build needs python3.12 on PATH (the runtime's); .venv/bin has it.
-SAM := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+# sam build as SAM users run it: a plain python3.12 on PATH (no venv, nothing installed in it).
+PYTHON312_DIR = $(dir $(shell sh scripts/find_python.sh))
+SAM = PATH="$(PYTHON312_DIR):/usr/bin:/bin" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 # checkov, too, has pins of its own (boto3 among them): a venv of its own.
 CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .venv-checkov

@@ -11,8 +11,13 @@ is then compiled into its `__pycache__` as an unchecked hash-based .pyc (PEP 552
 validity is never checked against the source's timestamp, which zipping changes. The rest
 of the layer (code no handler reaches) stays source only.
 
+The Lambda runtime brings boto3, so the layer leaves it out; the handlers need it to run
+here. Any python3.12 on PATH does (a plain `sam build`): the packages the runtime provides,
+pinned by RUNTIME_PROVIDED_REQUIREMENTS, are installed into a temporary folder that follows
+the layer on the path, and none of them is compiled into the layer.
+
 Prints how many modules it compiled and their bytes. Usage:
-    python3.12 bytecode.py LAYER_PYTHON_DIR FUNCTIONS_DIR
+    python3.12 bytecode.py LAYER_PYTHON_DIR FUNCTIONS_DIR RUNTIME_PROVIDED_REQUIREMENTS
 """
 
 import json
@@ -95,17 +100,19 @@ print(json.dumps(sorted({getattr(m, "__file__", None) or "" for m in list(sys.mo
 """
 
 
-def traced_modules(layer: Path, functions: Path) -> list[Path]:
+def traced_modules(layer: Path, functions: Path, runtime_provided: Path) -> list[Path]:
     """The .py files under the layer that the handlers' real paths import."""
-    with tempfile.TemporaryDirectory() as models:
-        env_python = [sys.executable, "-c"]
-        subprocess.run([*env_python, TRAIN, models], check=True, env=_layer_env(layer))
+    with tempfile.TemporaryDirectory() as models, tempfile.TemporaryDirectory() as provided:
+        install = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*install, "--target", provided, "-r", str(runtime_provided)], check=True)
+        env = _layer_env(layer, Path(provided))
+        subprocess.run([sys.executable, "-c", TRAIN, models], check=True, env=env)
         done = subprocess.run(
-            [*env_python, TRACE, str(layer), str(functions), models],
+            [sys.executable, "-c", TRACE, str(layer), str(functions), models],
             check=True,
             capture_output=True,
             text=True,
-            env=_layer_env(layer),
+            env=env,
         )
     files = [Path(name) for name in json.loads(done.stdout.splitlines()[-1]) if name]
     return sorted(
@@ -115,9 +122,13 @@ def traced_modules(layer: Path, functions: Path) -> list[Path]:
     )
 
 
-def _layer_env(layer: Path) -> dict[str, str]:
-    # The layer first; boto3 (which the Lambda runtime provides) from this interpreter.
-    return {"PYTHONPATH": str(layer), "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"}
+def _layer_env(layer: Path, runtime_provided: Path) -> dict[str, str]:
+    # The layer first, then what the Lambda runtime provides (boto3), as on Lambda.
+    return {
+        "PYTHONPATH": f"{layer}:{runtime_provided}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
 
 
 def compile_unchecked(sources: list[Path]) -> int:
@@ -136,8 +147,8 @@ def compile_unchecked(sources: list[Path]) -> int:
 
 
 def main() -> None:
-    layer, functions = Path(sys.argv[1]), Path(sys.argv[2])
-    sources = traced_modules(layer, functions)
+    layer, functions, runtime_provided = (Path(argument) for argument in sys.argv[1:4])
+    sources = traced_modules(layer, functions, runtime_provided)
     written = compile_unchecked(sources)
     print(f"bytecode: {len(sources)} modules the handlers import, {written:,} bytes of .pyc")
 

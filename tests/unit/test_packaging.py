@@ -147,3 +147,17 @@ def _relative(paths: Iterable[Path]) -> list[str]:
 def _dist_info(wheel: zipfile.ZipFile) -> str:
     (info,) = {name.split("/")[0] for name in wheel.namelist() if ".dist-info/" in name}
     return info + "/"
+
+
+def test_make_package_runs_sam_build_with_a_plain_python_that_has_no_boto3() -> None:
+    """The build works as SAM users run it: no venv on PATH, so nothing it relies on is ours."""
+    recipe = subprocess.run(
+        ["make", "-n", "package"], capture_output=True, text=True, cwd=REPO_ROOT, check=True
+    ).stdout
+    build = next(line for line in recipe.splitlines() if line.endswith("sam build"))
+    path = build.split('PATH="', 1)[1].split('"', 1)[0]
+    assert ".venv" not in path and str(REPO_ROOT) not in path, path
+    python = shutil.which("python3.12", path=path)
+    assert python is not None, path
+    probe = subprocess.run([python, "-c", "import boto3"], capture_output=True, text=True)
+    assert probe.returncode != 0, "the build's python3.12 has boto3: the test proves nothing"
