@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy
 import pytest
-from sklearn.datasets import load_wine
+from sklearn.datasets import load_wine, make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 from threadpoolctl import ThreadpoolController, threadpool_info
 
 from registry.registering.registration import Registrar
@@ -110,3 +111,23 @@ def test_the_limit_is_set_once_per_thread_and_again_after_a_load(
         monkeypatch.undo()
 
     assert calls == ["MainThread", "worker", "MainThread"]
+
+
+def test_served_probabilities_are_the_model_run_with_the_same_thread_count(
+    registry: ModelRegistry, registrar: Registrar
+) -> None:
+    """docs/api.md's promise: exact against the model run with NATIVE_THREADS threads."""
+    # Three classes: the pools' split changes the last bits of thousands of these probabilities.
+    features, target = make_classification(
+        n_samples=2000, n_features=500, n_informative=20, n_classes=3, random_state=0
+    )
+    model = LogisticRegression(max_iter=500).fit(features, target)
+    registrar.register("wide", joblib_of(model))
+    predictor = Predictor(registry, ModelCache[LoadedModel](10**8), native_threads=1)
+
+    with ThreadpoolController().limit(limits=2):
+        served = predictor.predict("wide", None, features.tolist(), probabilities=True)
+    with ThreadpoolController().limit(limits=1):
+        one_thread = model.predict_proba(features)
+
+    assert numpy.array_equal(numpy.asarray(served.probabilities), one_thread)
