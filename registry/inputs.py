@@ -160,6 +160,7 @@ def model_input(rows: RequestRows, signature: InputSignature | None) -> Any:
         raise InvalidInputError("no rows were sent: send at least one row")
     if signature is None:  # the model does not say what it takes: numbers, as it gets them
         return _number_matrix(rows, None)
+    rows = _by_position_when_unnamed(rows, signature)
     ordered_as_model = rows.columns is None or list(rows.columns) == _names(signature)
     if rows.numeric and ordered_as_model and signature.numbers_only:
         return _number_matrix(rows, signature)
@@ -179,7 +180,15 @@ def check_rows(rows: RequestRows, signature: InputSignature) -> None:
     """Raise the 422 model_input() would for these rows, without building the input."""
     if len(rows) == 0:
         raise InvalidInputError("no rows were sent: send at least one row")
-    _checked_columns(rows, signature)
+    _checked_columns(_by_position_when_unnamed(rows, signature), signature)
+
+
+def _by_position_when_unnamed(rows: RequestRows, signature: InputSignature) -> RequestRows:
+    """A model fitted without column names takes dataframe_split's columns in the order sent,
+    as scikit-learn takes a DataFrame's for such a model: there are no names to match."""
+    if signature.named or rows.columns is None:
+        return rows
+    return RequestRows(rows.rows, None, in_model_order=True)
 
 
 def complete_signature(signature: InputSignature | None, example: Sequence[Any]) -> InputSignature:
@@ -296,7 +305,17 @@ def _checked_columns(rows: RequestRows, signature: InputSignature) -> dict[str, 
         order = [by_position.index(name) for name in names]
     else:
         order = list(range(len(names)))
-    columns: dict[str, list[Any]] = {name: [] for name in names}
+    lists_allowed = by_position is not None or not signature.dataframe or rows.in_model_order
+    if lists_allowed and all(type(row) is list and len(row) == len(names) for row in rows.rows):
+        by_column = list(zip(*rows.rows, strict=True))
+        columns = {
+            name: list(by_column[position]) for name, position in zip(names, order, strict=True)
+        }
+        if all(_column_fits(columns[column.name], column) for column in signature.columns):
+            return columns
+    # Objects of column values, or a value that does not fit: row by row, to name the first
+    # mistake by its row and column.
+    columns = {name: [] for name in names}
     for index, row in enumerate(rows.rows):
         if isinstance(row, Mapping):
             if not signature.named:
@@ -366,6 +385,28 @@ def _check_value(value: Any, column: InputColumn, row: int) -> None:
             f"row {row}, column {column.name!r}: expected {_EXPECTED[kind]}, got {_shown(value)}"
             + (" (null marks a missing value)" if column.nullable else "")
         )
+
+
+_TYPES: dict[ColumnKind, set[type]] = {
+    ColumnKind.NUMBER: {int, float},
+    ColumnKind.STRING: {str},
+    ColumnKind.BOOLEAN: {bool},
+}
+
+
+def _column_fits(values: list[Any], column: InputColumn) -> bool:
+    """Whether every value fits the column, as _check_value would find, at a column's pace.
+    False sends the caller to _check_value, value by value, for the message."""
+    types = set(map(type, values))
+    if not types <= _TYPES[column.kind] | ({type(None)} if column.nullable else set()):
+        return False
+    if column.kind is not ColumnKind.NUMBER:
+        return True
+    try:
+        numbers = numpy.fromiter((value for value in values if value is not None), numpy.float64)
+    except OverflowError:  # an integer beyond a double
+        return False
+    return bool(numpy.isfinite(numbers).all())
 
 
 def _finite(value: int | float) -> bool:

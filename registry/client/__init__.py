@@ -11,7 +11,6 @@ from registry.client.registry_client import (
     DEFAULT_URL,
     ApiError,
     RegistryClient,
-    batches,
     pickled_sklearn_version,
     terminal_progress,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "DEFAULT_URL",
     "ApiError",
     "RegistryClient",
-    "batches",
     "pickled_sklearn_version",
     "terminal_progress",
 ]

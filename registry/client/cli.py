@@ -6,17 +6,21 @@ import io
 import json
 import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from registry.client.registry_client import (
     DEFAULT_BATCH_ROWS,
+    DEFAULT_CONNECTIONS,
     DEFAULT_INLINE_LIMIT,
     DEFAULT_URL,
     ApiError,
+    EncodedRows,
     RegistryClient,
+    encoded_columns,
 )
 
 
@@ -76,18 +80,14 @@ def _readable(command: str, answer: Any) -> str:
         columns = ["version", "status", "created_at", "aliases", "sha256", "description"]
         rows = [{**row, "sha256": row["sha256"][:12]} for row in answer["versions"]]
         return head + "\n" + _table(rows, columns)
-    if command == "classify":
-        columns = ["instance", "prediction"] + (
-            ["probabilities"] if "probabilities" in answer else []
+    if command == "classify" and "output" in answer:
+        return (
+            f"wrote {answer['rows']:,} predictions of {answer['model']} version "
+            f"{answer['version']} to {answer['output']} (columns: {', '.join(answer['columns'])})"
         )
-        rows = [
-            {
-                "instance": index,
-                "prediction": label,
-                "probabilities": (answer.get("probabilities") or [None] * (index + 1))[index],
-            }
-            for index, label in enumerate(answer["predictions"])
-        ]
+    if command == "classify":
+        rows = list(output_records(answer))
+        columns = list(rows[0]) if rows else ["row", "prediction"]
         return f"{answer['model']} version {answer['version']}\n" + _table(rows, columns)
     if isinstance(answer, dict):
         if isinstance(answer.get("signature"), dict):
@@ -111,107 +111,263 @@ def _signature_text(signature: dict[str, Any]) -> str:
     return ", ".join(columns) + "; " + ", ".join(how)
 
 
-def read_rows(path: Path) -> list[Any]:
-    """Rows from a CSV file (objects by its header) or JSON lines (objects or lists).
+def read_table(path: Path) -> tuple[list[str] | None, list[Any]]:
+    """(the column names, the rows) of a CSV file, each row a list of values in the header's
+    order; or (None, the rows) of JSON lines, each an object or a list, as written.
 
     A CSV column whose every filled cell is a number is read as numbers, one whose every
     filled cell is true or false as booleans, any other as strings; an empty cell is null.
+    What spreadsheets and pandas write reads as written: a byte-order mark, CRLF line ends,
+    quoted cells with commas or line breaks, and empty lines.
     """
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip()[:1] in ("{", "["):
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    table = list(csv.DictReader(io.StringIO(text)))
-    if not table:
-        raise ValueError("no rows under the header")
-    columns = {name: _typed_column([row[name] for row in table]) for name in table[0]}
-    return [
-        {name: values[index] for name, values in columns.items()} for index in range(len(table))
-    ]
+    text = _text(path)
+    if _is_json_lines(path, text):
+        return None, [json.loads(line) for line in text.splitlines() if line.strip()]
+    header, columns = _csv_columns(text)
+    return header, list(zip(*columns, strict=True))  # tuples: JSON writes them as lists
 
 
-def _typed_column(cells: list[str | None]) -> list[Any]:
-    filled = [cell for cell in cells if cell not in ("", None)]
-    for convert in (int, _finite_float, _boolean):
+def read_encoded(path: Path) -> EncodedRows:
+    """The rows of a CSV file or JSON lines (read as read_table reads them), as the JSON text
+    of each row, made column by column: what classify sends."""
+    text = _text(path)
+    if _is_json_lines(path, text):
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        for line in lines:
+            json.loads(line)  # a line that is not JSON is the caller's to fix, not the API's
+        return EncodedRows(None, lines)
+    header, cells = _csv_cells(text)
+    return encoded_columns(header, [_json_column(column) for column in cells])
+
+
+def _text(path: Path) -> str:
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
+    return text.removeprefix("\ufeff")
+
+
+def _is_json_lines(path: Path, text: str) -> bool:
+    return path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip()[:1] in "{["
+
+
+def _csv_columns(text: str) -> tuple[list[str], list[list[Any]]]:
+    header, cells = _csv_cells(text)
+    return header, [_typed_column(column) for column in cells]
+
+
+def _csv_cells(text: str) -> tuple[list[str], list[tuple[str, ...]]]:
+    """The header, and the cells column by column."""
+    lines = csv.reader(io.StringIO(text, newline=""))
+    header = next(lines, None)
+    cells = [line for line in lines if line]  # an empty line is no row
+    if not header or not cells:
+        raise ValueError("no rows under the header: the first line names the columns")
+    if set(map(len, cells)) != {len(header)}:
+        index, line = next((i, line) for i, line in enumerate(cells) if len(line) != len(header))
+        raise ValueError(
+            f"row {index} has {len(line)} cells and the header names {len(header)} "
+            f"columns ({', '.join(header)}): quote a cell that holds a comma"
+        )
+    return header, list(zip(*cells, strict=True))
+
+
+def read_rows(path: Path) -> list[Any]:
+    """The rows of a CSV file as objects of column values (see read_table), or JSON lines."""
+    names, rows = read_table(path)
+    if names is None:
+        return rows
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _typed_column(cells: Sequence[str]) -> list[Any]:
+    """The column's cells as one type: every distinct filled cell converted once."""
+    distinct, values = _typed_distinct(cells)
+    typed: dict[str, Any] = dict(zip(distinct, values, strict=True))
+    typed[""] = None
+    return list(map(typed.__getitem__, cells))
+
+
+def _json_column(cells: Sequence[str]) -> list[str]:
+    """The JSON text of each of the column's cells, typed as _typed_column types them. A
+    number's text is its cell's when JSON reads that text as the same value (13.2, 1050),
+    so the table's numbers are never written again."""
+    distinct, values = _typed_distinct(cells)
+    tokens: dict[str, str] = {"": "null"}
+    for cell, value in zip(distinct, values, strict=True):
+        if type(value) is int:
+            tokens[cell] = cell if _JSON_INTEGER.fullmatch(cell) else str(value)
+        elif type(value) is float:
+            tokens[cell] = cell if _JSON_FLOAT.fullmatch(cell) else repr(value)
+        else:
+            tokens[cell] = json.dumps(value)
+    return list(map(tokens.__getitem__, cells))
+
+
+# JSON number texts that json.loads reads as an int, and as a float, exactly as int(text) and
+# float(text) read them.
+_JSON_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_JSON_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)")
+
+
+def _typed_distinct(cells: Sequence[str]) -> tuple[list[str], list[Any]]:
+    """The distinct filled cells, and their values as one type: integers, else finite
+    numbers, else booleans (true or false, any case), else the strings."""
+    distinct = list({cell for cell in cells if cell})
+    for convert in (_integers, _finite_floats, _booleans):
         try:
-            converted = {cell: convert(cell) for cell in filled}
+            return distinct, convert(distinct)
         except ValueError:
             continue
-        return [None if cell in ("", None) else converted[cell] for cell in cells]
-    return [None if cell in ("", None) else cell for cell in cells]
+    return distinct, list(distinct)
 
 
-def _finite_float(cell: str | None) -> float:
-    value = float(cell or "")
-    if not math.isfinite(value):  # "nan", "inf": read as text, as they are not numbers in JSON
-        raise ValueError(cell)
-    return value
+def _integers(cells: list[str]) -> list[int]:
+    return list(map(int, cells))
 
 
-def _boolean(cell: str | None) -> bool:
-    lowered = (cell or "").lower()
-    if lowered not in ("true", "false"):
-        raise ValueError(cell)
-    return lowered == "true"
+def _finite_floats(cells: list[str]) -> list[float]:
+    values = list(map(float, cells))
+    if not all(map(math.isfinite, values)):  # "nan", "inf": text, as JSON has no such number
+        raise ValueError("not finite")
+    return values
 
 
-def _written(answer: dict[str, Any], output: Path | None) -> dict[str, Any]:
-    """The answer; with an output path, its predictions also written there, one row a line."""
-    if output is None:
-        return answer
-    probabilities = answer.get("probabilities")
+def _booleans(cells: list[str]) -> list[bool]:
+    lowered = [cell.lower() for cell in cells]
+    if not set(lowered) <= {"true", "false"}:
+        raise ValueError("not true or false")
+    return [cell == "true" for cell in lowered]
+
+
+def probability_columns(answer: dict[str, Any]) -> list[str]:
+    """A column per class, named after it, as `predict_proba` reads in pandas
+    (`DataFrame(model.predict_proba(X), columns=model.classes_)`); a multi-output model's
+    are `OUTPUT:CLASS`. Prefixed `probability_` should a class be named row or prediction."""
+    classes = answer.get("classes")
+    if "probabilities" not in answer or classes is None:
+        return []
+    if classes and isinstance(classes[0], list):  # one list of classes per output
+        names = [f"{output}:{label}" for output, labels in enumerate(classes) for label in labels]
+    else:
+        names = [str(label) for label in classes]
+    if {"row", "prediction"} & set(names):
+        names = [f"probability_{name}" for name in names]
+    return names
+
+
+def output_records(answer: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A flat record per row: row, prediction, then a probability per class."""
+    columns = probability_columns(answer)
+    probabilities = answer.get("probabilities") or []
+    for index, prediction in enumerate(answer["predictions"]):
+        record = {"row": index, "prediction": prediction}
+        if columns:
+            values = probabilities[index]
+            if values and isinstance(values[0], list):
+                values = [value for output in values for value in output]
+            record.update(zip(columns, values, strict=True))
+        yield record
+
+
+def write_predictions(answer: dict[str, Any], output: Path) -> dict[str, Any]:
+    """Write the predictions to a CSV file (.csv) or JSON lines; returns what was written."""
+    columns = ["row", "prediction", *probability_columns(answer)]
     with output.open("w", encoding="utf-8", newline="") as file:
         if output.suffix.lower() == ".csv":
             writer = csv.writer(file)
-            writer.writerow(["row", "prediction"] + (["probabilities"] if probabilities else []))
-            for index, prediction in enumerate(answer["predictions"]):
-                cells = [index, _csv_cell(prediction)]
-                if probabilities:
-                    cells.append(json.dumps(probabilities[index]))
-                writer.writerow(cells)
+            writer.writerow(columns)
+            for record in output_records(answer):
+                writer.writerow([_csv_cell(value) for value in record.values()])
         else:
-            for index, prediction in enumerate(answer["predictions"]):
-                line: dict[str, Any] = {"prediction": prediction}
-                if probabilities:
-                    line["probabilities"] = probabilities[index]
-                file.write(json.dumps(line) + "\n")
-    return answer
+            for record in output_records(answer):
+                file.write(json.dumps(record) + "\n")
+    return {
+        "model": answer["model"],
+        "version": answer["version"],
+        "rows": len(answer["predictions"]),
+        "output": str(output),
+        "columns": columns,
+    }
 
 
 def _csv_cell(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list) else value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="model-registry", description=__doc__)
+def _global_flags(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """The flags every command takes, before or after its name. The top parser holds the
+    defaults; each command's parser, defaults suppressed, overrides them only when given."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
     parser.add_argument(
         "--url",
-        default=os.environ.get("MODEL_REGISTRY_URL", DEFAULT_URL),
-        help="the API's base URL (default: $MODEL_REGISTRY_URL or the local server)",
+        default=default(os.environ.get("MODEL_REGISTRY_URL", DEFAULT_URL)),
+        help="the API's base URL: `make run`'s http://127.0.0.1:3000, or the stack's ApiUrl "
+        "output (default: $MODEL_REGISTRY_URL, else the local server)",
     )
-    parser.add_argument("--api-key", default=os.environ.get("MODEL_REGISTRY_API_KEY"))
+    parser.add_argument(
+        "--api-key",
+        default=default(os.environ.get("MODEL_REGISTRY_API_KEY")),
+        metavar="KEY",
+        help="the API key the predict routes take when deployed (README, 'Deploy' shows how to "
+        "read it; default: $MODEL_REGISTRY_API_KEY)",
+    )
     parser.add_argument(
         "--sign",
         action=argparse.BooleanOptionalAction,
-        default=None,
-        help="SigV4-sign /models requests (default: only for execute-api URLs)",
+        default=default(None),
+        help="SigV4-sign /models requests with your AWS credentials (default: only for "
+        "execute-api URLs)",
     )
-    parser.add_argument("--region", help="AWS region for signing (default: from the URL)")
-    parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
-    # --json is accepted before or after the command.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--region", default=default(None), help="AWS region for signing (default: from the URL)"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the API's JSON answer (errors too, on stderr), for scripts",
+    )
 
-    register = commands.add_parser(
-        "register", parents=[common], help="register a .skops or joblib file as a new version"
-    )
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="model-registry", description=__doc__)
+    _global_flags(parser, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, defaults=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        help: str,
+        under: "argparse._SubParsersAction[argparse.ArgumentParser]" = commands,
+    ) -> argparse.ArgumentParser:
+        return under.add_parser(name, parents=[common], help=help, description=help)
+
+    def name_and_version(subparser: argparse.ArgumentParser, what: str) -> None:
+        subparser.add_argument("name", help="the model's name (`model-registry list`)")
+        subparser.add_argument(
+            "version", type=int, help=f"the version to {what} (`model-registry show NAME`)"
+        )
+
+    register = command("register", "register a .skops or joblib file as a new version")
     register.add_argument(
         "path", type=Path, help="a file of skops.io.dump (.skops) or joblib.dump (.joblib)"
     )
-    register.add_argument("--name", required=True)
-    register.add_argument("--description", default="")
-    register.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    register.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
+    register.add_argument("--name", required=True, help="the model's name, e.g. churn")
+    register.add_argument("--description", default="", help="what this version is, in words")
+    register.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="a tag; repeat for more"
+    )
+    register.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="KEY=NUMBER",
+        help="a metric, e.g. auc=0.91; repeat for more",
+    )
     register.add_argument(
         "--input-example",
         type=Path,
@@ -222,93 +378,102 @@ def build_parser() -> argparse.ArgumentParser:
         "--inline-limit",
         type=int,
         default=DEFAULT_INLINE_LIMIT,
+        metavar="BYTES",
         help="larger artifacts go through a presigned upload (default: %(default)s bytes)",
     )
 
-    commands.add_parser(
-        "list", parents=[common], help="every model with its latest version and aliases"
+    command("list", "every model with its latest version and aliases")
+
+    show = command("show", "a model's versions, or one version's manifest")
+    show.add_argument("name", help="the model's name (`model-registry list`)")
+    show.add_argument("--version", type=int, help="one version's manifest, with its signature")
+
+    alias = command("alias", "set or remove an alias")
+    alias_commands = alias.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
+    alias_set = command("set", "point an alias at a version", alias_commands)
+    alias_set.add_argument("name", help="the model's name")
+    alias_set.add_argument("alias", help="the alias, e.g. production")
+    alias_set.add_argument("version", type=int, help="the version it serves")
+    alias_rm = command("rm", "remove an alias", alias_commands)
+    alias_rm.add_argument("name", help="the model's name")
+    alias_rm.add_argument("alias", help="the alias to remove")
+
+    edit = command("edit", "change a version's description, tags or metrics")
+    name_and_version(edit, "edit")
+    edit.add_argument("--description", help="the new description")
+    edit.add_argument(
+        "--tag", action="append", default=[], metavar="KEY=VALUE", help="set a tag; repeatable"
+    )
+    edit.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="KEY=NUMBER",
+        help="set a metric; repeatable",
+    )
+    edit.add_argument(
+        "--remove-tag", action="append", default=[], metavar="KEY", help="remove a tag"
+    )
+    edit.add_argument(
+        "--remove-metric", action="append", default=[], metavar="KEY", help="remove a metric"
     )
 
-    show = commands.add_parser(
-        "show", parents=[common], help="a model's versions, or one version's manifest"
+    convert = command(
+        "convert", "give joblib versions registered before predict stopped unpickling a skops copy"
     )
-    show.add_argument("name")
-    show.add_argument("--version", type=int)
-
-    alias = commands.add_parser("alias", parents=[common], help="set or remove an alias")
-    alias_commands = alias.add_subparsers(dest="alias_command", required=True)
-    alias_set = alias_commands.add_parser("set", parents=[common])
-    alias_set.add_argument("name")
-    alias_set.add_argument("alias")
-    alias_set.add_argument("version", type=int)
-    alias_rm = alias_commands.add_parser("rm", parents=[common])
-    alias_rm.add_argument("name")
-    alias_rm.add_argument("alias")
-
-    edit = commands.add_parser(
-        "edit", parents=[common], help="change a version's description, tags or metrics"
-    )
-    edit.add_argument("name")
-    edit.add_argument("version", type=int)
-    edit.add_argument("--description")
-    edit.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
-    edit.add_argument("--metric", action="append", default=[], metavar="KEY=NUMBER")
-    edit.add_argument("--remove-tag", action="append", default=[], metavar="KEY")
-    edit.add_argument("--remove-metric", action="append", default=[], metavar="KEY")
-
-    convert = commands.add_parser(
-        "convert",
-        parents=[common],
-        help="give joblib versions registered before predict stopped unpickling a skops copy",
-    )
-    convert.add_argument("name")
+    convert.add_argument("name", help="the model's name")
     convert.add_argument(
         "versions", type=int, nargs="*", help="the versions to convert (default: every version)"
     )
 
-    archive = commands.add_parser("archive", parents=[common], help="archive a version")
-    archive.add_argument("name")
-    archive.add_argument("version", type=int)
+    name_and_version(command("archive", "archive a version: no longer served"), "archive")
+    name_and_version(command("restore", "bring an archived version back"), "restore")
 
-    restore = commands.add_parser(
-        "restore", parents=[common], help="bring an archived version back"
-    )
-    restore.add_argument("name")
-    restore.add_argument("version", type=int)
-
-    delete = commands.add_parser(
-        "delete", parents=[common], help="delete a model: every version, alias and object"
-    )
-    delete.add_argument("name")
+    delete = command("delete", "delete a model: every version, alias and object")
+    delete.add_argument("name", help="the model's name")
     delete.add_argument(
         "--force", action="store_true", help="delete it even while aliases point into it"
     )
 
-    commands.add_parser(
-        "runtime", parents=[common], help="the versions models must be pickled with"
-    )
+    command("runtime", "the versions models must be pickled with")
 
-    classify = commands.add_parser("classify", parents=[common], help="predict with a model")
-    classify.add_argument("name")
+    classify = command("classify", "predict with a model")
+    classify.add_argument("name", help="the model's name (`model-registry list`)")
     pin = classify.add_mutually_exclusive_group()
-    pin.add_argument("--version", type=int)
-    pin.add_argument("--alias")
+    pin.add_argument("--version", type=int, help="this version (default: latest, or `default`)")
+    pin.add_argument("--alias", help="the version this alias points at, e.g. production")
     rows = classify.add_mutually_exclusive_group(required=True)
-    rows.add_argument("--instances", help='JSON, e.g. "[[0.5, 0.2]]"')
+    rows.add_argument("--instances", help='rows as JSON, e.g. "[[0.5, 0.2]]"')
     rows.add_argument(
         "--input",
         type=Path,
+        metavar="FILE",
         help="a CSV file with a header row, or JSON lines (.jsonl: one row a line); - reads stdin",
     )
     classify.add_argument(
-        "--output", type=Path, help="write the predictions here (.csv, else JSON lines)"
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the predictions here (.csv, else JSON lines) and print a one-line summary",
     )
-    classify.add_argument("--probabilities", action="store_true")
+    classify.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="add the class probabilities: a column per class, named after it",
+    )
     classify.add_argument(
         "--batch-rows",
         type=int,
         default=DEFAULT_BATCH_ROWS,
+        metavar="N",
         help="the most rows one request carries (default: %(default)s)",
+    )
+    classify.add_argument(
+        "--connections",
+        type=int,
+        default=DEFAULT_CONNECTIONS,
+        metavar="N",
+        help="requests in flight at once (default: %(default)s)",
     )
     return parser
 
@@ -379,10 +544,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             answer = client.predict_rows(
                 args.name, instances, args.version, args.alias, args.probabilities
             )
-            return _written(answer, args.output)
+            return write_predictions(answer, args.output) if args.output else answer
         case "classify":
             try:
-                rows = read_rows(args.input)
+                rows = read_encoded(args.input)
             except (OSError, ValueError) as exc:
                 parser.error(f"cannot read rows from {args.input}: {exc}")
             answer = client.predict_rows(
@@ -392,8 +557,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 args.alias,
                 args.probabilities,
                 batch_rows=args.batch_rows,
+                connections=args.connections,
             )
-            return _written(answer, args.output)
+            return write_predictions(answer, args.output) if args.output else answer
     parser.error(f"unknown command {args.command!r}")
 
 
@@ -401,20 +567,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        answer = run(args, parser)
-    except ApiError as error:
-        print(
-            json.dumps({"status": error.status, "code": error.code, "message": error.message})
-            if args.json
-            else f"error: {error}",
-            file=sys.stderr,
-        )
-        return 1
-    except OSError as error:
-        print(f"error: cannot reach {args.url}: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(answer, indent=2) if args.json else _readable(args.command, answer))
+        try:
+            answer = run(args, parser)
+        except ApiError as error:
+            _print_error(error, args.json)
+            return 1
+        except OSError as error:  # a local file: --output's folder, a full disk
+            print(f"error: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
+            return 1
+        text = json.dumps(answer, indent=2) if args.json else _readable(args.command, answer)
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `... | head` closed the pipe: what it wanted was printed. Quietly, and nothing more
+        # to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KeyboardInterrupt:
+        return 130
     return 0
+
+
+def _print_error(error: ApiError, as_json: bool) -> None:
+    step = error.next_step("cli")
+    if as_json:
+        fields = {"status": error.status, "code": error.code, "message": error.message}
+        print(json.dumps({**fields, "next_step": step}), file=sys.stderr)
+        return
+    print(f"error: {error.heading()}: {error.message}", file=sys.stderr)
+    if step:
+        print(f"next: {step}", file=sys.stderr)
 
 
 if __name__ == "__main__":

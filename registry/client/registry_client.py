@@ -14,18 +14,28 @@ import hashlib
 import io
 import json
 import re
+import socket
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+from registry.client.next_steps import LOCAL_HOSTS, ROUTE_SEGMENTS, Voice, near_names, next_step
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 # One /predict request carries at most this much JSON and this many rows: Lambda takes
 # 6 MB of request event, and the predict function MAX_INSTANCES rows (10,000 by default).
 DEFAULT_BATCH_BYTES = 5 * 1024 * 1024
 DEFAULT_BATCH_ROWS = 10_000
+# Batches in flight at once: the client encodes the next while the API answers the last
+# (deployed, Lambda runs them side by side). Measured in `make bench` (scripts/bench/cli.py).
+DEFAULT_CONNECTIONS = 4
 API_KEY_ROUTES = ("/classify", "/predict", "/invocations", "/ping")
 # API Gateway and Lambda cap a request near 6 MB; base64 grows bytes by 4/3.
 DEFAULT_INLINE_LIMIT = 4 * 1024 * 1024
@@ -39,13 +49,35 @@ _PICKLED_SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?\x8c([\x01-\x28])"
 
 
 class ApiError(Exception):
-    """An error answer of the API: its status, code and message."""
+    """An error answer of the API (its status, code and message), or a request that got none
+    (status 0). `facts` are what the client learnt to say what to do next (the names, versions
+    and aliases that exist); `next_step()` words it, as a Python call or as a command."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        facts: dict[str, Any] | None = None,
+        topic: str | None = None,
+    ) -> None:
+        super().__init__(status, code, message)
         self.status = status
         self.code = code
         self.message = message
+        self.facts = facts or {}
+        self.topic = topic or code  # which next step fits: usually the code's
+
+    def next_step(self, voice: Voice = "python") -> str:
+        return next_step(self.topic, self.facts, voice)
+
+    def heading(self) -> str:
+        """'404 model_not_found'; the code alone when no answer came."""
+        return f"{self.status} {self.code}" if self.status else self.code
+
+    def __str__(self) -> str:
+        step = self.next_step()
+        return f"{self.heading()}: {self.message}" + (f"\nnext: {step}" if step else "")
 
 
 class RegistryClient:
@@ -99,9 +131,15 @@ class RegistryClient:
         self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
     ) -> Any:
         """Call a route; returns the decoded JSON answer or raises ApiError."""
+        data = json.dumps(body).encode() if body is not None else None
+        return self.send(method, path, data, query)
+
+    def send(
+        self, method: str, path: str, data: bytes | None, query: dict[str, Any] | None = None
+    ) -> Any:
+        """Call a route with a body already encoded as JSON."""
         params = {key: value for key, value in (query or {}).items() if value is not None}
         url = self.url + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"}
         if not path.startswith(API_KEY_ROUTES) and self.sign:
             headers = self._signed_headers(method, url, data)
@@ -110,18 +148,80 @@ class RegistryClient:
         call = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(call, timeout=self.timeout) as response:
-                return json.loads(response.read() or b"null")
+                raw = response.read()
         except urllib.error.HTTPError as error:
-            raw = error.read()
-            try:
-                answer = json.loads(raw)
-            except ValueError:
-                answer = {}
-            raise ApiError(
-                error.code,
-                str(answer.get("code", "http_error")),
-                str(answer.get("message", raw[:200].decode(errors="replace"))),
-            ) from error
+            raise self._answer_error(error, path) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise self._unreachable(error) from None
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            message = f"{self.url} answered {path} with something that is not JSON"
+            raise ApiError(0, "not_a_registry", message) from None
+
+    def _answer_error(self, error: urllib.error.HTTPError, path: str) -> ApiError:
+        try:
+            answer = json.loads(error.read())
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            message = f"{self.url} answered {path} with {error.code} and no JSON error"
+            return ApiError(error.code, "http_error", message, topic="not_a_registry")
+        code = str(answer.get("code", "http_error"))
+        message = str(answer.get("message", ""))
+        base, segment = _route_suffix(self.url)
+        if error.code == 404 and segment:  # a URL copied with its route: /models/models
+            return ApiError(404, code, message, {"base": base, "segment": segment}, "wrong_url")
+        if error.code == 403 and code != "MISSING_AUTHENTICATION_TOKEN":
+            facts = {"api_key_route": path.startswith(API_KEY_ROUTES)}
+            return ApiError(403, code, message, facts, "forbidden")
+        return ApiError(error.code, code, message)
+
+    def _unreachable(self, error: OSError) -> ApiError:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        if isinstance(reason, ConnectionRefusedError):
+            why = "nothing is listening there"
+        elif isinstance(reason, socket.gaierror):
+            why = "its host name does not resolve"
+        elif isinstance(reason, TimeoutError):
+            why = f"no answer within {self.timeout:g} s"
+        elif isinstance(reason, ConnectionError):
+            why = "the connection was closed before an answer came"
+        else:
+            why = re.sub(r"^\[Errno -?\d+\] ", "", str(getattr(reason, "strerror", None) or reason))
+        host = urllib.parse.urlsplit(self.url).hostname or ""
+        facts = {"local": host in LOCAL_HOSTS}
+        return ApiError(0, "unreachable", f"cannot reach {self.url}: {why}", facts)
+
+    @contextmanager
+    def _explaining(
+        self, name: str, version: int | None = None, alias: str | None = None, **facts: Any
+    ) -> Iterator[None]:
+        """Add to an error about this model what exists instead, for its next step."""
+        try:
+            yield
+        except ApiError as error:
+            if error.topic in _ABOUT_A_MODEL:
+                known = {"name": name, "version": version, "alias": alias, **facts}
+                error.facts.update(self._what_exists(error.topic, name))
+                error.facts.update({key: val for key, val in known.items() if val is not None})
+            raise
+
+    def _what_exists(self, topic: str, name: str) -> dict[str, Any]:
+        """The model names, or the model's versions and aliases; nothing if they cannot be read."""
+        try:
+            if topic == "model_not_found":
+                names = [model["name"] for model in self.list_models()["models"]]
+                return {"names": names, "near": near_names(name, names)}
+            page = self.request("GET", f"/models/{_quote(name)}")
+        except ApiError:
+            return {}
+        rows = page.get("versions", [])
+        return {
+            "versions": [row["version"] for row in rows],
+            "active": [row["version"] for row in rows if row.get("status") == "active"],
+            "aliases": page.get("aliases") or {},
+        }
 
     def put_upload(self, upload_url: str, data: bytes, progress: Progress | None = None) -> None:
         """PUT the bytes to a presigned upload URL, reporting progress as they go."""
@@ -233,9 +333,10 @@ class RegistryClient:
 
     def show(self, name: str, version: int | None = None) -> Any:
         """A model's versions and aliases; with version, that version's manifest."""
-        if version is not None:
-            return self.request("GET", f"/models/{_quote(name)}/versions/{version}")
-        return self.request("GET", f"/models/{_quote(name)}")
+        with self._explaining(name, version):
+            if version is not None:
+                return self.request("GET", f"/models/{_quote(name)}/versions/{version}")
+            return self.request("GET", f"/models/{_quote(name)}")
 
     def edit(
         self,
@@ -248,20 +349,25 @@ class RegistryClient:
         """Replace the description; set tags and metrics, removing those given None."""
         body = {"description": description, "tags": tags, "metrics": metrics}
         edit = {key: value for key, value in body.items() if value is not None}
-        return self.request("PATCH", f"/models/{_quote(name)}/versions/{version}", edit)
+        with self._explaining(name, version):
+            return self.request("PATCH", f"/models/{_quote(name)}/versions/{version}", edit)
 
     def set_alias(self, name: str, alias: str, version: int) -> Any:
         path = f"/models/{_quote(name)}/aliases/{_quote(alias)}"
-        return self.request("PUT", path, {"version": version})
+        with self._explaining(name, version, alias):
+            return self.request("PUT", path, {"version": version})
 
     def delete_alias(self, name: str, alias: str) -> Any:
-        return self.request("DELETE", f"/models/{_quote(name)}/aliases/{_quote(alias)}")
+        with self._explaining(name, alias=alias):
+            return self.request("DELETE", f"/models/{_quote(name)}/aliases/{_quote(alias)}")
 
     def archive(self, name: str, version: int) -> Any:
-        return self.request("DELETE", f"/models/{_quote(name)}/versions/{version}")
+        with self._explaining(name, version):
+            return self.request("DELETE", f"/models/{_quote(name)}/versions/{version}")
 
     def restore(self, name: str, version: int) -> Any:
-        return self.request("POST", f"/models/{_quote(name)}/versions/{version}/restore")
+        with self._explaining(name, version):
+            return self.request("POST", f"/models/{_quote(name)}/versions/{version}/restore")
 
     def convert(self, name: str, versions: Iterable[int] | None = None) -> dict[str, Any]:
         """Give joblib versions registered before predict stopped unpickling a skops (or
@@ -269,12 +375,14 @@ class RegistryClient:
         version of the model. Returns which were converted, which needed nothing, and why
         any other was refused."""
         if versions is None:
-            versions = self._all_versions(name)
+            with self._explaining(name):
+                versions = self._all_versions(name)
         summary: dict[str, Any] = {"name": name, "converted": [], "unchanged": [], "refused": {}}
         for version in versions:
             path = f"/models/{_quote(name)}/versions/{version}/convert"
             try:
-                answer = self.request("POST", path)
+                with self._explaining(name, version):
+                    answer = self.request("POST", path)
             except ApiError as error:
                 if error.code not in ("pickle_refused", "invalid_artifact"):
                     raise
@@ -295,7 +403,8 @@ class RegistryClient:
 
     def delete_model(self, name: str, force: bool = False) -> Any:
         """Every version, alias and object of the model; force deletes it while aliased."""
-        return self.request("DELETE", f"/models/{_quote(name)}", query={"force": force or None})
+        with self._explaining(name, deleting=True):
+            return self.request("DELETE", f"/models/{_quote(name)}", query={"force": force or None})
 
     # Predicting ----------------------------------------------------------------
 
@@ -303,7 +412,7 @@ class RegistryClient:
         self, name: str, rows: Any, version: int | None = None, alias: str | None = None
     ) -> Any:
         """The model's predictions: a pandas Series (same index) for a DataFrame, else numpy."""
-        answer = self.predict_rows(name, _json_rows(rows), version, alias)
+        answer = self.predict_rows(name, _json_table(rows), version, alias)
         predictions = _numpy().asarray(answer["predictions"])
         if _is_dataframe(rows):
             import pandas
@@ -317,7 +426,7 @@ class RegistryClient:
         self, name: str, rows: Any, version: int | None = None, alias: str | None = None
     ) -> Any:
         """Class probabilities: a DataFrame with a column per class for a DataFrame, else numpy."""
-        answer = self.predict_rows(name, _json_rows(rows), version, alias, probabilities=True)
+        answer = self.predict_rows(name, _json_table(rows), version, alias, probabilities=True)
         probabilities = _numpy().asarray(answer["probabilities"], dtype=float)
         if _is_dataframe(rows) and probabilities.ndim == 2:
             import pandas
@@ -336,35 +445,57 @@ class RegistryClient:
         """One request to the blog's route, as sent: the API's answer."""
         body = {"instances": instances, "probabilities": probabilities}
         query = {"model": name, "version": version, "alias": alias}
-        return self.request("POST", "/classify", body, query)
+        with self._explaining(name, version, alias):
+            return self.request("POST", "/classify", body, query)
 
     def predict_rows(
         self,
         name: str,
-        rows: Iterable[Any],
+        rows: "Sequence[Any] | EncodedRows",
         version: int | None = None,
         alias: str | None = None,
         probabilities: bool = False,
         batch_bytes: int = DEFAULT_BATCH_BYTES,
         batch_rows: int = DEFAULT_BATCH_ROWS,
+        columns: Sequence[str] | None = None,
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> dict[str, Any]:
         """The API's answer for any number of rows, sent in batches it takes, in order.
 
-        Rows are lists of values or objects of column values. Every batch after the first
-        asks for the version that answered the first, so one version predicts every row
-        even if an alias moves meanwhile.
+        Rows are lists of values or objects of column values; with `columns`, lists of values
+        named by them, sent as pandas' split form (`dataframe_split`), which names each column
+        once. A table read column by column comes as EncodedRows (encoded_columns): each
+        row's JSON text, made once. The first batch is sent alone; every batch after it asks
+        for the version that answered it, so one version predicts every row even if an alias
+        moves meanwhile, and goes over up to `connections` connections at once.
         """
+        if not isinstance(rows, EncodedRows):
+            rows = EncodedRows(columns, [json.dumps(row) for row in rows])
+        batches = _encoded_batches(rows, probabilities, batch_bytes, batch_rows)
         answer: dict[str, Any] = {"predictions": []}
-        for batch in batches(rows, batch_bytes, batch_rows):
-            body = {"instances": batch, "probabilities": probabilities}
-            query = {"model": name, "version": version, "alias": None if version else alias}
-            part = self.request("POST", "/predict", body, query)
-            version = part["version"]
-            answer.update(model=part["model"], version=version)
+
+        def take(part: dict[str, Any]) -> None:
+            answer.update(model=part["model"], version=part["version"])
             answer["predictions"].extend(part["predictions"])
             if probabilities:
                 answer.setdefault("probabilities", []).extend(part["probabilities"])
                 answer["classes"] = part["classes"]
+
+        with self._explaining(name, version, alias):
+            query = {"model": name, "version": version, "alias": None if version else alias}
+            first = next(batches, None)
+            if first is None:
+                raise ApiError(0, "no_rows", "no rows to predict: send at least one row")
+            take(self.send("POST", "/predict", first, query))
+            query = {"model": name, "version": answer["version"]}
+            with ThreadPoolExecutor(max_workers=max(connections, 1)) as pool:
+                pending: deque[Future[Any]] = deque()
+                for body in batches:
+                    pending.append(pool.submit(self.send, "POST", "/predict", body, query))
+                    if len(pending) > connections:  # encode ahead of the answers, not all
+                        take(pending.popleft().result())
+                while pending:
+                    take(pending.popleft().result())
         return answer
 
 
@@ -417,6 +548,17 @@ def _is_dataframe(rows: Any) -> bool:
     return type(rows).__name__ == "DataFrame" and hasattr(rows, "to_dict")
 
 
+def _json_table(rows: Any) -> "EncodedRows":
+    """A DataFrame with named columns as pandas' split form (its column names once, and
+    each row's values), as MLflow's client sends one: a model fitted without names takes
+    them by position, as scikit-learn does. Any other rows as _json_rows makes them."""
+    if _is_dataframe(rows) and type(rows.columns).__name__ != "RangeIndex":
+        names = [str(column) for column in rows.columns]
+        values = [list(record.values()) for record in _json_rows(rows)]
+        return EncodedRows(names, [json.dumps(row) for row in values])
+    return EncodedRows(None, [json.dumps(row) for row in _json_rows(rows)])
+
+
 def _json_rows(rows: Any) -> list[Any]:
     """Rows as JSON takes them: a DataFrame's records (missing values null), an array's
     lists, or the rows as given. Floats keep every bit: json writes their shortest repr.
@@ -463,19 +605,71 @@ def _plain(value: Any, column: Any) -> Any:
     return value
 
 
-def batches(rows: Iterable[Any], max_bytes: int, max_rows: int) -> Iterator[list[Any]]:
-    """Consecutive lists of rows, each within max_rows and (as JSON) about max_bytes."""
-    batch: list[Any] = []
+@dataclass(frozen=True)
+class EncodedRows:
+    """Rows as the JSON text of each, with the names of their values when they are lists."""
+
+    columns: Sequence[str] | None
+    texts: list[str]
+
+
+def encoded_columns(names: Sequence[str], tokens: Sequence[Sequence[str]]) -> EncodedRows:
+    """A table given column by column as the JSON text of each value (json_tokens), joined
+    into each row's text once: much less work than encoding row by row."""
+    return EncodedRows(list(names), [f"[{','.join(row)}]" for row in zip(*tokens, strict=True)])
+
+
+def json_tokens(values: Sequence[Any]) -> list[str]:
+    """The JSON text of each value, each distinct value written once (json.dumps: a float's
+    shortest repr, which keeps every bit)."""
+    try:
+        written = {value: json.dumps(value) for value in set(values)}
+        return list(map(written.__getitem__, values))
+    except (TypeError, KeyError):  # unhashable values, or NaNs that are not one object
+        return [json.dumps(value) for value in values]
+
+
+def _encoded_batches(
+    rows: EncodedRows, probabilities: bool, max_bytes: int, max_rows: int
+) -> Iterator[bytes]:
+    """The /predict bodies for consecutive rows, each within max_rows and max_bytes."""
+    if rows.columns is not None:
+        names = json.dumps(list(rows.columns))
+        head = f'{{"dataframe_split": {{"columns": {names}, "data": ['
+        tail = "]}"
+    else:
+        head, tail = '{"instances": [', "]"
+    tail += ', "probabilities": true}' if probabilities else "}"
+    room = max_bytes - len(head) - len(tail)
+    batch: list[str] = []
     size = 0
-    for row in rows:
-        row_size = len(json.dumps(row)) + 1
-        if batch and (size + row_size > max_bytes or len(batch) >= max_rows):
-            yield batch
+    for text in rows.texts:
+        if batch and (size + len(text) + 1 > room or len(batch) >= max_rows):
+            yield (head + ",".join(batch) + tail).encode()
             batch, size = [], 0
-        batch.append(row)
-        size += row_size
+        batch.append(text)
+        size += len(text) + 1
     if batch:
-        yield batch
+        yield (head + ",".join(batch) + tail).encode()
+
+
+_ABOUT_A_MODEL = {
+    "model_not_found",
+    "version_not_found",
+    "version_archived",
+    "alias_not_found",
+    "version_needs_conversion",
+    "version_in_use",
+}
+
+
+def _route_suffix(url: str) -> tuple[str, str]:
+    """(the base URL, the route segment) when a URL ends in a route: .../models."""
+    path = urllib.parse.urlsplit(url).path.rstrip("/")
+    head, _, last = path.rpartition("/")
+    if last not in ROUTE_SEGMENTS:
+        return "", ""
+    return url.rstrip("/")[: -len(path)] + head, last
 
 
 def _route_missing(error: ApiError) -> bool:

@@ -116,9 +116,12 @@ def test_list_show_alias_classify_and_archive(
 
 def test_cli_errors_exit_1_with_the_code(api_url: str, tmp_path: Path) -> None:
     missing = cli(api_url, "show", "nobody", check=False)
-    assert (missing.returncode, missing.stderr.strip()) == (
+    assert (missing.returncode, missing.stderr.splitlines()) == (
         1,
-        "error: 404 model_not_found: no model named 'nobody'",
+        [
+            "error: 404 model_not_found: no model named 'nobody'",
+            "next: no model is registered yet: `model-registry register FILE --name nobody`",
+        ],
     )
     unreadable = cli(api_url, "register", str(tmp_path / "none.joblib"), "--name", "m", check=False)
     assert unreadable.returncode == 2

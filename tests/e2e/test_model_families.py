@@ -343,12 +343,17 @@ def test_the_cli_registers_a_dataframe_pipeline_and_classifies_a_csv_in_batches(
     )
 
     assert registered["version"] == 1 and len(registered["input_example"]) == 5
-    assert numpy.array_equal(numpy.array(answer["predictions"]), each.model.predict(each.test_rows))
-    assert numpy.array_equal(
-        numpy.array(answer["probabilities"]), each.model.predict_proba(each.test_rows)
-    )
+    classes = [str(label) for label in each.model.classes_]
+    assert answer == {
+        "model": "wine-cli",
+        "version": 1,
+        "rows": len(each.test_rows),
+        "output": str(tmp_path / "predictions.csv"),
+        "columns": ["row", "prediction", *classes],
+    }
     written = pandas.read_csv(tmp_path / "predictions.csv")
-    assert written["prediction"].tolist() == answer["predictions"]
+    assert numpy.array_equal(written["prediction"], each.model.predict(each.test_rows))
+    assert numpy.array_equal(written[classes], each.model.predict_proba(each.test_rows))
     assert list(written["row"]) == list(range(len(each.test_rows)))
 
 

@@ -158,5 +158,6 @@ def test_the_readmes_shell_blocks_run_as_pasted_and_answer_as_shown(
     written = pandas.read_csv(workspace / "predictions.csv")
     assert rows.isna().any().any()
     assert numpy.array_equal(written["prediction"].to_numpy(), model.predict(rows))
-    probabilities = numpy.array([json.loads(cell) for cell in written["probabilities"]])
+    # a column per class, named after it, as predict_proba reads in pandas
+    probabilities = written[[str(label) for label in model.classes_]].to_numpy()
     assert numpy.array_equal(probabilities, model.predict_proba(rows))

@@ -6,10 +6,12 @@ Every answer is compared with the model's own predict on the rows its owner hold
 import json
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import numpy
 import pandas
 import pytest
+from hypothesis import given, settings, strategies
 from sklearn.compose import make_column_transformer
 from sklearn.datasets import load_iris, load_wine
 from sklearn.feature_extraction import DictVectorizer
@@ -22,10 +24,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from sklearn.tree import DecisionTreeClassifier
 
+from registry import inputs
 from registry.errors import InvalidArtifactError, InvalidInputError
 from registry.http.schemas import PredictRequest, predict_response_json
 from registry.inputs import RequestRows
-from registry.manifest import ColumnKind, MissingValue
+from registry.manifest import ColumnKind, InputColumn, InputSignature, MissingValue
 from registry.registering.registration import Registrar
 from registry.serving.cache import ModelCache
 from registry.serving.predictor import LoadedModel, Predictor
@@ -249,3 +252,60 @@ def test_only_bodies_whose_text_proves_rows_of_numbers_skip_the_per_value_proof(
 
     assert parsed == json.loads(body)  # the same values either way
     assert isinstance(next(iter(parsed.values())), NumericRows) is marked
+
+
+COLUMNS = [
+    InputColumn(name="n", kind=ColumnKind.NUMBER, nullable=True),
+    InputColumn(name="m", kind=ColumnKind.NUMBER),
+    InputColumn(name="s", kind=ColumnKind.STRING, nullable=True),
+    InputColumn(name="b", kind=ColumnKind.BOOLEAN),
+]
+VALUES = strategies.one_of(
+    strategies.none(),
+    strategies.booleans(),
+    strategies.integers(min_value=-(2**1100), max_value=2**1100),
+    strategies.floats(allow_nan=True, allow_infinity=True),
+    strategies.text(max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=strategies.lists(strategies.lists(VALUES, min_size=4, max_size=4), min_size=1),
+    columns=strategies.sampled_from([None, ["n", "m", "s", "b"], ["b", "s", "m", "n"]]),
+)
+def test_checking_lists_column_by_column_finds_what_checking_value_by_value_finds(
+    rows: list[list[Any]], columns: list[str] | None
+) -> None:
+    signature = InputSignature(columns=COLUMNS, named=True, dataframe=True)
+    request = RequestRows(rows, columns, in_model_order=columns is None)
+
+    def outcome() -> Any:
+        try:
+            return inputs._checked_columns(request, signature)
+        except InvalidInputError as error:
+            return str(error)
+
+    with patch.object(inputs, "_column_fits", return_value=False):
+        value_by_value = outcome()
+    assert outcome() == value_by_value
+
+
+def test_dataframe_split_columns_are_positions_for_a_model_fitted_without_names(
+    registrar: Registrar,
+) -> None:
+    features, target = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(features, target)
+    predictor = served(registrar, "iris", model)
+    split = {"columns": ["a", "b", "c", "d"], "data": features.tolist()}
+
+    answer = predictor.predict(
+        "iris", None, PredictRequest.model_validate({"dataframe_split": split}).rows()
+    )
+
+    assert numpy.array_equal(answer.predictions, model.predict(features))
+    too_few = PredictRequest.model_validate(
+        {"dataframe_split": {"columns": ["a"], "data": [[1.0]]}}
+    ).rows()
+    with pytest.raises(InvalidInputError, match="the model expects 4 features per row, got 1"):
+        predictor.predict("iris", None, too_few)
