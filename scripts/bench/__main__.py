@@ -23,6 +23,7 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 from train_moons import train_moons
 
+from bench.cli import CliRows
 from bench.cold_start import ColdInitRows, built_cold_start_rows
 from bench.common import (
     BUCKET,
@@ -39,7 +40,7 @@ from bench.warm import WarmRows
 from registry.http import service
 
 
-class Bench(WarmRows, LocalServerRows, ThreadRows, ColdInitRows, Harness):
+class Bench(WarmRows, LocalServerRows, CliRows, ThreadRows, ColdInitRows, Harness):
     """Every family of measurements, over one harness."""
 
 
@@ -97,6 +98,7 @@ def main() -> int:
             rows.append(bench.memory_row())
             rows += bench.native_thread_rows()
             rows += bench.local_server_rows()
+            rows += bench.cli_rows()
         rows += bench.cold_init_rows()
         rows += built_cold_start_rows(args.quick)
     finally:

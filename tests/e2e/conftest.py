@@ -1,12 +1,15 @@
 """The e2e tier's servers: scripts/local_api.py over a directory store or moto's S3 server."""
 
 import os
+import socket
+import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.http import API_KEY, local_api_for
+from tests.support.http import API_KEY, REPO_ROOT, local_api_for
 from tests.support.registries import BUCKET
 
 
@@ -51,3 +54,45 @@ def module_api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "REGISTRY_URI": str(tmp_path_factory.mktemp("registry") / "registry"),
     }
     yield from local_api_for(env, "--api-key", API_KEY)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """Where a user's shell stands: the clone's venv and scripts, and room for their files."""
+    for name in (".venv", "scripts"):
+        (tmp_path / name).symlink_to(REPO_ROOT / name)
+    return tmp_path
+
+
+@pytest.fixture
+def make_run(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`make run` on a free port over a fresh store; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "REGISTRY_URI": str(tmp_path_factory.mktemp("store") / "registry"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = subprocess.Popen(
+        ["make", "-s", "-C", str(REPO_ROOT), "run", f"PORT={port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    printed = []
+    for line in process.stdout:
+        printed.append(line)
+        if line.startswith("Serving on"):
+            break
+    else:
+        pytest.fail("make run stopped:\n" + "".join(printed))
+    stdout = process.stdout
+    threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
+    yield f"http://127.0.0.1:{port}"
+    os.killpg(process.pid, 15)
+    process.wait(timeout=20)

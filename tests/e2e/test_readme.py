@@ -8,17 +8,13 @@ the clone's `.venv` and `scripts`; a `# {...}` line under a command is the JSON 
 import json
 import os
 import re
-import socket
 import subprocess
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy
 import pandas
-import pytest
 import skops.io
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,48 +73,6 @@ def test_commands_are_split_as_a_shell_reads_them() -> None:
         Command("curl -X POST u \\\n  -d x", {"a": 1}),
         Command("ls   # trailing"),
     ]
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """Where a user's shell stands: the clone's venv and scripts, and room for their files."""
-    for name in (".venv", "scripts"):
-        (tmp_path / name).symlink_to(REPO_ROOT / name)
-    return tmp_path
-
-
-@pytest.fixture
-def make_run(workspace: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`make run` on a free port over a fresh store; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "REGISTRY_URI": str(tmp_path_factory.mktemp("store") / "registry"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    process = subprocess.Popen(
-        ["make", "-s", "-C", str(REPO_ROOT), "run", f"PORT={port}"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    printed = []
-    for line in process.stdout:
-        printed.append(line)
-        if line.startswith("Serving on"):
-            break
-    else:
-        pytest.fail("make run stopped:\n" + "".join(printed))
-    stdout = process.stdout
-    threading.Thread(target=lambda: [None for _ in stdout], daemon=True).start()
-    yield f"http://127.0.0.1:{port}"
-    os.killpg(process.pid, 15)
-    process.wait(timeout=20)
 
 
 def run_in_shell(command: Command, workspace: Path, url: str) -> None:
