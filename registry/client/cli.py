@@ -540,7 +540,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             try:
                 instances = json.loads(args.instances)
             except ValueError:
-                parser.error("--instances must be JSON, e.g. '[[0.5, 0.2]]'")
+                instances = None
+            if not isinstance(instances, list) or not instances:
+                parser.error("--instances takes a JSON list of rows, e.g. '[[0.5, 0.2]]'")
             answer = client.predict_rows(
                 args.name, instances, args.version, args.alias, args.probabilities
             )

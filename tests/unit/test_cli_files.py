@@ -16,6 +16,7 @@ from registry.client.cli import (
     _json_column,
     _typed_column,
     build_parser,
+    main,
     read_encoded,
     read_rows,
     read_table,
@@ -244,3 +245,14 @@ def test_batches_keep_every_row_in_order_within_both_limits(
     assert all(size <= max_bytes for size, part in zip(sizes, parts, strict=True) if len(part) > 1)
     assert all(body["probabilities"] is True for body in bodies)
     assert len(bodies) > 1
+
+
+@pytest.mark.parametrize("instances", ["5", '{"a": 1}', "[]", "not json"])
+def test_instances_that_are_not_a_list_of_rows_say_what_to_send(
+    instances: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--url", "http://127.0.0.1:9", "classify", "m", "--instances", instances])
+
+    assert exited.value.code == 2
+    assert "--instances takes a JSON list of rows, e.g. '[[0.5, 0.2]]'" in capsys.readouterr().err
