@@ -188,6 +188,13 @@ def _by_position_when_unnamed(rows: RequestRows, signature: InputSignature) -> R
     as scikit-learn takes a DataFrame's for such a model: there are no names to match."""
     if signature.named or rows.columns is None:
         return rows
+    sent, width = list(rows.columns), len(signature.columns)
+    if len(sent) != width or len(set(sent)) != len(sent):
+        raise InvalidInputError(
+            f"dataframe_split names {len(sent)} columns ({_listed(sent)}); the model was "
+            f"fitted without column names and takes {width} values a row, in its order: "
+            f"name {width} distinct columns, or leave columns out"
+        )
     return RequestRows(rows.rows, None, in_model_order=True)
 
 
@@ -241,7 +248,7 @@ def explain_rejection(rows: RequestRows, signature: InputSignature | None) -> st
     if signature is None or not any(column.categories for column in signature.columns):
         return None
     try:
-        columns = _checked_columns(rows, signature)
+        columns = _checked_columns(_by_position_when_unnamed(rows, signature), signature)
     except InvalidInputError:
         return None
     for column in signature.columns:

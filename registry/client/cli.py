@@ -122,7 +122,7 @@ def read_table(path: Path) -> tuple[list[str] | None, list[Any]]:
     """
     text = _text(path)
     if _is_json_lines(path, text):
-        return None, [json.loads(line) for line in text.splitlines() if line.strip()]
+        return None, [json.loads(line) for line in text.split("\n") if line.strip()]
     header, columns = _csv_columns(text)
     return header, list(zip(*columns, strict=True))  # tuples: JSON writes them as lists
 
@@ -132,7 +132,7 @@ def read_encoded(path: Path) -> EncodedRows:
     of each row, made column by column: what classify sends."""
     text = _text(path)
     if _is_json_lines(path, text):
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.split("\n") if line.strip()]
         for line in lines:
             json.loads(line)  # a line that is not JSON is the caller's to fix, not the API's
         return EncodedRows(None, lines)

@@ -51,6 +51,13 @@ def _cli_wrong_url(facts: dict[str, Any]) -> str:
     return f"--url takes the API's base URL, without /{facts['segment']}: --url {facts['base']}"
 
 
+def _cli_bad_url(facts: dict[str, Any]) -> str:
+    return (
+        "--url (or MODEL_REGISTRY_URL) takes the API's base URL: http://127.0.0.1:3000 for "
+        "`make run`, or your stack's ApiUrl output"
+    )
+
+
 def _cli_not_a_registry(facts: dict[str, Any]) -> str:
     return (
         "check --url: it takes the registry API's base URL (`make run` serves "
@@ -63,7 +70,8 @@ def _cli_model_not_found(facts: dict[str, Any]) -> str:
     if names is None:
         return "`model-registry list` shows every model"
     if not names:
-        return f"no model is registered yet: `model-registry register FILE --name {facts['name']}`"
+        name = facts.get("name", "NAME")
+        return f"no model is registered yet: `model-registry register FILE --name {name}`"
     guess = f"did you mean {_quoted(near)}? " if near else ""
     return f"{guess}models here: {_quoted(names[:10])} (`model-registry list` shows them all)"
 
@@ -103,7 +111,7 @@ def _cli_forbidden(facts: dict[str, Any]) -> str:
 
 
 def _cli_needs_conversion(facts: dict[str, Any]) -> str:
-    return f"`model-registry convert {facts['name']}` gives it a copy predict loads"
+    return f"`model-registry convert {facts.get('name', 'NAME')}` gives it a copy predict loads"
 
 
 def _pointing(facts: dict[str, Any]) -> list[str]:
@@ -132,6 +140,7 @@ _CLI = {
     "unreachable": _cli_unreachable,
     "wrong_url": _cli_wrong_url,
     "not_a_registry": _cli_not_a_registry,
+    "bad_url": _cli_bad_url,
     "model_not_found": _cli_model_not_found,
     "version_not_found": _cli_version_not_found,
     "version_archived": _cli_version_archived,
@@ -162,6 +171,13 @@ def _python_wrong_url(facts: dict[str, Any]) -> str:
     )
 
 
+def _python_bad_url(facts: dict[str, Any]) -> str:
+    return (
+        "RegistryClient takes the API's base URL: RegistryClient('http://127.0.0.1:3000') for "
+        "`make run`, or your stack's ApiUrl output"
+    )
+
+
 def _python_not_a_registry(facts: dict[str, Any]) -> str:
     return (
         "check the URL: RegistryClient takes the registry API's base URL (`make run` serves "
@@ -174,7 +190,7 @@ def _python_model_not_found(facts: dict[str, Any]) -> str:
     if names is None:
         return "client.list_models() shows every model"
     if not names:
-        return f"no model is registered yet: client.register(model, {facts['name']!r})"
+        return f"no model is registered yet: client.register(model, {facts.get('name', 'NAME')!r})"
     guess = f"did you mean {_quoted(near)}? " if near else ""
     return f"{guess}models here: {_quoted(names[:10])} (client.list_models() shows them all)"
 
@@ -211,7 +227,7 @@ def _python_forbidden(facts: dict[str, Any]) -> str:
 
 
 def _python_needs_conversion(facts: dict[str, Any]) -> str:
-    return f"client.convert({facts['name']!r}) gives it a copy predict loads"
+    return f"client.convert({facts.get('name', 'NAME')!r}) gives it a copy predict loads"
 
 
 def _python_in_use(facts: dict[str, Any]) -> str:
@@ -229,6 +245,7 @@ _PYTHON = {
     "unreachable": _python_unreachable,
     "wrong_url": _python_wrong_url,
     "not_a_registry": _python_not_a_registry,
+    "bad_url": _python_bad_url,
     "model_not_found": _python_model_not_found,
     "version_not_found": _python_version_not_found,
     "version_archived": _python_version_archived,

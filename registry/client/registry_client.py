@@ -11,6 +11,7 @@ the predict routes send the API key. Management methods return the API's JSON an
 
 import base64
 import hashlib
+import http.client
 import io
 import json
 import re
@@ -91,7 +92,15 @@ class RegistryClient:
         timeout: float = 60.0,
         inline_limit: int = DEFAULT_INLINE_LIMIT,
     ) -> None:
-        """sign=None signs exactly when the URL is an API Gateway (execute-api) host."""
+        """sign=None signs exactly when the URL is an API Gateway (execute-api) host.
+
+        Raises ApiError (bad_url, bad_api_key) for a URL or key no request could carry."""
+        _check_url(url)
+        if api_key is not None and not (api_key.isascii() and api_key.isprintable()):
+            message = "the API key holds characters an HTTP header cannot carry"
+            raise ApiError(
+                0, "bad_api_key", message, topic="forbidden", facts={"api_key_route": True}
+            )
         self.url = url.rstrip("/")
         self.api_key = api_key
         host = urllib.parse.urlsplit(self.url).hostname or ""
@@ -117,14 +126,20 @@ class RegistryClient:
                 "pip install 'model-registry[aws]' (or boto3)",
             ) from None
 
-        session = Session()
-        credentials = self._credentials or session.get_credentials()
-        if credentials is None:
-            raise ApiError(0, "no_credentials", "no AWS credentials found to sign the request")
-        region = self.region or session.get_config_variable("region") or "us-east-1"
-        request = AWSRequest(method=method, url=url, data=data or b"")
-        request.headers["Content-Type"] = "application/json"
-        SigV4Auth(credentials, "execute-api", region).add_auth(request)
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            session = Session()
+            credentials = self._credentials or session.get_credentials()
+            if credentials is None:
+                raise ApiError(0, "no_credentials", "no AWS credentials found to sign the request")
+            region = self.region or session.get_config_variable("region") or "us-east-1"
+            request = AWSRequest(method=method, url=url, data=data or b"")
+            request.headers["Content-Type"] = "application/json"
+            SigV4Auth(credentials, "execute-api", region).add_auth(request)
+        except BotoCoreError as error:  # a missing profile, an expired SSO token, ...
+            message = f"cannot sign the request with your AWS credentials: {error}"
+            raise ApiError(0, "no_credentials", message) from None
         return dict(request.headers.items())
 
     def request(
@@ -153,6 +168,9 @@ class RegistryClient:
             raise self._answer_error(error, path) from None
         except (urllib.error.URLError, OSError) as error:
             raise self._unreachable(error) from None
+        except http.client.HTTPException:  # a server that does not speak HTTP, or hung up
+            message = f"{self.url} answered {path} with something that is not an HTTP answer"
+            raise ApiError(0, "not_a_registry", message) from None
         try:
             return json.loads(raw or b"null")
         except ValueError:
@@ -177,7 +195,7 @@ class RegistryClient:
             return ApiError(403, code, message, facts, "forbidden")
         return ApiError(error.code, code, message)
 
-    def _unreachable(self, error: OSError) -> ApiError:
+    def _unreachable(self, error: OSError, where: str | None = None) -> ApiError:
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
         if isinstance(reason, ConnectionRefusedError):
             why = "nothing is listening there"
@@ -189,9 +207,9 @@ class RegistryClient:
             why = "the connection was closed before an answer came"
         else:
             why = re.sub(r"^\[Errno -?\d+\] ", "", str(getattr(reason, "strerror", None) or reason))
-        host = urllib.parse.urlsplit(self.url).hostname or ""
+        host = urllib.parse.urlsplit(where or self.url).hostname or ""
         facts = {"local": host in LOCAL_HOSTS}
-        return ApiError(0, "unreachable", f"cannot reach {self.url}: {why}", facts)
+        return ApiError(0, "unreachable", f"cannot reach {where or self.url}: {why}", facts)
 
     @contextmanager
     def _explaining(
@@ -243,7 +261,13 @@ class RegistryClient:
             with urllib.request.urlopen(call, timeout=self.timeout) as response:
                 response.read()
         except urllib.error.HTTPError as error:
-            raise ApiError(error.code, "upload_failed", error.read()[:300].decode()) from error
+            text = error.read()[:300].decode(errors="replace")
+            raise ApiError(error.code, "upload_failed", text) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise self._unreachable(error, where=upload_url.split("?", 1)[0]) from None
+        except http.client.HTTPException:
+            message = "the upload URL answered with something that is not an HTTP answer"
+            raise ApiError(0, "upload_failed", message) from None
 
     # Registering -----------------------------------------------------------
 
@@ -474,7 +498,10 @@ class RegistryClient:
         batches = _encoded_batches(rows, probabilities, batch_bytes, batch_rows)
         answer: dict[str, Any] = {"predictions": []}
 
-        def take(part: dict[str, Any]) -> None:
+        def take(part: Any) -> None:
+            if not isinstance(part, dict) or "predictions" not in part:
+                message = f"{self.url} answered /predict without predictions"
+                raise ApiError(0, "not_a_registry", message)
             answer.update(model=part["model"], version=part["version"])
             answer["predictions"].extend(part["predictions"])
             if probabilities:
@@ -488,14 +515,17 @@ class RegistryClient:
                 raise ApiError(0, "no_rows", "no rows to predict: send at least one row")
             take(self.send("POST", "/predict", first, query))
             query = {"model": name, "version": answer["version"]}
-            with ThreadPoolExecutor(max_workers=max(connections, 1)) as pool:
-                pending: deque[Future[Any]] = deque()
+            pool = ThreadPoolExecutor(max_workers=max(connections, 1))
+            pending: deque[Future[Any]] = deque()
+            try:
                 for body in batches:
                     pending.append(pool.submit(self.send, "POST", "/predict", body, query))
                     if len(pending) > connections:  # encode ahead of the answers, not all
-                        take(pending.popleft().result())
+                        take(_counted_from(pending.popleft(), len(answer["predictions"])))
                 while pending:
-                    take(pending.popleft().result())
+                    take(_counted_from(pending.popleft(), len(answer["predictions"])))
+            finally:  # an error or Ctrl-C: no batch still queued is sent
+                pool.shutdown(wait=False, cancel_futures=True)
         return answer
 
 
@@ -644,13 +674,39 @@ def _encoded_batches(
     batch: list[str] = []
     size = 0
     for text in rows.texts:
-        if batch and (size + len(text) + 1 > room or len(batch) >= max_rows):
+        length = len(text) if text.isascii() else len(text.encode())  # bytes, not characters
+        if batch and (size + length + 1 > room or len(batch) >= max_rows):
             yield (head + ",".join(batch) + tail).encode()
             batch, size = [], 0
         batch.append(text)
-        size += len(text) + 1
+        size += length + 1
     if batch:
         yield (head + ",".join(batch) + tail).encode()
+
+
+def _counted_from(batch: "Future[Any]", first_row: int) -> Any:
+    """A batch's answer; its error's row numbers counted from the input's first row."""
+    try:
+        return batch.result()
+    except ApiError as error:
+        if first_row and error.code in ("invalid_input", "invalid_request"):
+            error.message = re.sub(
+                r"\brow (\d+)\b", lambda found: f"row {int(found[1]) + first_row}", error.message
+            )
+        raise
+
+
+def _check_url(url: str) -> None:
+    """Refuse, before any request, a URL that is not http(s)://host[:port][/stage]."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ApiError(0, "bad_url", f"{url!r} is not an http(s) URL of the API")
+    if any(character.isspace() for character in url) or not url.isascii():
+        raise ApiError(0, "bad_url", f"{url!r} holds spaces or characters a URL cannot carry")
 
 
 _ABOUT_A_MODEL = {

@@ -217,3 +217,25 @@ def test_an_input_example_saved_by_excel_registers(moons_registry: str, tmp_path
 
     answer: dict[str, Any] = json.loads(done.stdout)
     assert answer["input_example"] == [{"x": 0.5, "y": 0.2}, {"x": 1.5, "y": -0.4}]
+
+
+def test_a_mistake_in_a_later_batch_is_named_by_its_row_in_the_file(
+    moons_registry: str, tmp_path: Path
+) -> None:
+    rows = numpy.random.default_rng(1).normal(size=(250, 2)).round(3).astype(object)
+    rows[202, 1] = None  # an empty cell: this model takes no missing value
+    pandas.DataFrame(rows, columns=["x", "y"]).to_csv(tmp_path / "rows.csv", index=False)
+
+    done = cli(
+        moons_registry,
+        "classify",
+        "moons",
+        "--input",
+        str(tmp_path / "rows.csv"),
+        "--batch-rows",
+        "100",
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert "row 202, column '1': a value is needed" in done.stderr, done.stderr

@@ -307,5 +307,34 @@ def test_dataframe_split_columns_are_positions_for_a_model_fitted_without_names(
     too_few = PredictRequest.model_validate(
         {"dataframe_split": {"columns": ["a"], "data": [[1.0]]}}
     ).rows()
-    with pytest.raises(InvalidInputError, match="the model expects 4 features per row, got 1"):
+    with pytest.raises(InvalidInputError, match="dataframe_split names 1 columns"):
         predictor.predict("iris", None, too_few)
+
+
+@pytest.mark.parametrize("columns", [["a"], ["a", "b", "c", "d", "e"], ["a", "a", "b", "c"]])
+def test_dataframe_split_for_a_model_without_names_needs_one_distinct_column_a_value(
+    registrar: Registrar, columns: list[str]
+) -> None:
+    features, target = load_iris(return_X_y=True)
+    predictor = served(registrar, "iris", LogisticRegression(max_iter=500).fit(features, target))
+    split = {"columns": columns, "data": [[1.0] * len(columns)]}
+
+    with pytest.raises(InvalidInputError, match="fitted without column names and takes 4 values"):
+        predictor.predict(
+            "iris", None, PredictRequest.model_validate({"dataframe_split": split}).rows()
+        )
+
+
+def test_an_unknown_category_sent_by_column_name_to_a_model_without_names_is_named(
+    registrar: Registrar,
+) -> None:
+    colours = numpy.array([["red"], ["blue"], ["red"], ["blue"]], dtype=object)
+    model = make_pipeline(OneHotEncoder(), LogisticRegression()).fit(colours, [0, 1, 0, 1])
+    predictor = served(registrar, "colours", model, input_example=[["red"], ["blue"]])
+    split = {"columns": ["colour"], "data": [["green"]]}
+
+    unknown = 'the string "green" is not a category the model knows'
+    with pytest.raises(InvalidInputError, match=unknown):
+        predictor.predict(
+            "colours", None, PredictRequest.model_validate({"dataframe_split": split}).rows()
+        )
