@@ -22,6 +22,13 @@ MLFLOW_VERSION := 3.17.2
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 PORT ?= 3000
+# Older runtime lines (layer/lines/<minor>/) the local server also validates for, each in a
+# venv of its own: make run LINES="1.8 1.7". make test installs TEST_LINE to test across it.
+LINES ?=
+LINES_DIR := .venv-lines
+TEST_LINE := 1.8
+line_stamps = $(foreach line,$(1),$(LINES_DIR)/$(line)/.installed)
+line_pythons = $(strip $(foreach line,$(1),$(line)=$(CURDIR)/$(LINES_DIR)/$(line)/bin/python))
 # make test runs the tests on two workers (pytest-xdist): most wait on child processes.
 TEST_WORKERS ?= 2
 
@@ -40,6 +47,12 @@ $(RUN_STAMP): pyproject.toml layer/requirements.txt requirements/local.txt
 	@test -x $(PY) || "$$(sh scripts/find_python.sh)" -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[local]'
 	@touch $(RUN_STAMP)
+
+$(LINES_DIR)/%/.installed: layer/lines/%/requirements.txt
+	@test -x $(LINES_DIR)/$*/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(LINES_DIR)/$*
+	$(LINES_DIR)/$*/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r layer/lines/$*/requirements.txt
+	@touch $@
 
 $(SAM_STAMP):
 	@test -x $(SAM_VENV)/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(SAM_VENV)
@@ -60,9 +73,9 @@ $(MLFLOW_STAMP): layer/requirements.txt
 		mlflow==$(MLFLOW_VERSION) scikit-learn numpy scipy joblib pandas
 	@touch $(MLFLOW_STAMP)
 
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) $(call line_stamps,$(LINES))
 	$(PY) scripts/train_moons.py --register-if-empty
-	$(PY) scripts/local_api.py --port $(PORT)
+	RUNTIME_LINES="$(call line_pythons,$(LINES))" $(PY) scripts/local_api.py --port $(PORT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -81,8 +94,10 @@ package: $(STAMP) $(SAM_STAMP)
 	$(SAM) build
 	$(PY) scripts/package_sizes.py
 
-pytest: $(STAMP) $(SAM_STAMP)
-	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python $(PY) -m pytest -n $(TEST_WORKERS)
+pytest: $(STAMP) $(SAM_STAMP) $(call line_stamps,$(TEST_LINE))
+	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python \
+	TEST_LINE_PYTHON=$(CURDIR)/$(LINES_DIR)/$(TEST_LINE)/bin/python \
+		$(PY) -m pytest -n $(TEST_WORKERS)
 
 test: lint typecheck checkov package pytest
 
@@ -105,4 +120,4 @@ dashboard: $(STAMP)
 	$(PY) scripts/render_dashboard.py
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(MLFLOW_VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) $(MLFLOW_VENV) $(LINES_DIR) .pytest_cache .mypy_cache .ruff_cache .aws-sam

@@ -18,7 +18,7 @@ DEFAULT_MAX_ARTIFACT_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_LOADED_BYTES = 256 * 1024 * 1024
 DEFAULT_UPLOAD_EXPIRES_IN = 900
 # Only scripts/local_api.py sets these; a Lambda function never needs them.
-LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url", "sandbox_measures_off"})
+LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url", "sandbox_measures_off", "runtime_lines"})
 # Lambda sets these itself; a template never does.
 SET_BY_LAMBDA = frozenset({"aws_lambda_function_memory_size"})
 
@@ -58,6 +58,9 @@ class Settings(BaseModel):
       default), 'deny' them (skops only), or 'allow-unsafe' predict to unpickle them.
     VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
       unset, a local child process with no credentials does it (scripts/local_api.py).
+    RUNTIME_LINES: (local servers only, for now) older runtime lines to validate for, as
+      space-separated MINOR=PYTHON pairs ("1.8=.venv-lines/1.8/bin/python"): registration
+      validates an artifact saved with that scikit-learn in a child of that interpreter.
     SANDBOX_MEASURES_OFF: (local servers only) sandbox measures to leave off, comma-separated
       (registry/inspecting/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
@@ -79,9 +82,15 @@ class Settings(BaseModel):
     preload_default_model: bool = False
     pickle_artifacts: PicklePolicy = PicklePolicy.CONVERT
     sandbox_measures_off: str = ""
+    runtime_lines: str = ""
     validator_function: str | None = None
     native_threads: int = Field(default=0, ge=0, le=64)
     aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)
+
+    def line_interpreters(self) -> dict[str, str]:
+        """RUNTIME_LINES as {minor: interpreter}."""
+        pairs = (pair.partition("=") for pair in self.runtime_lines.split())
+        return {minor: python for minor, _, python in pairs if minor and python}
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":

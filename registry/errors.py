@@ -37,6 +37,13 @@ class IncompatibleArtifactError(RegistryError):
     http_status = 422
 
 
+class RuntimeUnsupportedError(RegistryError):
+    """No runtime line this registry serves can load the artifact (registry/lines.py)."""
+
+    code = "runtime_unsupported"
+    http_status = 422
+
+
 class InvalidInputError(RegistryError):
     """Prediction input that does not fit the model (feature count, values)."""
 

@@ -70,6 +70,7 @@ def _register(name: str, body: RegisterVersionRequest) -> Response[RegisterModel
         "metrics": body.metrics,
         "registered_by": _caller(),
         "input_example": body.input_example,
+        "runtime": body.runtime,
     }
     if body.sha256 is not None:
         registration = registrar.register_known(name, body.sha256, **metadata)

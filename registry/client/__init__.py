@@ -11,7 +11,7 @@ from registry.client.registry_client import (
     DEFAULT_URL,
     ApiError,
     RegistryClient,
-    pickled_sklearn_version,
+    installed_sklearn_version,
     terminal_progress,
 )
 
@@ -21,6 +21,6 @@ __all__ = [
     "DEFAULT_URL",
     "ApiError",
     "RegistryClient",
-    "pickled_sklearn_version",
+    "installed_sklearn_version",
     "terminal_progress",
 ]

@@ -375,6 +375,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a CSV or JSON lines file of a few rows (at most 100) the model must predict on",
     )
     register.add_argument(
+        "--runtime",
+        metavar="VERSION",
+        help="the scikit-learn the file was saved with, e.g. 1.8.0: it picks the runtime line "
+        "that validates a .skops file (a joblib file names its own; default: the "
+        "scikit-learn installed here)",
+    )
+    register.add_argument(
         "--inline-limit",
         type=int,
         default=DEFAULT_INLINE_LIMIT,
@@ -507,6 +514,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 # a bar on a terminal only, and never into --json's output
                 progress=_no_progress if args.json else None,
                 input_example=example,
+                runtime=args.runtime,
             )
         case "list":
             return client.list_models()

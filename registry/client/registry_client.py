@@ -12,6 +12,7 @@ the predict routes send the API key. Management methods return the API's JSON an
 import base64
 import hashlib
 import http.client
+import importlib.metadata
 import io
 import json
 import re
@@ -44,9 +45,6 @@ UPLOAD_CHUNK_BYTES = 256 * 1024
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$")
 
 Progress = Callable[[int, int], None]
-# A joblib (pickle) file names the scikit-learn that pickled each estimator right after
-# this key; read from the bytes, without unpickling (compressed files do not show it).
-_PICKLED_SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?\x8c([\x01-\x28])")
 
 
 class ApiError(Exception):
@@ -284,24 +282,27 @@ class RegistryClient:
         metrics: dict[str, float] | None = None,
         input_example: Any = None,
         progress: Progress | None = None,
-        check_runtime: bool = True,
+        runtime: str | None = None,
     ) -> Any:
         """Register a fitted estimator (serialised in memory with joblib) or a file's bytes.
 
         input_example: a few rows (a DataFrame, an array, or a list of rows) the model must
         predict on; they complete its signature. Bytes an active version already holds are
-        not uploaded again. Before uploading, the artifact's scikit-learn is checked against
-        the registry's runtime (check_runtime=False skips it). A progress bar shows on a
-        terminal for uploads, unless progress is given.
+        not uploaded again. A progress bar shows on a terminal for uploads, unless progress
+        is given.
+
+        runtime: the scikit-learn the model was saved with, which picks the runtime line that
+        validates and serves it (a pickle names its own); by default this environment's.
         """
         artifact = model if isinstance(model, bytes) else _joblib_bytes(model)
-        if check_runtime:
-            self.check_runtime(artifact)
         body: dict[str, Any] = {
             "description": description,
             "tags": tags or {},
             "metrics": metrics or {},
         }
+        runtime = runtime or installed_sklearn_version()
+        if runtime is not None:
+            body["runtime"] = runtime
         if input_example is not None:
             body["input_example"] = _json_rows(input_example)
         if len(artifact) <= self.inline_limit:
@@ -328,27 +329,6 @@ class RegistryClient:
             if not _route_missing(error):
                 raise
         return self.request("POST", "/models", {"name": name, **body})
-
-    def check_runtime(self, artifact: bytes) -> None:
-        """Raise ApiError (runtime_mismatch) when the bytes were pickled with another
-        scikit-learn than the registry's: it would refuse them after the upload."""
-        pickled_with = pickled_sklearn_version(artifact)
-        if pickled_with is None:
-            return
-        try:
-            wanted = self.runtime()["scikit_learn"]
-        except ApiError as error:
-            # A registry older than GET /runtime: 404 locally, API Gateway's 403 deployed.
-            if error.status == 404 or error.code == "MISSING_AUTHENTICATION_TOKEN":
-                return
-            raise
-        if pickled_with != wanted:
-            raise ApiError(
-                0,
-                "runtime_mismatch",
-                f"the model was pickled with scikit-learn {pickled_with}; the registry loads "
-                f"models with {wanted}: pip install scikit-learn=={wanted}, refit, and register",
-            )
 
     # Reading and managing ----------------------------------------------------
 
@@ -542,18 +522,12 @@ def terminal_progress(sent: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def pickled_sklearn_version(artifact: bytes) -> str | None:
-    """The scikit-learn version a joblib file was pickled with, read without loading it."""
-    found = _PICKLED_SKLEARN_VERSION.search(artifact)
-    if found is None:
-        return None
-    start = found.end()
-    text = artifact[start : start + found.group(1)[0]]
+def installed_sklearn_version() -> str | None:
+    """The scikit-learn installed here (read from its metadata, not imported), if any."""
     try:
-        version = text.decode("ascii")
-    except UnicodeDecodeError:
+        return importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
         return None
-    return version if re.fullmatch(r"[0-9A-Za-z.+-]+", version) else None
 
 
 def _joblib_bytes(estimator: Any) -> bytes:

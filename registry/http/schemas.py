@@ -133,6 +133,14 @@ class RegisterVersionRequest(BaseModel):
             ),
         )
     )
+    runtime: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+\.[0-9]+[0-9A-Za-z.+-]{0,30}$",
+        description=(
+            "the scikit-learn the model was saved with (1.8.0, or its line 1.8): for a skops "
+            "file, the runtime line that validates and serves it; a pickle names its own"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

@@ -9,6 +9,7 @@ scikit-learn.
 
 import atexit
 import random
+import sys
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -39,14 +40,15 @@ def model_registry() -> ModelRegistry:
     return ModelRegistry(open_store(config.registry_uri, upload_url=config.local_upload_url))
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def local_validator_process(
-    pickle_policy: PicklePolicy, measures_off: str = ""
+    pickle_policy: PicklePolicy, measures_off: str = "", python: str = sys.executable
 ) -> "ChildProcessInvoker":
-    """The local stand-in for the validator function: one child process, kept across resets."""
+    """The local stand-in for the validator function: one child process, kept across resets;
+    an older runtime line's runs that line's interpreter."""
     from registry.registering.validator import ChildProcessInvoker
 
-    invoker = ChildProcessInvoker(pickle_policy, measures_off=measures_off)
+    invoker = ChildProcessInvoker(pickle_policy, measures_off=measures_off, python=python)
     atexit.register(invoker.close)
     return invoker
 
@@ -99,7 +101,27 @@ def registrar() -> "Registrar":
         validator(),
         max_artifact_bytes=config.max_artifact_bytes,
         pickle_policy=config.pickle_artifacts,
+        line_validators=line_validators(),
     )
+
+
+def line_validators() -> dict[str, "Validator"]:
+    """Older runtime lines' validators, by minor: a child of each line's interpreter
+    (RUNTIME_LINES; the template deploys no older line yet)."""
+    from registry.registering.validator import Validator
+
+    config = settings()
+    return {
+        minor: Validator(
+            local_validator_process(config.pickle_artifacts, config.sandbox_measures_off, python),
+            f"local-{minor}",
+            model_registry().store,
+            config.max_artifact_bytes,
+            inline_limit=None,
+            max_loaded_bytes=config.max_loaded_bytes,
+        )
+        for minor, python in config.line_interpreters().items()
+    }
 
 
 @lru_cache(maxsize=1)

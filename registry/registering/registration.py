@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,11 +36,13 @@ from registry.errors import (
     ObjectTooLargeError,
     RegistrationInProgressError,
     RegistryError,
+    RuntimeUnsupportedError,
     UploadNotFoundError,
     VersionAllocationError,
     VersionNotFoundError,
 )
 from registry.inputs import RequestRows, check_rows, complete_signature
+from registry.lines import Lines, artifact_sklearn_version, runtime_minor
 from registry.manifest import (
     MAX_MANIFEST_BYTES,
     MAX_VERSION,
@@ -111,12 +113,33 @@ class Registrar:
         max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES,
         pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        line_validators: Mapping[str, Validator] | None = None,
     ) -> None:
+        """validator: this runtime's own line's; line_validators: an older line's each, by
+        its minor ("1.8"), for artifacts saved with that line's scikit-learn."""
         self.registry = registry
         self.validator = validator
         self.max_artifact_bytes = max_artifact_bytes
         self.pickle_policy = pickle_policy
         self.clock = clock
+        self.line_validators = dict(line_validators or {})
+        self.lines = Lines(runtime_minor(), tuple(self.line_validators))
+
+    def _validator_for(
+        self, artifact: bytes, format: ArtifactFormat, runtime: str | None
+    ) -> tuple[str, Validator]:
+        """The line the artifact needs, and its validator; a 422 naming the lines served."""
+        needs = artifact_sklearn_version(artifact, format is ArtifactFormat.SKOPS, runtime)
+        line = self.lines.line_for(needs)
+        if line is None:
+            served = self.lines.served
+            lines = f"the lines {self.lines.listed()}" if len(served) > 1 else f"line {served[0]}"
+            which = "one of them" if len(served) > 1 else f"scikit-learn {served[0]}"
+            raise RuntimeUnsupportedError(
+                f"the model was saved with scikit-learn {needs}; this registry serves {lines}: "
+                f"save it again with {which} (pip install 'scikit-learn=={self.lines.newest}.*')"
+            )
+        return line, self.line_validators.get(line, self.validator)
 
     @property
     def store(self) -> ObjectStore:
@@ -236,13 +259,15 @@ class Registrar:
         metrics: dict[str, float] | None = None,
         registered_by: str | None = None,
         input_example: list[Any] | None = None,
+        runtime: str | None = None,
     ) -> Registration:
-        """Validate the bytes and commit them as the next version.
+        """Validate the bytes, on the line they need, and commit them as the next version.
 
         Bytes identical to an active version of the model return that version
         (created=False) instead, also when identical registrations race.
         An input_example (a list of rows) completes the signature, and the model must
-        predict on it, or the registration is refused.
+        predict on it, or the registration is refused. runtime: the scikit-learn the
+        registrant saved a skops file with (a pickle names its own).
         """
         validate_model_name(name)
         if len(artifact) > self.max_artifact_bytes:
@@ -250,7 +275,18 @@ class Registrar:
         format = artifact_format_of(artifact)
         if format is ArtifactFormat.JOBLIB and self.pickle_policy is PicklePolicy.DENY:
             raise rejection_error(Rejection(reason=RejectionReason.PICKLE_REFUSED))
-        validated = self.validator.validate(name, artifact, format, input_example)
+        line, validator = self._validator_for(artifact, format, runtime)
+        validated = validator.validate(name, artifact, format, input_example)
+        if line != self.lines.newest and validated.serving_format is not ServingFormat.COMPILED:
+            # Predict serves another line's tree ensembles (compiled: no scikit-learn); any
+            # other model of that line would need the line's own predict function.
+            newest = self.lines.newest
+            raise RuntimeUnsupportedError(
+                f"the model was saved with scikit-learn {validated.runtime.scikit_learn}: of "
+                f"line {line}, this registry serves tree ensembles only (compiled, without "
+                f"scikit-learn), and this is a {validated.estimator.estimator_class}: save it "
+                f"with scikit-learn {newest} (pip install 'scikit-learn=={newest}.*')"
+            )
         signature = validated.estimator.signature
         if input_example is not None:
             signature = _checked_example(validated.estimator, input_example)

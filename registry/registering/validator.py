@@ -239,8 +239,10 @@ class ChildProcessInvoker:
     The child (`python -P -s -m registry.inspecting.worker`) is started once and reused, like a
     warm function; its environment has no AWS variable and no credential (only PATH, the
     locale and where Python finds the registry package), its working directory is /, and
-    it has every artifact loaded in its sandbox (registry/inspecting/sandbox.py). It exits only when
-    it cannot go on; the next invocation then starts another, as Lambda would.
+    it has every artifact loaded in its sandbox (registry/inspecting/sandbox.py). An older
+    runtime line's child runs that line's interpreter over the same registry package. It
+    exits only when it cannot go on; the next invocation then starts another, as Lambda
+    would.
 
     measures_off: sandbox measures to leave off (SANDBOX_MEASURES_OFF), for a kernel that
     lacks them; the attack tests use it to show what each measure stops.
@@ -251,7 +253,11 @@ class ChildProcessInvoker:
         pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
         timeout: float = LOCAL_INVOKE_TIMEOUT_SECONDS,
         measures_off: str = "",
+        python: str = sys.executable,
     ) -> None:
+        """python: the interpreter of the runtime line the child validates for (an older
+        line's venv, .venv-lines/<minor>); this process's own by default."""
+        self.python = python
         self.pickle_policy = pickle_policy
         self.timeout = timeout
         self.measures_off = measures_off
@@ -274,7 +280,7 @@ class ChildProcessInvoker:
             safe_path = "safe_import_path" not in self.measures_off
             self._process = subprocess.Popen(
                 [
-                    sys.executable,
+                    self.python,
                     *(["-P"] if safe_path else []),
                     "-s",
                     "-m",

@@ -7,7 +7,8 @@ import numpy
 import pandas
 import pytest
 
-from registry.client import ApiError, RegistryClient, pickled_sklearn_version
+from registry.client import ApiError, RegistryClient
+from registry.lines import pickled_sklearn_version
 from tests.support.families import family
 from tests.support.models import joblib_of
 
@@ -98,7 +99,7 @@ def test_an_upload_shows_its_progress_on_a_terminal_only(
         assert ("uploading [" in shown and "100%" in shown) == isinstance(stderr, Terminal)
 
 
-def test_bytes_pickled_with_another_scikit_learn_are_refused_before_uploading(
+def test_bytes_pickled_with_a_scikit_learn_no_line_serves_are_refused_naming_the_lines(
     client: RegistryClient,
 ) -> None:
     import sklearn
@@ -112,8 +113,10 @@ def test_bytes_pickled_with_another_scikit_learn_are_refused_before_uploading(
     with pytest.raises(ApiError) as refused:
         client.register(forged, "notebook-old")
 
-    assert refused.value.code == "runtime_mismatch"
-    assert f"pip install scikit-learn=={sklearn.__version__}" in refused.value.message
+    assert (refused.value.status, refused.value.code) == (422, "runtime_unsupported")
+    newest = ".".join(sklearn.__version__.split(".")[:2])
+    assert f"serves line {newest}" in refused.value.message
+    assert f"pip install 'scikit-learn=={newest}.*'" in refused.value.message
     with pytest.raises(ApiError, match="model_not_found"):
         client.show("notebook-old")
 

@@ -246,7 +246,7 @@ def test_bad_classify_requests_get_a_4xx_with_a_code(
         (
             {"name": "moons", "artifact": b64_pickled_by_old_scikit_learn()},
             422,
-            "incompatible_artifact",
+            "runtime_unsupported",
         ),
     ],
     ids=lambda value: str(value)[:60] if isinstance(value, dict) else None,

@@ -14,11 +14,11 @@ from sklearn.linear_model import LinearRegression
 from registry.artifacts import load_estimator
 from registry.config import PicklePolicy
 from registry.errors import (
-    IncompatibleArtifactError,
     IntegrityError,
     InvalidArtifactError,
     InvalidNameError,
     ModelNotFoundError,
+    RuntimeUnsupportedError,
     StoreUnavailableError,
     VersionNeedsConversionError,
     VersionNotFoundError,
@@ -134,13 +134,13 @@ def test_an_artifact_pickled_by_another_scikit_learn_version_is_refused(
         patch.setattr(sklearn.base, "__version__", "1.5.2")
         old_artifact = joblib_of(model)
 
-    with pytest.raises(IncompatibleArtifactError) as refused:
+    with pytest.raises(RuntimeUnsupportedError) as refused:
         registrar.register("linear", old_artifact)
 
-    runs = sklearn.__version__
+    line = ".".join(sklearn.__version__.split(".")[:2])
     assert refused.value.message == (
-        f"the artifact was saved with scikit-learn 1.5.2; this registry runs {runs}: "
-        f"save it again with scikit-learn {runs}"
+        f"the model was saved with scikit-learn 1.5.2; this registry serves line {line}: "
+        f"save it again with scikit-learn {line} (pip install 'scikit-learn=={line}.*')"
     )
     assert list(registry.store.list_keys("models/")) == []
 

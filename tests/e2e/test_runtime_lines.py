@@ -1,0 +1,144 @@
+"""Runtime lines: models trained with an older scikit-learn (the 1.8 line make test installs,
+.venv-lines/1.8) are validated in that line's own interpreter, through the local server.
+
+A tree ensemble of any line compiles to the pickle-free form predict serves without
+scikit-learn, and answers exactly as it does in its own scikit-learn; another model of an
+older line is a 422 that says so, as is a model from a scikit-learn no line serves.
+"""
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy
+import pytest
+
+from tests.support.http import API_KEY, REPO_ROOT, local_api_for, request
+
+# Run by the line's interpreter: trains on data scikit-learn ships, and prints each model's
+# joblib bytes, skops bytes and answers on the test rows, computed in that scikit-learn.
+TRAIN_IN_LINE = r"""
+import base64, io, json, sys
+import joblib, numpy, sklearn, skops.io
+from sklearn.datasets import load_wine
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+features, target = load_wine(return_X_y=True)
+rows = features[::7]
+models = {
+    "forest": RandomForestClassifier(n_estimators=20, random_state=0).fit(features, target),
+    "linear": make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        features, target
+    ),
+}
+out = {"sklearn": sklearn.__version__, "rows": rows.tolist()}
+for name, model in models.items():
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    out[name] = {
+        "joblib": base64.b64encode(buffer.getvalue()).decode(),
+        "skops": base64.b64encode(skops.io.dumps(model)).decode(),
+        "predictions": model.predict(rows).tolist(),
+        "probabilities": model.predict_proba(rows).tolist(),
+    }
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def line_python() -> str:
+    python = os.environ.get("TEST_LINE_PYTHON") or str(REPO_ROOT / ".venv-lines/1.8/bin/python")
+    if not Path(python).exists():
+        pytest.fail(f"no runtime line at {python}: run `make test` (it installs .venv-lines/1.8)")
+    return python
+
+
+@pytest.fixture(scope="module")
+def trained_in_line(line_python: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [line_python, "-c", TRAIN_IN_LINE], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained: dict[str, Any] = json.loads(done.stdout)
+    return trained
+
+
+@pytest.fixture(scope="module")
+def lines_url(line_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REGISTRY_URI": str(tmp_path_factory.mktemp("lines") / "registry"),
+        "RUNTIME_LINES": f"1.8={line_python}",
+    }
+    yield from local_api_for(env, "--api-key", API_KEY)
+
+
+def register(url: str, name: str, artifact: str, **fields: Any) -> tuple[int, Any]:
+    return request(f"{url}/models/{name}/versions", body={"artifact": artifact, **fields})
+
+
+def predict(url: str, name: str, rows: list[Any]) -> Any:
+    status, answer = request(
+        f"{url}/predict?model={name}",
+        body={"instances": rows, "probabilities": True},
+        headers={"x-api-key": API_KEY},
+    )
+    assert status == 200, answer
+    return answer
+
+
+@pytest.mark.parametrize("form", ["joblib", "skops"])
+def test_a_forest_from_the_older_line_is_served_compiled_as_its_own_scikit_learn_answers(
+    lines_url: str, trained_in_line: dict[str, Any], form: str
+) -> None:
+    forest = trained_in_line["forest"]
+    fields = {"runtime": trained_in_line["sklearn"]} if form == "skops" else {}
+
+    status, manifest = register(lines_url, f"forest-{form}", forest[form], **fields)
+
+    assert status == 201, manifest
+    assert manifest["runtime"]["scikit_learn"] == trained_in_line["sklearn"] == "1.8.0"
+    assert manifest["serving_format"] == "compiled"
+    answer = predict(lines_url, f"forest-{form}", trained_in_line["rows"])
+    assert numpy.array_equal(answer["predictions"], forest["predictions"])
+    assert numpy.array_equal(answer["probabilities"], forest["probabilities"])
+
+
+def test_another_model_of_the_older_line_is_a_422_that_says_what_is_served(
+    lines_url: str, trained_in_line: dict[str, Any]
+) -> None:
+    linear = trained_in_line["linear"]
+
+    status, answer = register(lines_url, "linear", linear["joblib"])
+
+    assert (status, answer["code"]) == (422, "runtime_unsupported"), answer
+    assert (
+        "scikit-learn 1.8.0: of line 1.8, this registry serves tree ensembles only"
+        in (answer["message"])
+    )
+    assert "sklearn.pipeline.Pipeline" in answer["message"]
+    assert request(f"{lines_url}/models/linear", method="GET")[0] == 404
+
+
+def test_a_skops_file_declared_from_a_scikit_learn_no_line_serves_names_the_lines(
+    lines_url: str, trained_in_line: dict[str, Any]
+) -> None:
+    skops_file = trained_in_line["forest"]["skops"]
+
+    status, answer = register(lines_url, "declared", skops_file, runtime="1.6.1")
+
+    assert (status, answer["code"]) == (422, "runtime_unsupported"), answer
+    assert (
+        "saved with scikit-learn 1.6.1; this registry serves the lines 1.9 and 1.8"
+        in (answer["message"])
+    )
+    decoded = base64.b64decode(skops_file)
+    assert decoded[:2] == b"PK"  # a real skops file: only the declaration was refused
