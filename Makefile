@@ -24,7 +24,10 @@ MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(MLFLOW_VERSION)
 PORT ?= 3000
 # Older runtime lines (layer/lines/<minor>/) the local server also validates for, each in a
 # venv of its own: make run LINES="1.8 1.7". make test installs TEST_LINE to test across it.
-LINES ?=
+# Taken from the command line only: a terminal exports LINES (its height) to the environment.
+ifneq ($(origin LINES),command line)
+LINES :=
+endif
 LINES_DIR := .venv-lines
 TEST_LINE := 1.8
 line_stamps = $(foreach line,$(1),$(LINES_DIR)/$(line)/.installed)
