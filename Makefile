@@ -51,10 +51,12 @@ $(RUN_STAMP): pyproject.toml layer/requirements.txt requirements/local.txt
 	$(PY) -m pip install --quiet -e '.[local]'
 	@touch $(RUN_STAMP)
 
-$(LINES_DIR)/%/.installed: layer/lines/%/requirements.txt
+# A line's venv: its runtime, and the boto3 the Lambda runtime would provide (its predict
+# process reads the store).
+$(LINES_DIR)/%/.installed: layer/lines/%/requirements.txt requirements/aws.txt
 	@test -x $(LINES_DIR)/$*/bin/python || "$$(sh scripts/find_python.sh)" -m venv $(LINES_DIR)/$*
 	$(LINES_DIR)/$*/bin/python -m pip install --quiet --disable-pip-version-check \
-		-r layer/lines/$*/requirements.txt
+		-r layer/lines/$*/requirements.txt -r requirements/aws.txt
 	@touch $@
 
 $(SAM_STAMP):
@@ -108,7 +110,7 @@ test: lint typecheck checkov package pytest
 # It serves the same model with `mlflow models serve` from $(MLFLOW_VENV), side by side.
 # Then what the validator's sandbox costs a registration: docs/sandbox-benchmarks.md.
 # The benchmark is a package, scripts/bench/: a module per family of measurements.
-bench: $(STAMP) $(MLFLOW_STAMP)
+bench: $(STAMP) $(MLFLOW_STAMP) $(call line_stamps,$(TEST_LINE))
 	cd scripts && $(CURDIR)/$(PY) -m bench --mlflow-venv $(CURDIR)/$(MLFLOW_VENV)
 
 # A longer schemathesis run than the bounded one in make test.

@@ -432,6 +432,11 @@ class PredictResponse(BaseModel):
     )
     model: str
     version: int
+    line: str | None = Field(
+        default=None,
+        description="the older runtime line (a scikit-learn minor, 1.8) that predicted; left "
+        "out when the newest line did",
+    )
 
 
 class PingResponse(BaseModel):
@@ -457,6 +462,8 @@ def predict_response_json(
         answer["classes"] = result.manifest.output_classes or result.manifest.classes
     answer["model"] = name
     answer["version"] = result.manifest.version
+    if result.line is not None:
+        answer["line"] = result.line
     # orjson writes a float as the shortest text that reads back as the same double, as the
     # json module does, several times faster; an integer beyond 64 bits is the json module's.
     # Non-finite values never get here (the predictor makes them null).

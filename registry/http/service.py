@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from registry.registering.registration import Registrar
     from registry.registering.validator import ChildProcessInvoker, Validator
     from registry.serving.predictor import Predictor
+    from registry.serving.routing import LineRouter
 
 # How long register waits for the validator: less than API Gateway's 29 s.
 VALIDATOR_READ_TIMEOUT_SECONDS = 25
@@ -147,7 +148,22 @@ def predictor() -> "Predictor":
         native_threads=config.native_threads
         or cpu_share_threads(config.aws_lambda_function_memory_size),
         max_loaded_bytes=config.max_loaded_bytes,
+        router=line_router(),
     )
+
+
+def line_router() -> "LineRouter | None":
+    """Older runtime lines' predict functions: locally, a process of each line's interpreter
+    (RUNTIME_LINES); None when there is no older line."""
+    from registry.serving.routing import LineProcess, LineRouter
+
+    interpreters = settings().line_interpreters()
+    if not interpreters:
+        return None
+    processes = {minor: LineProcess(python) for minor, python in interpreters.items()}
+    for process in processes.values():
+        atexit.register(process.close)
+    return LineRouter(dict(processes))
 
 
 def reset() -> None:

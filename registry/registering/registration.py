@@ -275,18 +275,8 @@ class Registrar:
         format = artifact_format_of(artifact)
         if format is ArtifactFormat.JOBLIB and self.pickle_policy is PicklePolicy.DENY:
             raise rejection_error(Rejection(reason=RejectionReason.PICKLE_REFUSED))
-        line, validator = self._validator_for(artifact, format, runtime)
+        _, validator = self._validator_for(artifact, format, runtime)
         validated = validator.validate(name, artifact, format, input_example)
-        if line != self.lines.newest and validated.serving_format is not ServingFormat.COMPILED:
-            # Predict serves another line's tree ensembles (compiled: no scikit-learn); any
-            # other model of that line would need the line's own predict function.
-            newest = self.lines.newest
-            raise RuntimeUnsupportedError(
-                f"the model was saved with scikit-learn {validated.runtime.scikit_learn}: of "
-                f"line {line}, this registry serves tree ensembles only (compiled, without "
-                f"scikit-learn), and this is a {validated.estimator.estimator_class}: save it "
-                f"with scikit-learn {newest} (pip install 'scikit-learn=={newest}.*')"
-            )
         signature = validated.estimator.signature
         if input_example is not None:
             signature = _checked_example(validated.estimator, input_example)

@@ -38,6 +38,7 @@ from registry.inputs import (
     prediction_count,
     signature_of,
 )
+from registry.lines import minor_of, runtime_minor
 from registry.manifest import (
     PICKLE_FREE_SERVING,
     ArtifactFormat,
@@ -53,10 +54,12 @@ from registry.registry import ModelRegistry
 from registry.serving.cache import ModelCache, Sized
 from registry.serving.fastpath import Predictors, predictors_for
 from registry.serving.native_threads import NativeThreads
+from registry.serving.routing import LineRouter, LineUnavailableError
 from registry.validation import ArtifactRejected, rejection_error, runtime_versions
 
 # Past this many models seen, expired views are dropped (names come from requests).
 MAX_MODEL_VIEWS = 1024
+MAX_KNOWN_LINES = 4096  # (name, version) -> its manifest and line, for routing
 # Named instances are put in the model's feature order before predict() sees an array;
 # scikit-learn's reminder that the array has no names is then noise in every log.
 warnings.filterwarnings(
@@ -95,6 +98,7 @@ class Prediction:
     cache_hit: bool
     probabilities: list[Any] | None = None
     load_ms: float | None = None
+    line: str | None = None  # the older runtime line that predicted, if not this one
 
 
 @dataclass
@@ -117,10 +121,15 @@ class Predictor:
         pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
         native_threads: int | None = 1,
         max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
+        router: LineRouter | None = None,
     ) -> None:
         """native_threads: the most threads OpenMP and BLAS pools use in predict; None: no limit.
-        max_loaded_bytes: the most memory a skops file may unfold to when loaded."""
+        max_loaded_bytes: the most memory a skops file may unfold to when loaded.
+        router: the older runtime lines' predict functions, for versions validated on them."""
         self.registry = registry
+        self.router = router
+        self.own_line = runtime_minor()
+        self._lines: dict[tuple[str, int], tuple[ModelManifest, str | None]] = {}
         self.max_loaded_bytes = max_loaded_bytes
         self.native_threads = NativeThreads(native_threads)
         self.pickle_policy = pickle_policy
@@ -225,6 +234,12 @@ class Predictor:
                 "them in batches, as `model-registry classify NAME --input rows.csv` and the "
                 "Python client's predict do"
             )
+        if self.router is not None:
+            resolved = self.resolve(name, version, alias)
+            manifest, line = self._line_of(name, resolved)
+            if line is not None:
+                return self._routed(line, manifest, rows, probabilities)
+            version, alias = resolved, None
         served = self.model(name, version, alias)
         loaded = served.loaded
         manifest = loaded.manifest
@@ -262,6 +277,44 @@ class Predictor:
             served.cache_hit,
             _probabilities_per_row(scores) if scores is not None else None,
             served.load_ms,
+        )
+
+    def _line_of(self, name: str, version: int) -> tuple[ModelManifest, str | None]:
+        """The version's manifest, and the older line that serves it (None: this one). A
+        compiled form is served here, whatever line validated it. Manifests are write-once:
+        what is read is kept."""
+        known = self._lines.get((name, version))
+        if known is None:
+            manifest = self.registry.get_manifest(name, version)
+            line = minor_of(manifest.runtime.scikit_learn)
+            if manifest.serving_format is ServingFormat.COMPILED or line == self.own_line:
+                line = None
+            if len(self._lines) >= MAX_KNOWN_LINES:
+                self._lines = {}
+            known = self._lines[(name, version)] = (manifest, line)
+        return known
+
+    def _routed(
+        self, line: str, manifest: ModelManifest, rows: RequestRows, probabilities: bool
+    ) -> Prediction:
+        assert self.router is not None
+        if not self.router.serves(line):
+            raise LineUnavailableError(
+                f"version {manifest.version} of {manifest.name!r} needs the scikit-learn {line} "
+                "line, which this registry does not serve"
+            )
+        if probabilities and not manifest.has_predict_proba:
+            raise ProbabilitiesUnavailableError(
+                f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
+            )
+        answer = self.router.predict(line, manifest, rows, probabilities)
+        return Prediction(
+            manifest,
+            answer["predictions"],
+            answer["cache_hit"],
+            answer.get("probabilities"),
+            answer.get("load_ms"),
+            line=line,
         )
 
 

@@ -34,13 +34,14 @@ from bench.common import (
 from bench.harness import Harness
 from bench.local_server import LocalServerRows
 from bench.report import write_report
+from bench.routing import RoutingRows
 from bench.sandbox import write_sandbox_report
 from bench.threads import ThreadRows
 from bench.warm import WarmRows
 from registry.http import service
 
 
-class Bench(WarmRows, LocalServerRows, CliRows, ThreadRows, ColdInitRows, Harness):
+class Bench(WarmRows, LocalServerRows, CliRows, RoutingRows, ThreadRows, ColdInitRows, Harness):
     """Every family of measurements, over one harness."""
 
 
@@ -99,6 +100,7 @@ def main() -> int:
             rows += bench.native_thread_rows()
             rows += bench.local_server_rows()
             rows += bench.cli_rows()
+            rows += bench.routing_rows()
         rows += bench.cold_init_rows()
         rows += built_cold_start_rows(args.quick)
     finally:
@@ -107,7 +109,8 @@ def main() -> int:
     width = max(len(row.name) for row in rows)
     for row in rows:
         print(f"{row.name.ljust(width)}  {row.ratio_text():>8}  {row.goal():14}  {row.detail}")
-    report = write_report(rows, output_dir, args.quick, bench.mlflow_versions)
+    notes = [bench.routing_cost_text()]
+    report = write_report(rows, output_dir, args.quick, bench.mlflow_versions, notes)
     print(f"wrote {report} and {report.with_suffix('.png').name}")
     if not args.skip_sandbox:
         sandbox = write_sandbox_report(args.quick, output_dir / "sandbox-benchmarks.md")

@@ -51,13 +51,16 @@ print(json.dumps({"mlflow": mlflow.__version__, "scikit-learn": sklearn.__versio
 
 class LocalServerRows:
     @contextlib.contextmanager
-    def local_api_server(self) -> Iterator[tuple[str, int]]:
+    def local_api_server(
+        self, extra_env: dict[str, str] | None = None
+    ) -> Iterator[tuple[str, int]]:
         """scripts/local_api.py on a free port of 127.0.0.1 over an empty directory store.
 
         What it prints (a log line a request) goes to a file, as MLflow's server's does: a
         pipe would need a reader thread in this process, competing with the timed client."""
         with tempfile.TemporaryDirectory(prefix="bench-local-") as workdir:
             env = {**os.environ, "REGISTRY_URI": f"{workdir}/registry", "PYTHONUNBUFFERED": "1"}
+            env.update(extra_env or {})
             log = Path(workdir) / "serve.log"
             with log.open("wb") as log_file:
                 server = subprocess.Popen(

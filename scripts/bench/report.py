@@ -15,8 +15,13 @@ from bench.common import (
 
 
 def write_report(
-    rows: list[Row], output_dir: Path, quick: bool, mlflow_versions: dict[str, str]
+    rows: list[Row],
+    output_dir: Path,
+    quick: bool,
+    mlflow_versions: dict[str, str],
+    notes: list[str] | None = None,
 ) -> Path:
+    """docs/benchmarks.md and its chart; notes are paragraphs written before the chart."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -127,6 +132,7 @@ def write_report(
         " a form only if it matched scikit-learn bit for bit on the registrant's example and"
         " about 2,500 generated rows.",
         "",
+        *[paragraph for note in (notes or []) if note for paragraph in (note, "")],
         "![benchmark ratios](benchmarks.png)",
         "",
     ]

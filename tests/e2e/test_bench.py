@@ -40,6 +40,8 @@ def test_the_quick_benchmark_runs_every_measure_and_writes_its_report(tmp_path: 
         "local server / mlflow models serve, single row",
         "classify --input 20,000 rows, DataFrame pipeline / in-process predict",
         "classify --input 20,000 rows, blog's model / in-process predict",
+        "routed to line 1.8 / front, single row",
+        "routed to line 1.8 / front, 1,000 rows",
         "local server / mlflow models serve, 1,000 rows",
         "HGB warm single row / raw predict (before: no thread limit)",
         "HGB warm single row / raw predict (after: default limit, 1 thread)",

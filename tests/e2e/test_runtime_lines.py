@@ -1,9 +1,10 @@
 """Runtime lines: models trained with an older scikit-learn (the 1.8 line make test installs,
 .venv-lines/1.8) are validated in that line's own interpreter, through the local server.
 
-A tree ensemble of any line compiles to the pickle-free form predict serves without
-scikit-learn, and answers exactly as it does in its own scikit-learn; another model of an
-older line is a 422 that says so, as is a model from a scikit-learn no line serves.
+A tree ensemble of any line compiles to the pickle-free form the front serves without
+scikit-learn; any other model of an older line is predicted by that line's own process, which
+the front routes the resolved version to. Each answers exactly as in its own scikit-learn. A
+model from a scikit-learn no line serves is a 422 that names the lines.
 """
 
 import base64
@@ -30,23 +31,43 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sklearn.compose import make_column_transformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import OneHotEncoder
+
 features, target = load_wine(return_X_y=True)
 rows = features[::7]
-models = {
-    "forest": RandomForestClassifier(n_estimators=20, random_state=0).fit(features, target),
-    "linear": make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
-        features, target
+wine = load_wine(as_frame=True)
+table = wine.data[["alcohol", "malic_acid", "proline"]].copy()
+table["cellar"] = ["north", "south", "east"] * 59 + ["north"]
+table.loc[::10, "malic_acid"] = None
+pipeline = make_pipeline(
+    make_column_transformer(
+        (OneHotEncoder(handle_unknown="ignore"), ["cellar"]),
+        (SimpleImputer(), ["alcohol", "malic_acid", "proline"]),
     ),
+    HistGradientBoostingClassifier(max_iter=20, random_state=0),
+).fit(table, wine.target)
+records = table.iloc[::7].astype(object).where(table.iloc[::7].notna(), None)
+models = {
+    "forest": (RandomForestClassifier(n_estimators=20, random_state=0).fit(features, target), rows),
+    "linear": (
+        make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(features, target),
+        rows,
+    ),
+    "frame": (pipeline, table.iloc[::7]),
 }
 out = {"sklearn": sklearn.__version__, "rows": rows.tolist()}
-for name, model in models.items():
+out["records"] = records.to_dict(orient="records")
+for name, (model, test_rows) in models.items():
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
     out[name] = {
         "joblib": base64.b64encode(buffer.getvalue()).decode(),
         "skops": base64.b64encode(skops.io.dumps(model)).decode(),
-        "predictions": model.predict(rows).tolist(),
-        "probabilities": model.predict_proba(rows).tolist(),
+        "predictions": model.predict(test_rows).tolist(),
+        "probabilities": model.predict_proba(test_rows).tolist(),
     }
 print(json.dumps(out))
 """
@@ -112,20 +133,32 @@ def test_a_forest_from_the_older_line_is_served_compiled_as_its_own_scikit_learn
     assert numpy.array_equal(answer["probabilities"], forest["probabilities"])
 
 
-def test_another_model_of_the_older_line_is_a_422_that_says_what_is_served(
+@pytest.mark.parametrize(("name", "rows"), [("linear", "rows"), ("frame", "records")])
+def test_another_model_of_the_older_line_is_predicted_by_that_line_exactly(
+    lines_url: str, trained_in_line: dict[str, Any], name: str, rows: str
+) -> None:
+    model = trained_in_line[name]
+
+    status, manifest = register(lines_url, name, model["joblib"])
+
+    assert status == 201, manifest
+    assert (manifest["runtime"]["scikit_learn"], manifest["serving_format"]) == ("1.8.0", "skops")
+    answer = predict(lines_url, name, trained_in_line[rows])
+    assert answer["line"] == "1.8"
+    assert numpy.array_equal(answer["predictions"], model["predictions"])
+    assert numpy.array_equal(answer["probabilities"], model["probabilities"])
+    again = predict(lines_url, name, trained_in_line[rows][:2])  # the line's own cache
+    assert again["predictions"] == model["predictions"][:2]
+
+
+def test_the_newest_lines_models_and_older_lines_forests_are_served_by_the_front(
     lines_url: str, trained_in_line: dict[str, Any]
 ) -> None:
-    linear = trained_in_line["linear"]
+    register(lines_url, "front-forest", trained_in_line["forest"]["joblib"])
 
-    status, answer = register(lines_url, "linear", linear["joblib"])
+    answer = predict(lines_url, "front-forest", trained_in_line["rows"])
 
-    assert (status, answer["code"]) == (422, "runtime_unsupported"), answer
-    assert (
-        "scikit-learn 1.8.0: of line 1.8, this registry serves tree ensembles only"
-        in (answer["message"])
-    )
-    assert "sklearn.pipeline.Pipeline" in answer["message"]
-    assert request(f"{lines_url}/models/linear", method="GET")[0] == 404
+    assert "line" not in answer
 
 
 def test_a_skops_file_declared_from_a_scikit_learn_no_line_serves_names_the_lines(
