@@ -67,11 +67,11 @@ def skops_sklearn_version(artifact: bytes) -> str | None:
 
 
 def artifact_sklearn_version(artifact: bytes, skops: bool, declared: str | None) -> str | None:
-    """The scikit-learn the artifact needs: what a pickle names (it cannot load in another);
-    for a skops file, what the registrant declares, else what its schema records."""
-    if skops:
-        return declared or skops_sklearn_version(artifact)
-    return pickled_sklearn_version(artifact) or declared
+    """The scikit-learn the artifact needs: what the file itself records (a pickle names its
+    own; a skops schema keeps each estimator's), else what the registrant declares (the
+    client sends the scikit-learn installed where it runs, which may not be the file's)."""
+    recorded = skops_sklearn_version(artifact) if skops else pickled_sklearn_version(artifact)
+    return recorded or declared
 
 
 @dataclass(frozen=True)

@@ -377,8 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--runtime",
         metavar="VERSION",
-        help="the scikit-learn the file was saved with, e.g. 1.8.0: it picks the runtime line "
-        "that validates a .skops file (a joblib file names its own; default: the "
+        help="the scikit-learn the file was saved with, e.g. 1.8.0, for a file that does not "
+        "record it: it picks the runtime line that validates the file (default: the "
         "scikit-learn installed here)",
     )
     register.add_argument(

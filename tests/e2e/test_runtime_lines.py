@@ -161,17 +161,21 @@ def test_the_newest_lines_models_and_older_lines_forests_are_served_by_the_front
     assert "line" not in answer
 
 
-def test_a_skops_file_declared_from_a_scikit_learn_no_line_serves_names_the_lines(
+def test_a_file_is_validated_on_the_line_it_records_and_one_no_line_serves_names_the_lines(
     lines_url: str, trained_in_line: dict[str, Any]
 ) -> None:
     skops_file = trained_in_line["forest"]["skops"]
+    status, manifest = register(lines_url, "declared", skops_file, runtime="1.9.1")
+    assert status == 201, manifest
+    assert manifest["runtime"]["scikit_learn"] == "1.8.0"  # what the file records wins
 
-    status, answer = register(lines_url, "declared", skops_file, runtime="1.6.1")
+    pickled = base64.b64decode(trained_in_line["linear"]["joblib"])
+    forged = pickled.replace(b"\x8c\x051.8.0", b"\x8c\x051.6.1")
+    assert forged != pickled
+    status, answer = register(lines_url, "old", base64.b64encode(forged).decode())
 
     assert (status, answer["code"]) == (422, "runtime_unsupported"), answer
     assert (
         "saved with scikit-learn 1.6.1; this registry serves the lines 1.9 and 1.8"
         in (answer["message"])
     )
-    decoded = base64.b64decode(skops_file)
-    assert decoded[:2] == b"PK"  # a real skops file: only the declaration was refused
