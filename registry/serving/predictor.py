@@ -189,17 +189,21 @@ class Predictor:
     def model(self, name: str, version: int | None = None, alias: str | None = None) -> ServedModel:
         """The loaded model, whether it came from the cache, and how long loading it took."""
         resolved = self.resolve(name, version, alias)
+        return self._served(name, resolved, lambda: self._view(name).state.serving.get(resolved))
+
+    def _served(
+        self, name: str, version: int, converted: Callable[[], ServingCopy | None]
+    ) -> ServedModel:
         started = time.perf_counter()
         loaded, cache_hit = self.cache.get_or_load(
-            (name, resolved), lambda: self._load(name, resolved)
+            (name, version), lambda: self._load(name, version, converted())
         )
         if cache_hit:
             return ServedModel(loaded, cache_hit=True)
         return ServedModel(loaded, False, round((time.perf_counter() - started) * 1000, 3))
 
-    def _load(self, name: str, version: int) -> Sized[LoadedModel]:
+    def _load(self, name: str, version: int, converted: ServingCopy | None) -> Sized[LoadedModel]:
         manifest = self.registry.get_manifest(name, version)
-        converted = self._view(name).state.serving.get(version)
         loaded = load_version(
             self.registry, manifest, self.pickle_policy, converted, self.max_loaded_bytes
         )
@@ -217,6 +221,20 @@ class Predictor:
         )
         # The cache is charged what the model takes in memory, not what its file took.
         return Sized(LoadedModel(manifest, loaded.estimator), loaded.loaded_bytes)
+
+    def predict_resolved(
+        self,
+        name: str,
+        version: int,
+        rows: RequestRows,
+        probabilities: bool,
+        converted: ServingCopy | None,
+    ) -> Prediction:
+        """A line's predict function: a version the front resolved (whether it is archived,
+        what it was converted to: the front's reading of the model's state), predicted here
+        without reading that state again."""
+        served = self._served(name, version, lambda: converted)
+        return self._predicted(name, served, rows, probabilities)
 
     def predict(
         self,
@@ -240,7 +258,11 @@ class Predictor:
             if line is not None:
                 return self._routed(line, manifest, rows, probabilities)
             version, alias = resolved, None
-        served = self.model(name, version, alias)
+        return self._predicted(name, self.model(name, version, alias), rows, probabilities)
+
+    def _predicted(
+        self, name: str, served: ServedModel, rows: RequestRows, probabilities: bool
+    ) -> Prediction:
         loaded = served.loaded
         manifest = loaded.manifest
         if probabilities and not manifest.has_predict_proba:
@@ -307,7 +329,8 @@ class Predictor:
             raise ProbabilitiesUnavailableError(
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
-        answer = self.router.predict(line, manifest, rows, probabilities)
+        converted = self._view(manifest.name).state.serving.get(manifest.version)
+        answer = self.router.predict(line, manifest, rows, probabilities, converted)
         return Prediction(
             manifest,
             answer["predictions"],

@@ -12,9 +12,11 @@ The template deploys no older line yet.
 import io
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,8 +24,11 @@ import orjson
 
 from registry.errors import RegistryError
 from registry.inputs import NumericRows, RequestRows
-from registry.manifest import ModelManifest
-from registry.validation import read_frame, write_frame
+from registry.manifest import ModelManifest, ServingCopy
+from registry.validation import FRAME_HEADER, read_frame, write_frame
+
+# How long the front waits for a line's answer: less than API Gateway's 29 s.
+LINE_TIMEOUT_SECONDS = 25.0
 
 
 class LineInvoker(Protocol):
@@ -60,12 +65,19 @@ class LineRouter:
         return line in self.invokers
 
     def predict(
-        self, line: str, manifest: ModelManifest, rows: RequestRows, probabilities: bool
+        self,
+        line: str,
+        manifest: ModelManifest,
+        rows: RequestRows,
+        probabilities: bool,
+        converted: ServingCopy | None = None,
     ) -> dict[str, Any]:
-        """The line's answer: predictions, probabilities, cache_hit, load_ms."""
+        """The line's answer: predictions, probabilities, cache_hit, load_ms. converted: the
+        serving copy the version was converted to, as the front read the model's state."""
         payload = {
             "name": manifest.name,
             "version": manifest.version,
+            "converted": None if converted is None else converted.model_dump(mode="json"),
             "rows": list(rows.rows),  # orjson writes lists, not their subclasses
             "numeric": rows.numeric,  # proved numbers here: the line does not prove them again
             "columns": None if rows.columns is None else list(rows.columns),
@@ -90,10 +102,12 @@ class LineRouter:
 class LineProcess:
     """A line's predict function, locally: its interpreter running serve(), started once
     and reused like a warm function, with this process's environment (it reads the same
-    store). A stopped process is started again at the next invocation."""
+    store). A process that stops, or takes longer than the timeout, is stopped; the next
+    invocation starts another, as Lambda would."""
 
-    def __init__(self, python: str) -> None:
+    def __init__(self, python: str, timeout: float = LINE_TIMEOUT_SECONDS) -> None:
         self.python = python
+        self.timeout = timeout
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -109,24 +123,46 @@ class LineProcess:
         return self._process
 
     def invoke(self, **kwargs: Any) -> dict[str, Any]:
-        with self._lock:
-            process = self._started()
+        """The line's answer, or FunctionError when it cannot start, stops or is late."""
+        failed = {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(b"{}")}
+        if not self._lock.acquire(timeout=self.timeout):
+            return failed  # another request holds a line that does not answer
+        try:
+            try:
+                process = self._started()
+            except OSError:  # no interpreter there: RUNTIME_LINES names a wrong path
+                return failed
             assert process.stdin is not None and process.stdout is not None
             try:
                 write_frame(process.stdin, kwargs["Payload"])
-                answer = read_frame(process.stdout)
-            except OSError:
+                answer = self._read(process.stdout)
+            except (OSError, TimeoutError):
                 answer = None
             if answer is None:
                 process.kill()
                 process.wait()
                 self._process = None
-                return {
-                    "StatusCode": 200,
-                    "FunctionError": "Unhandled",
-                    "Payload": io.BytesIO(b"{}"),
-                }
-        return {"StatusCode": 200, "Payload": io.BytesIO(answer)}
+                return failed
+            return {"StatusCode": 200, "Payload": io.BytesIO(answer)}
+        finally:
+            self._lock.release()
+
+    def _read(self, stdout: Any) -> bytes | None:
+        """One frame, within the timeout; None if the process closed its end."""
+        deadline = time.monotonic() + self.timeout
+        data = b""
+        size: int | None = None
+        while size is None or len(data) < FRAME_HEADER.size + size:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([stdout], [], [], left)[0]:
+                raise TimeoutError("the line did not answer in time")
+            chunk = os.read(stdout.fileno(), 1 << 20)
+            if not chunk:
+                return None
+            data += chunk
+            if size is None and len(data) >= FRAME_HEADER.size:
+                (size,) = FRAME_HEADER.unpack(data[: FRAME_HEADER.size])
+        return data[FRAME_HEADER.size :]
 
     def close(self) -> None:
         with self._lock:
@@ -179,9 +215,14 @@ def _json_value(data: bytes) -> Any:
 def _answer(predictor: Any, request: dict[str, Any]) -> dict[str, Any]:
     values = NumericRows(request["rows"]) if request.get("numeric") else request["rows"]
     rows = RequestRows(values, request["columns"], request["in_model_order"])
+    converted = request.get("converted")
     try:
-        served = predictor.predict(
-            request["name"], request["version"], rows, probabilities=request["probabilities"]
+        served = predictor.predict_resolved(
+            request["name"],
+            request["version"],
+            rows,
+            request["probabilities"],
+            None if converted is None else ServingCopy.model_validate(converted),
         )
     except RegistryError as error:
         return {"error": {"code": error.code, "message": error.message}}

@@ -342,8 +342,8 @@ def test_a_cache_charged_by_file_size_keeps_every_bomb(tmp_path: Path) -> None:
     from tests.support.registries import registrar_for
 
     class ChargedByFileSize(Predictor):
-        def _load(self, name: str, version: int) -> Sized[LoadedModel]:
-            loaded = super()._load(name, version)
+        def _load(self, name: str, version: int, converted: Any) -> Sized[LoadedModel]:
+            loaded = super()._load(name, version, converted)
             return Sized(loaded.value, loaded.value.manifest.size_bytes)
 
     registry = ModelRegistry(LocalStore(tmp_path))

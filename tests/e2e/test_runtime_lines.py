@@ -179,3 +179,21 @@ def test_a_file_is_validated_on_the_line_it_records_and_one_no_line_serves_names
         "saved with scikit-learn 1.6.1; this registry serves the lines 1.9 and 1.8"
         in (answer["message"])
     )
+
+
+def test_a_restored_version_is_served_by_its_line_at_once(
+    lines_url: str, trained_in_line: dict[str, Any]
+) -> None:
+    """The line predicts what the front resolved: it keeps no reading of archived versions."""
+    linear = trained_in_line["linear"]
+    assert register(lines_url, "restored", linear["joblib"])[0] == 201
+    assert register(lines_url, "restored", linear["skops"], runtime="1.8.0")[0] == 201
+    assert request(f"{lines_url}/models/restored/versions/2", method="DELETE")[0] == 200
+    assert predict(lines_url, "restored", trained_in_line["rows"])["version"] == 1
+
+    restored = request(f"{lines_url}/models/restored/versions/2/restore", method="POST")
+    answer = predict(lines_url, "restored", trained_in_line["rows"])
+
+    assert restored[0] == 200
+    assert (answer["version"], answer["line"]) == (2, "1.8")
+    assert numpy.array_equal(answer["predictions"], linear["predictions"])
