@@ -36,6 +36,10 @@ class IncompatibleArtifactError(RegistryError):
     code = "incompatible_artifact"
     http_status = 422
 
+    def __init__(self, message: str, pickled_with: str | None = None) -> None:
+        super().__init__(message)
+        self.pickled_with = pickled_with  # the version the validator read, when it could
+
 
 class RuntimeUnsupportedError(RegistryError):
     """No runtime line this registry serves can load the artifact (registry/lines.py)."""

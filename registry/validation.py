@@ -139,7 +139,8 @@ def rejection_error(
         case RejectionReason.OTHER_SCIKIT_LEARN:
             return IncompatibleArtifactError(
                 f"the artifact was saved with scikit-learn {rejection.pickled_with or 'another'}"
-                f"; this registry runs {runs}: save it again with scikit-learn {runs}"
+                f"; this registry runs {runs}: save it again with scikit-learn {runs}",
+                rejection.pickled_with,
             )
         case RejectionReason.UNTRUSTED_TYPES:
             return InvalidArtifactError(

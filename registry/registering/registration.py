@@ -27,6 +27,7 @@ from registry.config import DEFAULT_MAX_ARTIFACT_BYTES, DEFAULT_UPLOAD_EXPIRES_I
 from registry.errors import (
     ArtifactNotRegisteredError,
     ArtifactTooLargeError,
+    IncompatibleArtifactError,
     IntegrityError,
     InvalidArtifactError,
     InvalidInputError,
@@ -275,8 +276,17 @@ class Registrar:
         format = artifact_format_of(artifact)
         if format is ArtifactFormat.JOBLIB and self.pickle_policy is PicklePolicy.DENY:
             raise rejection_error(Rejection(reason=RejectionReason.PICKLE_REFUSED))
-        _, validator = self._validator_for(artifact, format, runtime)
-        validated = validator.validate(name, artifact, format, input_example)
+        line, validator = self._validator_for(artifact, format, runtime)
+        try:
+            validated = validator.validate(name, artifact, format, input_example)
+        except IncompatibleArtifactError as refused:
+            # A file that hid its version (a compressed joblib file) from the look above:
+            # the validator loaded it and read the version, so its line validates it.
+            found = self.lines.line_for(refused.pickled_with) if refused.pickled_with else None
+            if found is None or found == line:
+                raise
+            validator = self.line_validators.get(found, self.validator)
+            validated = validator.validate(name, artifact, format, input_example)
         signature = validated.estimator.signature
         if input_example is not None:
             signature = _checked_example(validated.estimator, input_example)

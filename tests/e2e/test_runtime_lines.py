@@ -63,7 +63,10 @@ out["records"] = records.to_dict(orient="records")
 for name, (model, test_rows) in models.items():
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
+    compressed = io.BytesIO()
+    joblib.dump(model, compressed, compress=3)  # hides its version from a look at the bytes
     out[name] = {
+        "compressed": base64.b64encode(compressed.getvalue()).decode(),
         "joblib": base64.b64encode(buffer.getvalue()).decode(),
         "skops": base64.b64encode(skops.io.dumps(model)).decode(),
         "predictions": model.predict(test_rows).tolist(),
@@ -197,3 +200,18 @@ def test_a_restored_version_is_served_by_its_line_at_once(
     assert restored[0] == 200
     assert (answer["version"], answer["line"]) == (2, "1.8")
     assert numpy.array_equal(answer["predictions"], linear["predictions"])
+
+
+def test_a_compressed_joblib_file_is_validated_on_the_line_its_loaded_version_names(
+    lines_url: str, trained_in_line: dict[str, Any]
+) -> None:
+    linear = trained_in_line["linear"]
+    assert b"1.8.0" not in base64.b64decode(linear["compressed"])
+
+    status, manifest = register(lines_url, "compressed", linear["compressed"], runtime="1.9.1")
+
+    assert status == 201, manifest
+    assert manifest["runtime"]["scikit_learn"] == "1.8.0"
+    answer = predict(lines_url, "compressed", trained_in_line["rows"])
+    assert answer["line"] == "1.8"
+    assert numpy.array_equal(answer["probabilities"], linear["probabilities"])
