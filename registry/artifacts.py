@@ -32,8 +32,25 @@ from sklearn.utils.validation import check_is_fitted
 
 from registry.config import DEFAULT_MAX_LOADED_BYTES, PicklePolicy
 from registry.errors import RegistryError
-from registry.inputs import RequestRows, complete_signature, model_input, prediction_count
-from registry.manifest import ArtifactFormat, ColumnKind, InputSignature, Label
+from registry.inputs import (
+    RequestRows,
+    complete_signature,
+    json_values,
+    model_input,
+    prediction_count,
+    probabilities_per_row,
+    value_in,
+)
+from registry.manifest import (
+    MAX_CHECK_VALUES,
+    ArtifactFormat,
+    CheckAnswers,
+    ColumnKind,
+    InputColumn,
+    InputSignature,
+    Label,
+    VersionCheck,
+)
 from registry.signature import derive_signature
 from registry.validation import (
     ArtifactRejected,
@@ -259,18 +276,20 @@ def load_estimator(
     format: ArtifactFormat,
     pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
     max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
+    other_version: bool = False,
 ) -> Any:
     """The object an artifact holds; raises ArtifactRejected with the reason it cannot be loaded.
 
     A joblib file is a pickle: call this on one only where nothing can be written (the
     validator's child), or in predict under PickleArtifacts=allow-unsafe on bytes whose
-    sha256 was checked against a manifest.
+    sha256 was checked against a manifest. other_version: an upgrade check loads a pickle
+    of an older scikit-learn, to compare its answers with what that one answered.
     """
     if format is ArtifactFormat.SKOPS:
         return load_skops(data, max_loaded_bytes)
     if pickle_policy is PicklePolicy.DENY:
         raise reject(RejectionReason.PICKLE_REFUSED)
-    return _load_pickled(lambda: joblib.load(io.BytesIO(data)))
+    return _load_pickled(lambda: joblib.load(io.BytesIO(data)), other_version)
 
 
 def load_pickled_serving_copy(data: bytes, pickle_policy: PicklePolicy) -> Any:
@@ -361,7 +380,7 @@ def identical(expected: Any, got: Any) -> bool:
     return bool(numpy.array_equal(expected, got))
 
 
-def _load_pickled(load: Any) -> Any:
+def _load_pickled(load: Any, other_version: bool = False) -> Any:
     with _LOAD_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", InconsistentVersionWarning)
         try:
@@ -371,7 +390,7 @@ def _load_pickled(load: Any) -> Any:
         except Exception:  # unpickling can raise nearly anything; its text is not kept
             raise reject(RejectionReason.NOT_LOADABLE) from None
     for warning in caught:
-        if isinstance(warning.message, InconsistentVersionWarning):
+        if isinstance(warning.message, InconsistentVersionWarning) and not other_version:
             pickled_with = str(warning.message.original_sklearn_version)
             raise reject(
                 RejectionReason.OTHER_SCIKIT_LEARN,
@@ -470,6 +489,84 @@ def _made_row(signature: InputSignature) -> Any:
     if signature.named:
         return {column.name: value for column, value in zip(signature.columns, values, strict=True)}
     return values
+
+
+# Rows made from a version's signature, after its example, that its check holds.
+MADE_CHECK_ROWS = 32
+
+
+def version_check(
+    estimator: Any, description: EstimatorDescription, example: list[Any] | None
+) -> VersionCheck | None:
+    """The rows a newer runtime line must answer as this one does, and the answers here: the
+    example, then rows made from the signature (without them if the model refuses them);
+    None when it predicts on neither."""
+    example = list(example or [])
+    for rows in (example + _made_check_rows(description, example), example):
+        answers = check_answers(estimator, description, rows, example or None) if rows else None
+        if answers is not None:
+            return VersionCheck(rows=rows, **answers.model_dump())
+    return None
+
+
+def check_answers(
+    estimator: Any, description: EstimatorDescription, rows: list[Any], example: list[Any] | None
+) -> CheckAnswers | None:
+    """The model's predictions (and probabilities) on a version's check rows, as predict
+    answers them; None if it refuses them."""
+    try:
+        signature = complete_signature(description.signature, example or rows)
+        features = model_input(RequestRows(rows), signature)
+        predictions = json_values(estimator.predict(features))
+        probabilities = None
+        if description.has_predict_proba:
+            probabilities = probabilities_per_row(estimator.predict_proba(features))
+    except Exception:  # rows this model refuses prove nothing either way
+        return None
+    return CheckAnswers(predictions=predictions, probabilities=probabilities)
+
+
+def _made_check_rows(description: EstimatorDescription, example: list[Any]) -> list[Any]:
+    """Rows made from the signature: numbers around the example's (or standard normal),
+    each known category in turn, both booleans; within MAX_CHECK_VALUES with the example."""
+    signature = description.signature
+    if signature is None:
+        if not description.n_features_in:
+            return []
+        columns = [InputColumn(name=str(index)) for index in range(description.n_features_in)]
+        signature = InputSignature(columns=columns)
+    width = max(1, len(signature.columns))
+    count = min(MADE_CHECK_ROWS, max(0, MAX_CHECK_VALUES // width - len(example)))
+    rng = numpy.random.default_rng(0)
+    values: list[list[Any]] = []
+    for position, column in enumerate(signature.columns):
+        seen = [value_in(row, column.name, position) for row in example]
+        values.append(_column_values(column, seen, count, rng))
+    rows = [[column[index] for column in values] for index in range(count)]
+    if signature.named:
+        names = [column.name for column in signature.columns]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+    return rows
+
+
+def _column_values(
+    column: InputColumn, seen: list[Any], count: int, rng: numpy.random.Generator
+) -> list[Any]:
+    if column.categories:
+        return [column.categories[index % len(column.categories)] for index in range(count)]
+    if column.kind is ColumnKind.BOOLEAN:
+        return [index % 2 == 0 for index in range(count)]
+    if column.kind is ColumnKind.STRING:
+        texts = [value for value in seen if isinstance(value, str)] or ["a"]
+        return [texts[index % len(texts)] for index in range(count)]
+    numbers = numpy.array(
+        [value for value in seen if isinstance(value, int | float) and not isinstance(value, bool)],
+        dtype=float,
+    )
+    numbers = numbers[numpy.isfinite(numbers)]
+    center = float(numbers.mean()) if numbers.size else 0.0
+    spread = float(numbers.std()) if numbers.size > 1 and numbers.std() > 0 else 1.0
+    return [float(value) for value in rng.normal(center, spread, size=count)]
 
 
 def check_one_prediction_per_row(estimator: Any, inputs: list[Any]) -> None:

@@ -213,7 +213,7 @@ def complete_signature(signature: InputSignature | None, example: Sequence[Any])
         signature = InputSignature(columns=[InputColumn(name=name) for name in names], named=named)
     columns = []
     for position, column in enumerate(signature.columns):
-        values = [_value_in(row, column.name, position) for row in example]
+        values = [value_in(row, column.name, position) for row in example]
         present = [value for value in values if value is not None]
         update: dict[str, Any] = {"nullable": column.nullable or len(present) < len(values)}
         if not column.categories and present:
@@ -230,7 +230,8 @@ def complete_signature(signature: InputSignature | None, example: Sequence[Any])
     )
 
 
-def _value_in(row: Any, name: str, position: int) -> Any:
+def value_in(row: Any, name: str, position: int) -> Any:
+    """A row's value of a column: by name in a mapping, by position in a list."""
     if isinstance(row, Mapping):
         return row.get(name)
     if isinstance(row, list) and position < len(row):
@@ -241,6 +242,29 @@ def _value_in(row: Any, name: str, position: int) -> Any:
 def prediction_count(predictions: Any) -> int:
     """How many rows a model's predict() answered (a scalar answers one)."""
     return len(predictions) if numpy.ndim(predictions) else 1
+
+
+def json_values(array: Any) -> list[Any]:
+    """An array's values as JSON values: a NaN or infinite prediction becomes null."""
+    values = numpy.asarray(array)
+    if values.dtype.kind == "f":
+        finite = numpy.isfinite(values)
+        if not finite.all():
+            values = values.astype(object)
+            values[~finite] = None
+    result: list[Any] = values.tolist()
+    return result
+
+
+def probabilities_per_row(scores: Any) -> list[Any]:
+    """[row][class], or [row][output][class] for a multi-output classifier's list of arrays.
+
+    A probability that is not finite (a model overflowing on extreme rows) is null.
+    """
+    if isinstance(scores, list):
+        outputs = [json_values(output) for output in scores]
+        return [[output[row] for output in outputs] for row in range(len(outputs[0]))]
+    return json_values(scores)
 
 
 def explain_rejection(rows: RequestRows, signature: InputSignature | None) -> str | None:

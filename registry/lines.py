@@ -86,7 +86,7 @@ class Lines:
 
     @property
     def served(self) -> list[str]:
-        return sorted({self.newest, *self.older}, key=_minor_key, reverse=True)
+        return sorted({self.newest, *self.older}, key=minor_key, reverse=True)
 
     def line_for(self, sklearn_version: str | None) -> str | None:
         """The line serving that scikit-learn (this runtime's when unknown); None: no line."""
@@ -101,5 +101,6 @@ class Lines:
         return served[0] if len(served) == 1 else f"{', '.join(served[:-1])} and {served[-1]}"
 
 
-def _minor_key(minor: str) -> tuple[int, ...]:
+def minor_key(minor: str) -> tuple[int, ...]:
+    """(1, 10) of "1.10": lines in the order scikit-learn released them."""
     return tuple(int(part) for part in minor.split("."))

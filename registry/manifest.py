@@ -25,6 +25,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.errors import InvalidNameError
+from registry.lines import minor_of
 
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
@@ -185,6 +186,9 @@ Category = (
 MAX_CATEGORIES_KEPT = 1000
 # The most rows an input_example may hold (it is kept in the manifest).
 MAX_EXAMPLE_ROWS = 100
+# The most rows, and values, a version's check rows hold (kept in its manifest too).
+MAX_CHECK_ROWS = MAX_EXAMPLE_ROWS + 32
+MAX_CHECK_VALUES = 20_000
 
 
 class InputColumn(BaseModel):
@@ -221,6 +225,28 @@ class InputSignature(BaseModel):
         return not self.dataframe and all(
             column.kind is ColumnKind.NUMBER for column in self.columns
         )
+
+
+class VersionCheck(BaseModel):
+    """Rows the validator checked a version on at registration (its input_example, then rows
+    made from its signature), and the model's answers on them, as JSON values. An upgrade
+    check asks a newer runtime line for the same answers, bit for bit
+    (registry/registering/upgrade.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: Annotated[list[Any], Field(max_length=MAX_CHECK_ROWS)]
+    predictions: Annotated[list[Any], Field(max_length=MAX_CHECK_ROWS)]
+    probabilities: Annotated[list[Any], Field(max_length=MAX_CHECK_ROWS)] | None = None
+
+
+class CheckAnswers(BaseModel):
+    """A line's answers on a version's check rows (the rows are the version's)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    predictions: Annotated[list[Any], Field(max_length=MAX_CHECK_ROWS)]
+    probabilities: Annotated[list[Any], Field(max_length=MAX_CHECK_ROWS)] | None = None
 
 
 class ModelManifest(BaseModel):
@@ -261,6 +287,13 @@ class ModelManifest(BaseModel):
     serving_key: str | None = None
     serving_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     serving_format: ServingFormat = ServingFormat.PICKLE
+    # The rows it was checked on and its answers (None for versions registered before).
+    check: VersionCheck | None = None
+
+    @property
+    def validated_line(self) -> str | None:
+        """The runtime line (scikit-learn minor) that validated it: "1.8"."""
+        return minor_of(self.runtime.scikit_learn)
 
     @property
     def serving_copy(self) -> "ServingCopy | None":
@@ -281,6 +314,9 @@ class ServingCopy(BaseModel):
     format: ServingFormat
     loaded_bytes: int | None = Field(default=None, ge=0)
     converted_at: datetime | None = None
+    # The runtime line that made this copy, when an upgrade check moved the version there:
+    # that line serves it from this copy alone.
+    line: str | None = None
 
 
 Description = Annotated[str, Field(max_length=1000)]
@@ -315,6 +351,9 @@ class ModelState(BaseModel):
     # Serving copies made after registration (`model-registry convert`) for versions whose
     # manifest, written once, names none predict may load without unpickling.
     serving: dict[int, ServingCopy] = Field(default_factory=dict)
+    # Versions an upgrade check moved to a newer runtime line (`model-registry runtime check`):
+    # the copy that line made of the model, which it serves from.
+    upgraded: dict[int, ServingCopy] = Field(default_factory=dict)
     # A deleted model: every version up to this one is gone, and its numbers are not reused.
     deleted_through: int = 0
     # The token of the delete under way, from its tombstone until its sweep ends: while set,
@@ -330,6 +369,15 @@ class ModelState(BaseModel):
 
     def aliases_of(self, version: int) -> list[str]:
         return sorted(alias for alias, target in self.aliases.items() if target == version)
+
+    def serving_line(self, manifest: ModelManifest) -> str | None:
+        """The runtime line that serves a version: the one an upgrade check moved it to, else
+        the one that validated it. None for a compiled form: every line serves it, without
+        scikit-learn."""
+        if manifest.serving_key is not None and manifest.serving_format is ServingFormat.COMPILED:
+            return None
+        moved = self.upgraded.get(manifest.version)
+        return moved.line if moved is not None else manifest.validated_line
 
 
 class ShaClaim(BaseModel):

@@ -56,6 +56,8 @@ class VersionInfo:
     aliases: list[str]
     edited_at: datetime | None = None
     edited_by: str | None = None
+    # The runtime line that serves it (None: a compiled form, which every line serves).
+    serving_line: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ class ModelRegistry:
             state.aliases_of(version),
             edit.edited_at if edit else None,
             edit.edited_by if edit else None,
+            state.serving_line(manifest),
         )
 
     def resolve_version(

@@ -30,12 +30,15 @@ from registry.errors import (
     RegistryError,
 )
 from registry.manifest import (
+    MAX_CHECK_ROWS,
     MAX_EXAMPLE_ROWS,
     ArtifactFormat,
+    CheckAnswers,
     InputSignature,
     RuntimeVersions,
     ServingFormat,
     StoredLabel,
+    VersionCheck,
     VersionText,
 )
 
@@ -274,6 +277,11 @@ class ValidateArtifactRequest(BaseModel):
     serving_upload_url: str | None = None
     # Rows the model must predict on (the registrant's input_example).
     input_example: Annotated[list[Any], Field(max_length=MAX_EXAMPLE_ROWS)] | None = None
+    # An upgrade check's: the version's check rows, to answer on (check_answers), from an
+    # artifact of an older scikit-learn (other_version); its serving copy is then always
+    # made on this line.
+    check_rows: Annotated[list[Any], Field(max_length=MAX_CHECK_ROWS)] | None = None
+    other_version: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -291,6 +299,9 @@ class ChildFindings(BaseModel):
     estimator: EstimatorDescription | None = None
     rejection: Rejection | None = None
     serving_format: ServingFormat | None = None
+    # At registration, the rows checked and the answers; in an upgrade check, the answers.
+    check: VersionCheck | None = None
+    check_answers: CheckAnswers | None = None
 
 
 class ValidationReport(BaseModel):
@@ -304,6 +315,8 @@ class ValidationReport(BaseModel):
     serving_base64: str | None = None
     serving_uploaded: bool = False
     serving_format: ServingFormat | None = None
+    check: VersionCheck | None = None
+    check_answers: CheckAnswers | None = None
 
     @model_validator(mode="after")
     def _one_outcome(self) -> Self:

@@ -21,6 +21,9 @@ from registry.http.schemas import (
     RegisterModelRequest,
     RegisterModelResponse,
     RegisterVersionRequest,
+    RuntimeCheckRequest,
+    RuntimeCheckResponse,
+    RuntimeLinesResponse,
     RuntimeResponse,
     SetAliasRequest,
     UploadResponse,
@@ -187,10 +190,28 @@ def handle_create_upload(name: NamePath) -> Response[UploadResponse]:
     )
 
 
+@app.post("/models/<name>/versions/<version>/runtime-check")
+def handle_runtime_check(
+    name: NamePath, version: VersionPath, body: RuntimeCheckRequest
+) -> RuntimeCheckResponse:
+    """Re-validate the version on a newer runtime line, in that line's validator, and move it
+    there if it answers its check rows the same, bit for bit (`model-registry runtime check`)."""
+    note(model=name, version=version)
+    return RuntimeCheckResponse.of(service.line_upgrader().check_version(name, version, body.line))
+
+
 @app.get("/runtime")
 def handle_get_runtime() -> RuntimeResponse:
-    """What artifacts are loaded with: pickle a joblib artifact with this scikit-learn."""
-    return RuntimeResponse(**runtime_versions().model_dump())
+    """The newest line's versions, and the lines served: a model saved with any of them
+    registers."""
+    lines = service.registrar().lines.served
+    return RuntimeResponse(**runtime_versions().model_dump(), lines=lines)
+
+
+@app.get("/runtime/lines")
+def handle_get_runtime_lines() -> RuntimeLinesResponse:
+    """Every line, and the active versions each serves: a line serving none may be removed."""
+    return RuntimeLinesResponse.of(service.line_upgrader().lines_in_use())
 
 
 @logger.inject_lambda_context(

@@ -89,12 +89,56 @@ def _readable(command: str, answer: Any) -> str:
         rows = list(output_records(answer))
         columns = list(rows[0]) if rows else ["row", "prediction"]
         return f"{answer['model']} version {answer['version']}\n" + _table(rows, columns)
+    if command == "runtime check":
+        return _checked_lines(answer)
+    if command == "runtime lines":
+        return _lines_in_use(answer["lines"])
     if isinstance(answer, dict):
         if isinstance(answer.get("signature"), dict):
             answer = {**answer, "signature": _signature_text(answer["signature"])}
         width = max(map(len, answer), default=0)
         return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in answer.items())
     return json.dumps(answer)
+
+
+def _checked_lines(answer: dict[str, Any]) -> str:
+    line = answer["line"]
+    checked = answer["versions"]
+    if not checked:
+        head = f"no active version is served by a line older than {line}: nothing to move"
+    else:
+        moved = sum(check["moved"] for check in checked)
+        head = f"upgrade check against the {line} line: {moved} of {len(checked)} versions move\n"
+        rows = [
+            {**check, "model": check["name"], "moves": "yes" if check["moved"] else "no"}
+            for check in checked
+        ]
+        head += _table(rows, ["model", "version", "line", "moves", "reason"])
+    return head + "\n\n" + _lines_in_use(answer["lines"])
+
+
+def _lines_in_use(lines: list[dict[str, Any]]) -> str:
+    rows = [
+        {
+            "line": use["line"],
+            "served": "yes" if use["served"] else "NO",
+            "active_versions": [f"{ref['name']}:{ref['version']}" for ref in use["versions"]],
+        }
+        for use in lines
+    ]
+    text = "lines, and the active versions each serves\n" + _table(
+        rows, ["line", "served", "active_versions"]
+    )
+    idle = [use["line"] for use in lines if use["served"] and not use["versions"]]
+    stranded = [use["line"] for use in lines if not use["served"] and use["versions"]]
+    if idle:
+        text += f"\nno active version needs line {', '.join(idle)}: it can be removed"
+    if stranded:
+        text += (
+            f"\nversions need line {', '.join(stranded)}, which is not served: deploy it "
+            "again, or move them with `model-registry runtime check --line LINE`"
+        )
+    return text
 
 
 def _signature_text(signature: dict[str, Any]) -> str:
@@ -442,7 +486,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="delete it even while aliases point into it"
     )
 
-    command("runtime", "the versions models must be pickled with")
+    runtime = command(
+        "runtime", "the runtime lines served (alone), or check versions against a newer line"
+    )
+    runtime_commands = runtime.add_subparsers(dest="runtime_command", metavar="ACTION")
+    check = command(
+        "check",
+        "re-validate the active versions of older lines on a newer line, and move there those "
+        "that answer their check rows the same, bit for bit",
+        runtime_commands,
+    )
+    check.add_argument("--line", required=True, help="the line to move to, e.g. 1.9")
+    check.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME",
+        help="check this model's versions only; repeat for more (default: every model)",
+    )
+    command("lines", "every line, and the active versions it still serves", runtime_commands)
 
     classify = command("classify", "predict with a model")
     classify.add_argument("name", help="the model's name (`model-registry list`)")
@@ -542,6 +603,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return client.restore(args.name, args.version)
         case "delete":
             return client.delete_model(args.name, force=args.force)
+        case "runtime" if args.runtime_command == "check":
+            return client.runtime_check(args.line, args.model)
+        case "runtime" if args.runtime_command == "lines":
+            return client.runtime_lines()
         case "runtime":
             return client.runtime()
         case "classify" if args.instances is not None:
@@ -585,7 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:  # a local file: --output's folder, a full disk
             print(f"error: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
             return 1
-        text = json.dumps(answer, indent=2) if args.json else _readable(args.command, answer)
+        command = " ".join(filter(None, [args.command, getattr(args, "runtime_command", None)]))
+        text = json.dumps(answer, indent=2) if args.json else _readable(command, answer)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
     except BrokenPipeError:

@@ -396,14 +396,45 @@ class RegistryClient:
         return summary
 
     def _all_versions(self, name: str) -> list[int]:
-        versions: list[int] = []
+        return [row["version"] for row in self._version_rows(name)]
+
+    def _version_rows(self, name: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
         after = 0
         while True:
             page = self.request("GET", f"/models/{_quote(name)}", query={"after": after or None})
-            versions += [row["version"] for row in page["versions"]]
+            rows += page["versions"]
             if page.get("next_after") is None:
-                return versions
+                return rows
             after = page["next_after"]
+
+    # Runtime lines ---------------------------------------------------------
+
+    def runtime_check(self, line: str, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """Check the active versions that older runtime lines serve (of these models, or of
+        every model) against a newer line, one request a version (POST /models/{name}/
+        versions/{n}/runtime-check): the line re-validates each and serves those that answer
+        their check rows the same, bit for bit. Returns {"line", "versions": [each version's
+        check], "lines": [each line and the active versions it still serves]}."""
+        if names is None:
+            names = [model["name"] for model in self.list_models()["models"]]
+        checked = []
+        for name in names:
+            with self._explaining(name):
+                rows = self._version_rows(name)
+            for row in rows:
+                serving = row.get("serving_line")
+                if row["status"] != "active" or serving is None or _minor(serving) >= _minor(line):
+                    continue
+                path = f"/models/{_quote(name)}/versions/{row['version']}/runtime-check"
+                with self._explaining(name, row["version"]):
+                    checked.append(self.request("POST", path, {"line": line}))
+        return {"line": line, "versions": checked, "lines": self.runtime_lines()["lines"]}
+
+    def runtime_lines(self) -> Any:
+        """Every runtime line, and the active versions each serves: remove only a line that
+        serves none."""
+        return self.request("GET", "/runtime/lines")
 
     def delete_model(self, name: str, force: bool = False) -> Any:
         """Every version, alias and object of the model; force deletes it while aliased."""
@@ -705,6 +736,12 @@ def _route_suffix(url: str) -> tuple[str, str]:
 def _route_missing(error: ApiError) -> bool:
     """A route the registry does not have: 404 locally, API Gateway's 403 deployed."""
     return error.code in ("route_not_found", "MISSING_AUTHENTICATION_TOKEN")
+
+
+def _minor(line: str) -> tuple[int, ...]:
+    """(1, 10) of "1.10"; a line that is not one sorts first."""
+    parts = line.split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else ()
 
 
 def _quote(segment: str) -> str:

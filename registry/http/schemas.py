@@ -33,6 +33,7 @@ from registry.manifest import (
     RuntimeVersions,
     Tags,
     TagValue,
+    VersionCheck,
     VersionStatus,
 )
 from registry.registry import ModelSummary, ModelVersions, VersionInfo
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # annotations only: the register function never imports servi
     # the predict function registering
     from registry.registering.deletion import DeletedModel
     from registry.registering.registration import Registration, Upload
+    from registry.registering.upgrade import LineCheck, LineUse
     from registry.serving.predictor import Prediction
 
 
@@ -176,15 +178,27 @@ class ModelVersionResponse(ModelManifest):
         default=None, description="when description, tags or metrics were last edited"
     )
     edited_by: str | None = None
+    # Its check rows and answers stay in the manifest: an upgrade check reads them.
+    check: VersionCheck | None = Field(default=None, exclude=True)
+    line: str | None = Field(
+        default=None, description="the runtime line (scikit-learn minor) that validated it"
+    )
+    serving_line: str | None = Field(
+        default=None,
+        description="the runtime line that serves it (an upgrade check may have moved it to a "
+        "newer one); null for a compiled tree ensemble, which every line serves",
+    )
 
     @classmethod
     def of(cls, info: VersionInfo, **extra: Any) -> Self:
         return cls(
-            **info.manifest.model_dump(),
+            **info.manifest.model_dump(exclude={"check"}),
             status=info.status,
             aliases=info.aliases,
             edited_at=info.edited_at,
             edited_by=info.edited_by,
+            line=info.manifest.validated_line,
+            serving_line=info.serving_line,
             **extra,
         )
 
@@ -242,7 +256,71 @@ class DeleteModelResponse(BaseModel):
 
 
 class RuntimeResponse(RuntimeVersions):
-    """The versions a joblib artifact must be pickled with: scikit-learn exactly."""
+    """The newest runtime line's versions, and every line served: register a model saved
+    with any of their scikit-learn minors."""
+
+    lines: list[str] = Field(
+        default_factory=list, description='the scikit-learn minors served, newest first: "1.9"'
+    )
+
+
+LinePattern = Annotated[str, Field(pattern=r"^\d{1,3}\.\d{1,3}$", examples=["1.9"])]
+
+
+class RuntimeCheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = 'send {"line": "1.9"}: the runtime line to check the version against'
+
+    line: LinePattern
+
+
+class RuntimeCheckResponse(BaseModel):
+    """What an upgrade check found for one version."""
+
+    name: str
+    version: int
+    line: str | None = Field(
+        description="the line that served it before the check (null: a compiled form)"
+    )
+    target: str
+    moved: bool = Field(description="it answered the same on the target line and is served there")
+    reason: str
+
+    @classmethod
+    def of(cls, check: "LineCheck") -> Self:
+        return cls(**vars(check))
+
+
+class VersionRef(BaseModel):
+    name: str
+    version: int
+
+
+class LineUseResponse(BaseModel):
+    line: str
+    served: bool = Field(description="this registry runs the line")
+    versions: list[VersionRef] = Field(
+        description="the active versions it serves: remove a line only when this is empty"
+    )
+
+
+class RuntimeLinesResponse(BaseModel):
+    lines: list[LineUseResponse]
+
+    @classmethod
+    def of(cls, uses: "list[LineUse]") -> Self:
+        return cls(
+            lines=[
+                LineUseResponse(
+                    line=use.line,
+                    served=use.served,
+                    versions=[
+                        VersionRef(name=name, version=version) for name, version in use.versions
+                    ],
+                )
+                for use in uses
+            ]
+        )
 
 
 class ModelSummaryResponse(BaseModel):
@@ -267,6 +345,9 @@ class VersionSummaryResponse(BaseModel):
     status: VersionStatus
     description: str
     aliases: list[str]
+    serving_line: str | None = Field(
+        default=None, description="the runtime line that serves it (null: a compiled form)"
+    )
 
 
 class ModelDetailsResponse(BaseModel):
@@ -293,6 +374,7 @@ class ModelDetailsResponse(BaseModel):
                     status=info.status,
                     description=info.manifest.description,
                     aliases=info.aliases,
+                    serving_line=info.serving_line,
                 )
                 for info in details.versions
             ],

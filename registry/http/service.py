@@ -22,6 +22,7 @@ from registry.store import open_store
 if TYPE_CHECKING:
     from registry.registering.deletion import ModelDeleter
     from registry.registering.registration import Registrar
+    from registry.registering.upgrade import LineUpgrader
     from registry.registering.validator import ChildProcessInvoker, Validator
     from registry.serving.predictor import Predictor
     from registry.serving.routing import LineRouter
@@ -126,6 +127,16 @@ def line_validators() -> dict[str, "Validator"]:
 
 
 @lru_cache(maxsize=1)
+def line_upgrader() -> "LineUpgrader":
+    """Upgrade checks, in the validators of every line registration uses."""
+    from registry.registering.upgrade import LineUpgrader
+
+    lines = registrar()
+    validators = {lines.lines.newest: lines.validator, **lines.line_validators}
+    return LineUpgrader(model_registry(), validators, lines.lines)
+
+
+@lru_cache(maxsize=1)
 def model_deleter() -> "ModelDeleter":
     from registry.registering.deletion import ModelDeleter
 
@@ -168,7 +179,15 @@ def line_router() -> "LineRouter | None":
 
 def reset() -> None:
     """Forget the settings, store and cached models (tests use this between cases)."""
-    for factory in (settings, model_registry, validator, registrar, model_deleter, predictor):
+    for factory in (
+        settings,
+        model_registry,
+        validator,
+        registrar,
+        line_upgrader,
+        model_deleter,
+        predictor,
+    ):
         factory.cache_clear()
 
 

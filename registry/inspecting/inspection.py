@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from registry.artifacts import (
+    check_answers,
     check_one_prediction_per_row,
     describe_estimator,
     example_features,
@@ -28,6 +29,7 @@ from registry.artifacts import (
     rows_to_check,
     skops_serving_copy,
     try_example,
+    version_check,
 )
 from registry.compiled import CompiledFormError, load_compiled
 from registry.config import PicklePolicy
@@ -45,16 +47,18 @@ from registry.validation import (
 
 def inspect_artifact(data: bytes, request: dict[str, Any]) -> tuple[ChildFindings, bytes]:
     """The findings, and the serving copy (b"" for none), for an artifact whose last
-    example_bytes are the registrant's input_example as JSON."""
-    example_bytes = int(request.get("example_bytes", 0))
-    example = json.loads(data[len(data) - example_bytes :]) if example_bytes else None
-    data = data[: len(data) - example_bytes]
+    rows_bytes are JSON of the registrant's input_example and an upgrade check's rows."""
+    rows_bytes = int(request.get("rows_bytes", 0))
+    rows = json.loads(data[len(data) - rows_bytes :]) if rows_bytes else {}
+    example, check_rows = rows.get("example"), rows.get("check_rows")
+    data = data[: len(data) - rows_bytes]
     format = ArtifactFormat(request["format"])
     policy = PicklePolicy(request["pickle_policy"])
     max_loaded_bytes = int(request["max_loaded_bytes"])
+    upgrade = bool(request.get("other_version"))
     try:
         resident_before = _memory("VmRSS")
-        estimator = load_estimator(data, format, policy, max_loaded_bytes)
+        estimator = load_estimator(data, format, policy, max_loaded_bytes, other_version=upgrade)
         description = describe_estimator(estimator)
         if example is not None:
             description = description.model_copy(
@@ -66,6 +70,14 @@ def inspect_artifact(data: bytes, request: dict[str, Any]) -> tuple[ChildFinding
         if loaded_bytes > max_loaded_bytes:
             raise reject(RejectionReason.TOO_LARGE_LOADED, loaded_bytes=loaded_bytes)
         description = description.model_copy(update={"loaded_bytes": loaded_bytes})
+        checks: dict[str, Any] = {}
+        if check_rows is None:
+            checks["check"] = version_check(estimator, description, example)
+        else:
+            checks["check_answers"] = check_answers(estimator, description, check_rows, example)
+        if upgrade:
+            # This line's own copy, which it will serve from if the answers agree.
+            format = ArtifactFormat.JOBLIB
         serving, serving_format = _serving_copy(
             estimator, description, example, inputs, format, policy, request["max_serving_bytes"]
         )
@@ -75,7 +87,8 @@ def inspect_artifact(data: bytes, request: dict[str, Any]) -> tuple[ChildFinding
         return ChildFindings(rejection=Rejection(reason=RejectionReason.TOO_LARGE_LOADED)), b""
     except Exception:  # anything else the artifact's object raised while described
         return ChildFindings(rejection=Rejection(reason=RejectionReason.NOT_LOADABLE)), b""
-    return ChildFindings(estimator=description, serving_format=serving_format), serving
+    findings = ChildFindings(estimator=description, serving_format=serving_format, **checks)
+    return findings, serving
 
 
 def _serving_copy(

@@ -232,19 +232,24 @@ def _warm_up() -> None:
     categories = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=2).fit(
         table[["x", "kind"]], labels
     )
-    example = json.dumps([{"x": 0.5, "side": "a", "kind": "u"}]).encode()
+    example = [{"x": 0.5, "side": "a", "kind": "u"}]
+    # A registration's inputs, then an upgrade check's.
+    inputs = [{"example": example}, {"example": example, "check_rows": example * 2}]
     for model in (pipeline, categories):
         pickled = io.BytesIO()
         joblib.dump(model, pickled)
         for data, format in ((pickled.getvalue(), "joblib"), (skops.io.dumps(model), "skops")):
-            request = {
-                "format": format,
-                "pickle_policy": "convert",
-                "example_bytes": len(example),
-                "max_loaded_bytes": 1 << 30,
-                "max_serving_bytes": 1 << 30,
-            }
-            inspect_artifact(data + example, request)
+            for rows in inputs:
+                encoded = json.dumps(rows).encode()
+                request = {
+                    "format": format,
+                    "pickle_policy": "convert",
+                    "rows_bytes": len(encoded),
+                    "max_loaded_bytes": 1 << 30,
+                    "max_serving_bytes": 1 << 30,
+                    "other_version": "check_rows" in rows,
+                }
+                inspect_artifact(data + encoded, request)
 
 
 def _finished_cleanly(pid: int) -> bool:

@@ -47,7 +47,7 @@ from registry.inspecting.isolation import (
     process_state,
     refuse_writable_import_path,
 )
-from registry.manifest import ArtifactFormat, ServingFormat
+from registry.manifest import ArtifactFormat, CheckAnswers, ServingFormat, VersionCheck
 from registry.validation import (
     ArtifactRejected,
     ChildFindings,
@@ -91,6 +91,8 @@ class Inspection:
     estimator: EstimatorDescription
     serving: bytes | None
     serving_format: ServingFormat | None
+    check: VersionCheck | None = None
+    check_answers: CheckAnswers | None = None
 
 
 class StagedArtifactUnavailable(Exception):
@@ -224,32 +226,38 @@ class Zygote:
         timeout: float = CHILD_TIMEOUT_SECONDS,
         input_example: list[Any] | None = None,
         max_loaded_bytes: int = DEFAULT_MAX_LOADED_BYTES,
+        check_rows: list[Any] | None = None,
+        other_version: bool = False,
     ) -> "Inspection":
         """Load and describe the artifact in a child of the zygote; its serving copy if any.
 
         With an input_example, the child also predicts on it and says whether that failed.
+        It answers on check_rows (an upgrade check's, of an artifact saved with an older
+        scikit-learn: other_version), or makes the version's check rows and answers.
 
         Raises ArtifactRejected: with the child's reason, or STOPPED when the child died,
         overran its time, wrote something that is not an answer, or did not exit cleanly
         (the zygote is then replaced). SandboxUnavailable if the sandbox refuses to start.
         """
-        example = b"" if input_example is None else json.dumps(input_example).encode()
+        inputs = {"example": input_example, "check_rows": check_rows}
+        rows = json.dumps(inputs).encode() if any(inputs.values()) else b""
         request = {
             "format": format.value,
             "pickle_policy": pickle_policy.value,
-            "max_bytes": len(data) + len(example),
-            "example_bytes": len(example),
+            "max_bytes": len(data) + len(rows),
+            "rows_bytes": len(rows),
             "max_serving_bytes": max_serving_bytes,
             "max_loaded_bytes": max_loaded_bytes,
+            "other_version": other_version,
         }
         with self._lock:
             try:
-                raw, clean = self._run_child(data + example, request, timeout)
+                raw, clean = self._run_child(data + rows, request, timeout)
             except _ZygoteTainted:
                 # An earlier child changed the zygote's limits; it did not fork: this
                 # artifact is not to blame, and is inspected by a fresh zygote.
                 self._taint()
-                raw, clean = self._run_child(data + example, request, timeout)
+                raw, clean = self._run_child(data + rows, request, timeout)
             except OSError:  # the zygote died, or stopped answering
                 raw, clean = None, False
             if not clean:
@@ -376,13 +384,20 @@ def _validate(
             max_serving_bytes=request.max_bytes,
             input_example=request.input_example,
             max_loaded_bytes=request.max_loaded_bytes,
+            check_rows=request.check_rows,
+            other_version=request.other_version,
         )
     except ArtifactRejected as exc:
         if validator.exit_when_tainted and validator.zygote.taints > taints:
             _leave_tainted_environment()
         report = ValidationReport(runtime=runtime, rejection=exc.rejection)
         return report.model_dump(mode="json", exclude_none=True)
-    report = ValidationReport(runtime=runtime, estimator=inspection.estimator)
+    report = ValidationReport(
+        runtime=runtime,
+        estimator=inspection.estimator,
+        check=inspection.check,
+        check_answers=inspection.check_answers,
+    )
     serving = inspection.serving
     if serving is not None:
         # Inline if the whole answer stays within its limit; else by URL; else left out.
@@ -453,8 +468,14 @@ def _parse_child_answer(raw: bytes | None) -> "Inspection":
         raise stopped
     serving = body[json_length:] or None
     if serving is None or findings.serving_format is None:
-        return Inspection(findings.estimator, None, None)
-    return Inspection(findings.estimator, serving, findings.serving_format)
+        serving = None
+    return Inspection(
+        findings.estimator,
+        serving,
+        findings.serving_format if serving is not None else None,
+        findings.check,
+        findings.check_answers,
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -383,6 +383,7 @@ class Registrar:
             "has_predict_proba": estimator.has_predict_proba,
             "runtime": validated.runtime,
             "loaded_bytes": estimator.loaded_bytes,
+            "check": validated.check,
             **serving,
             **metadata,
         }

@@ -33,7 +33,14 @@ from registry.errors import (
     UploadsUnavailableError,
     ValidatorUnavailableError,
 )
-from registry.manifest import ArtifactFormat, RuntimeVersions, ServingFormat, upload_key
+from registry.manifest import (
+    ArtifactFormat,
+    CheckAnswers,
+    RuntimeVersions,
+    ServingFormat,
+    VersionCheck,
+    upload_key,
+)
 from registry.observability import logger
 from registry.store.base import ObjectStore
 from registry.validation import (
@@ -77,6 +84,10 @@ class ValidatedArtifact:
     # Bytes register hashes and stores itself; None when the validator made no serving copy.
     serving_copy: bytes | None = None
     serving_format: ServingFormat | None = None
+    # At registration, the rows checked and the model's answers; in an upgrade check, the
+    # answers on the version's check rows (None: it refused them).
+    check: VersionCheck | None = None
+    check_answers: CheckAnswers | None = None
 
 
 class Validator:
@@ -109,10 +120,13 @@ class Validator:
         artifact: bytes,
         format: ArtifactFormat,
         input_example: list[Any] | None = None,
+        check_rows: list[Any] | None = None,
     ) -> ValidatedArtifact:
         """What the artifact holds; raises the caller's error when the validator refused it.
 
         With an input_example, the description says whether the model predicted on it.
+        With check_rows (an upgrade check's), the artifact may be of an older scikit-learn:
+        the answers on them come back, and a serving copy made on this line.
         """
         fields: dict[str, Any] = {
             "format": format,
@@ -120,6 +134,8 @@ class Validator:
             "max_loaded_bytes": self.max_loaded_bytes,
             "answer_limit_bytes": self.answer_limit,
             "input_example": input_example,
+            "check_rows": check_rows,
+            "other_version": check_rows is not None,
         }
         staged: list[str] = []
         try:
@@ -155,10 +171,15 @@ class Validator:
             raise rejection_error(report.rejection, report.runtime, self.max_loaded_bytes)
         assert report.estimator is not None
         serving_copy = self._serving_copy(report, staged_serving_key)
-        if serving_copy is None or report.serving_format is None:
-            return ValidatedArtifact(report.estimator, report.runtime)
+        if report.serving_format is None:
+            serving_copy = None
         return ValidatedArtifact(
-            report.estimator, report.runtime, serving_copy, report.serving_format
+            report.estimator,
+            report.runtime,
+            serving_copy,
+            report.serving_format if serving_copy is not None else None,
+            report.check,
+            report.check_answers,
         )
 
     def _stage(self, name: str, artifact: bytes, staged: list[str]) -> str:

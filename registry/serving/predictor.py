@@ -14,8 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy
-
 from registry.compiled import CompiledFormError, load_compiled
 from registry.config import (
     DEFAULT_ALIAS_TTL_SECONDS,
@@ -34,11 +32,13 @@ from registry.errors import (
 from registry.inputs import (
     RequestRows,
     explain_rejection,
+    json_values,
     model_input,
     prediction_count,
+    probabilities_per_row,
     signature_of,
 )
-from registry.lines import minor_of, runtime_minor
+from registry.lines import runtime_minor
 from registry.manifest import (
     PICKLE_FREE_SERVING,
     ArtifactFormat,
@@ -59,7 +59,7 @@ from registry.validation import ArtifactRejected, rejection_error, runtime_versi
 
 # Past this many models seen, expired views are dropped (names come from requests).
 MAX_MODEL_VIEWS = 1024
-MAX_KNOWN_LINES = 4096  # (name, version) -> its manifest and line, for routing
+MAX_KNOWN_MANIFESTS = 4096  # (name, version) -> its manifest, to find the line serving it
 # Named instances are put in the model's feature order before predict() sees an array;
 # scikit-learn's reminder that the array has no names is then noise in every log.
 warnings.filterwarnings(
@@ -129,7 +129,7 @@ class Predictor:
         self.registry = registry
         self.router = router
         self.own_line = runtime_minor()
-        self._lines: dict[tuple[str, int], tuple[ModelManifest, str | None]] = {}
+        self._manifests: dict[tuple[str, int], ModelManifest] = {}
         self.max_loaded_bytes = max_loaded_bytes
         self.native_threads = NativeThreads(native_threads)
         self.pickle_policy = pickle_policy
@@ -189,7 +189,13 @@ class Predictor:
     def model(self, name: str, version: int | None = None, alias: str | None = None) -> ServedModel:
         """The loaded model, whether it came from the cache, and how long loading it took."""
         resolved = self.resolve(name, version, alias)
-        return self._served(name, resolved, lambda: self._view(name).state.serving.get(resolved))
+        return self._served(name, resolved, lambda: self._copy_of(name, resolved))
+
+    def _copy_of(self, name: str, version: int) -> ServingCopy | None:
+        """What the model's state says to load instead of the manifest's serving copy: the
+        copy an upgrade check had a newer line make, else one `convert` made."""
+        state = self._view(name).state
+        return state.upgraded.get(version) or state.serving.get(version)
 
     def _served(
         self, name: str, version: int, converted: Callable[[], ServingCopy | None]
@@ -252,13 +258,15 @@ class Predictor:
                 "them in batches, as `model-registry classify NAME --input rows.csv` and the "
                 "Python client's predict do"
             )
-        if self.router is not None:
-            resolved = self.resolve(name, version, alias)
-            manifest, line = self._line_of(name, resolved)
-            if line is not None:
+        resolved = self.resolve(name, version, alias)
+        state = self._view(name).state
+        if self.router is not None or resolved in state.upgraded:
+            manifest = self._manifest(name, resolved)
+            line = state.serving_line(manifest)
+            if line is not None and line != self.own_line:
                 return self._routed(line, manifest, rows, probabilities)
-            version, alias = resolved, None
-        return self._predicted(name, self.model(name, version, alias), rows, probabilities)
+        served = self._served(name, resolved, lambda: self._copy_of(name, resolved))
+        return self._predicted(name, served, rows, probabilities)
 
     def _predicted(
         self, name: str, served: ServedModel, rows: RequestRows, probabilities: bool
@@ -297,39 +305,36 @@ class Predictor:
             manifest,
             json_values(predictions),
             served.cache_hit,
-            _probabilities_per_row(scores) if scores is not None else None,
+            probabilities_per_row(scores) if scores is not None else None,
             served.load_ms,
         )
 
-    def _line_of(self, name: str, version: int) -> tuple[ModelManifest, str | None]:
-        """The version's manifest, and the older line that serves it (None: this one). A
-        compiled form is served here, whatever line validated it. Manifests are write-once:
+    def _manifest(self, name: str, version: int) -> ModelManifest:
+        """The version's manifest, to find the line that serves it. Manifests are write-once:
         what is read is kept."""
-        known = self._lines.get((name, version))
-        if known is None:
+        manifest = self._manifests.get((name, version))
+        if manifest is None:
             manifest = self.registry.get_manifest(name, version)
-            line = minor_of(manifest.runtime.scikit_learn)
-            if manifest.serving_format is ServingFormat.COMPILED or line == self.own_line:
-                line = None
-            if len(self._lines) >= MAX_KNOWN_LINES:
-                self._lines = {}
-            known = self._lines[(name, version)] = (manifest, line)
-        return known
+            if len(self._manifests) >= MAX_KNOWN_MANIFESTS:
+                self._manifests = {}
+            self._manifests[(name, version)] = manifest
+        return manifest
 
     def _routed(
         self, line: str, manifest: ModelManifest, rows: RequestRows, probabilities: bool
     ) -> Prediction:
-        assert self.router is not None
-        if not self.router.serves(line):
+        if self.router is None or not self.router.serves(line):
             raise LineUnavailableError(
                 f"version {manifest.version} of {manifest.name!r} needs the scikit-learn {line} "
-                "line, which this registry does not serve"
+                f"line, which this registry does not serve: an operator can deploy that line, or "
+                f"move the version to this one with `model-registry runtime check --line "
+                f"{self.own_line}`"
             )
         if probabilities and not manifest.has_predict_proba:
             raise ProbabilitiesUnavailableError(
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
-        converted = self._view(manifest.name).state.serving.get(manifest.version)
+        converted = self._copy_of(manifest.name, manifest.version)
         answer = self.router.predict(line, manifest, rows, probabilities, converted)
         return Prediction(
             manifest,
@@ -339,29 +344,6 @@ class Predictor:
             answer.get("load_ms"),
             line=line,
         )
-
-
-def json_values(array: Any) -> list[Any]:
-    """An array's values as JSON values: a NaN or infinite prediction becomes null."""
-    values = numpy.asarray(array)
-    if values.dtype.kind == "f":
-        finite = numpy.isfinite(values)
-        if not finite.all():
-            values = values.astype(object)
-            values[~finite] = None
-    result: list[Any] = values.tolist()
-    return result
-
-
-def _probabilities_per_row(scores: Any) -> list[Any]:
-    """[row][class], or [row][output][class] for a multi-output classifier's list of arrays.
-
-    A probability that is not finite (a model overflowing on extreme rows) is null.
-    """
-    if isinstance(scores, list):
-        outputs = [json_values(output) for output in scores]
-        return [[output[row] for output in outputs] for row in range(len(outputs[0]))]
-    return json_values(scores)
 
 
 @dataclass(frozen=True)
@@ -400,7 +382,9 @@ def load_version(
     unpickles. registry.artifacts (scikit-learn, joblib, skops) is imported only where a
     skops or pickled model is loaded, so that importing this module loads none of them.
     """
-    for copy in (manifest.serving_copy, converted):
+    # A copy a newer line made in an upgrade check is the one that line serves.
+    upgraded = converted is not None and converted.line is not None
+    for copy in [converted] if upgraded else [manifest.serving_copy, converted]:
         if copy is None or copy.format not in PICKLE_FREE_SERVING:
             continue
         data = registry.read_serving_copy(manifest, copy)

@@ -18,7 +18,8 @@ from typing import Any
 import numpy
 import pytest
 
-from tests.support.http import API_KEY, REPO_ROOT, local_api_for, request
+from registry.manifest import manifest_key
+from tests.support.http import API_KEY, REPO_ROOT, cli, cli_json, local_api_for, request
 
 # Run by the line's interpreter: trains on data scikit-learn ships, and prints each model's
 # joblib bytes, skops bytes and answers on the test rows, computed in that scikit-learn.
@@ -95,11 +96,16 @@ def trained_in_line(line_python: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def lines_url(line_python: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def lines_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lines") / "registry"
+
+
+@pytest.fixture(scope="module")
+def lines_url(line_python: str, lines_registry: Path) -> Iterator[str]:
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
-        "REGISTRY_URI": str(tmp_path_factory.mktemp("lines") / "registry"),
+        "REGISTRY_URI": str(lines_registry),
         "RUNTIME_LINES": f"1.8={line_python}",
     }
     yield from local_api_for(env, "--api-key", API_KEY)
@@ -215,3 +221,60 @@ def test_a_compressed_joblib_file_is_validated_on_the_line_its_loaded_version_na
     answer = predict(lines_url, "compressed", trained_in_line["rows"])
     assert answer["line"] == "1.8"
     assert numpy.array_equal(answer["probabilities"], linear["probabilities"])
+
+
+def test_an_upgrade_check_moves_a_version_that_answers_the_same_and_keeps_those_that_do_not(
+    lines_url: str, lines_registry: Path, trained_in_line: dict[str, Any]
+) -> None:
+    """Three 1.8 models. A LogisticRegression pipeline answers the same on 1.9. The DataFrame
+    pipeline's HistGradientBoosting does not load on 1.9 at all (its loss module moved). The
+    third version's check answers, as its manifest keeps them, are made to differ from what
+    any scikit-learn answers, as a newer line that changed a model's answers would."""
+    linear, frame = trained_in_line["linear"], trained_in_line["frame"]
+    assert register(lines_url, "upgraded", linear["joblib"])[0] == 201
+    assert register(lines_url, "unloadable", frame["joblib"])[0] == 201
+    status, _ = register(lines_url, "answers-differ", linear["skops"], runtime="1.8.0")
+    assert status == 201
+    path = lines_registry / manifest_key("answers-differ", 1)
+    manifest = json.loads(path.read_text())
+    checked = manifest["check"]
+    assert len(checked["rows"]) > 1 and len(checked["predictions"]) == len(checked["rows"])
+    checked["probabilities"][1][0] = numpy.nextafter(checked["probabilities"][1][0], 2.0)
+    path.write_text(json.dumps(manifest))
+    assert predict(lines_url, "upgraded", trained_in_line["rows"])["line"] == "1.8"
+
+    # This module's other models stay where they are: the check names its three.
+    models = ["--model", "upgraded", "--model", "unloadable", "--model", "answers-differ"]
+    report = cli_json(lines_url, "runtime", "check", "--line", "1.9", *models)
+    text = cli(lines_url, "runtime", "check", "--line", "1.9", *models).stdout
+
+    moves = {check["name"]: check for check in report["versions"]}
+    assert (moves["upgraded"]["line"], moves["upgraded"]["moved"]) == ("1.8", True)
+    assert moves["upgraded"]["reason"].startswith("the same answers on all")
+    assert (moves["unloadable"]["line"], moves["unloadable"]["moved"]) == ("1.8", False)
+    assert moves["unloadable"]["reason"] == (
+        "the 1.9 line refused it: the artifact is not a joblib or skops file that loads with "
+        "scikit-learn 1.9.1"
+    )
+    assert moves["answers-differ"]["reason"] == (
+        f"other probabilities on check row 2 of {len(checked['rows'])} on the 1.9 line than "
+        "on the 1.8 line"
+    )
+    uses = {use["line"]: use["versions"] for use in report["lines"]}
+    assert {"name": "unloadable", "version": 1} in uses["1.8"]
+    assert {"name": "answers-differ", "version": 1} in uses["1.8"]
+    assert {"name": "upgraded", "version": 1} in uses["1.9"]
+    assert {"name": "upgraded", "version": 1} not in uses["1.8"]
+    # Checked again, the moved version is not checked twice; the others are, and stay.
+    assert "0 of 2 versions move" in text and "\nupgraded " not in text
+    assert "upgraded:1" in text.split("\n1.9 ")[1].split("\n")[0]
+    # The moved version is served by the front, from the copy the 1.9 line made, exactly as
+    # scikit-learn 1.8 answers; the others are still the 1.8 line's.
+    answer = predict(lines_url, "upgraded", trained_in_line["rows"])
+    assert "line" not in answer
+    assert numpy.array_equal(answer["predictions"], linear["predictions"])
+    assert numpy.array_equal(answer["probabilities"], linear["probabilities"])
+    assert predict(lines_url, "unloadable", trained_in_line["records"])["line"] == "1.8"
+    shown = request(f"{lines_url}/models/upgraded/versions/1", method="GET")[1]
+    assert (shown["line"], shown["serving_line"]) == ("1.8", "1.9")
+    assert "check" not in shown
