@@ -35,7 +35,7 @@ line_pythons = $(strip $(foreach line,$(1),$(line)=$(CURDIR)/$(LINES_DIR)/$(line
 # make test runs the tests on two workers (pytest-xdist): most wait on child processes.
 TEST_WORKERS ?= 2
 
-.PHONY: run test lint typecheck checkov pytest openapi dashboard package bench fuzz clean
+.PHONY: run test lint typecheck checkov pytest openapi dashboard lines package bench fuzz clean
 .DEFAULT_GOAL := test
 
 $(STAMP): pyproject.toml layer/requirements.txt $(wildcard requirements/*.txt)
@@ -119,6 +119,11 @@ fuzz: $(STAMP)
 
 openapi: $(STAMP)
 	$(PY) scripts/export_openapi.py
+
+# template.yaml's older runtime lines (a layer, a validator and a predict function each), from
+# the folders under layer/lines/: add a folder, run this.
+lines: $(STAMP)
+	$(PY) scripts/render_lines.py
 
 # template.yaml's CloudWatch dashboard, from the metric names in registry/observability.py.
 dashboard: $(STAMP)

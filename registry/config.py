@@ -58,9 +58,14 @@ class Settings(BaseModel):
       default), 'deny' them (skops only), or 'allow-unsafe' predict to unpickle them.
     VALIDATOR_FUNCTION: the Lambda function register invokes to load and check artifacts;
       unset, a local child process with no credentials does it (scripts/local_api.py).
-    RUNTIME_LINES: (local servers only, for now) older runtime lines to validate for, as
-      space-separated MINOR=PYTHON pairs ("1.8=.venv-lines/1.8/bin/python"): registration
-      validates an artifact saved with that scikit-learn in a child of that interpreter.
+    OLDER_LINES: the older runtime lines the stack deploys, space-separated ("1.8 1.7"):
+      each has a validator function, VALIDATOR_FUNCTION's name with the line's minor after a
+      dash ("<stack>-validate-1-8"), and a predict function, LINE_FUNCTION_PREFIX then the
+      minor ("<stack>-predict-1-8"). template.yaml sets them (`make lines`).
+    LINE_FUNCTION_PREFIX: the front predict function's: where it finds the older lines'.
+    RUNTIME_LINES: (local servers only) older runtime lines to serve, as space-separated
+      MINOR=PYTHON pairs ("1.8=.venv-lines/1.8/bin/python"): a child of that interpreter
+      validates an artifact saved with that scikit-learn, and another predicts with it.
     SANDBOX_MEASURES_OFF: (local servers only) sandbox measures to leave off, comma-separated
       (registry/inspecting/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
@@ -83,6 +88,8 @@ class Settings(BaseModel):
     pickle_artifacts: PicklePolicy = PicklePolicy.CONVERT
     sandbox_measures_off: str = ""
     runtime_lines: str = ""
+    older_lines: str = ""
+    line_function_prefix: str | None = None
     validator_function: str | None = None
     native_threads: int = Field(default=0, ge=0, le=64)
     aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)
@@ -92,8 +99,31 @@ class Settings(BaseModel):
         pairs = (pair.partition("=") for pair in self.runtime_lines.split())
         return {minor: python for minor, _, python in pairs if minor and python}
 
+    def line_validator_functions(self) -> dict[str, str]:
+        """The deployed older lines' validator functions, by minor."""
+        if not self.validator_function:
+            return {}
+        return {
+            minor: f"{self.validator_function}-{_dashed(minor)}"
+            for minor in self.older_lines.split()
+        }
+
+    def line_predict_functions(self) -> dict[str, str]:
+        """The deployed older lines' predict functions, by minor."""
+        if not self.line_function_prefix:
+            return {}
+        return {
+            minor: f"{self.line_function_prefix}{_dashed(minor)}"
+            for minor in self.older_lines.split()
+        }
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if environ is None else environ
         values = {field: env[field.upper()] for field in cls.model_fields if field.upper() in env}
         return cls.model_validate(values)
+
+
+def _dashed(minor: str) -> str:
+    """'1-8' of '1.8': a line's part of its functions' names."""
+    return minor.replace(".", "-")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from registry.serving.predictor import Predictor
     from registry.serving.routing import LineRouter
 
-# How long register waits for the validator: less than API Gateway's 29 s.
+# How long register waits for a validator, and the front for a line: less than API Gateway's 29 s.
 VALIDATOR_READ_TIMEOUT_SECONDS = 25
 
 
@@ -55,14 +55,16 @@ def local_validator_process(
     return invoker
 
 
-def lambda_client() -> Any:
+def lambda_client(max_attempts: int = 1) -> Any:
+    """boto3's Lambda client: a validation is not retried (max_attempts 1); a line's predict
+    function is, when throttled or unreachable (predicting twice changes nothing)."""
     import boto3
     from botocore.config import Config
 
     config = Config(
         connect_timeout=2,
         read_timeout=VALIDATOR_READ_TIMEOUT_SECONDS,
-        retries={"max_attempts": 1, "mode": "standard"},  # a validation is not retried
+        retries={"max_attempts": max_attempts, "mode": "standard"},
     )
     return boto3.client("lambda", config=config)
 
@@ -108,16 +110,30 @@ def registrar() -> "Registrar":
 
 
 def line_validators() -> dict[str, "Validator"]:
-    """Older runtime lines' validators, by minor: a child of each line's interpreter
-    (RUNTIME_LINES; the template deploys no older line yet)."""
+    """Older runtime lines' validators, by minor: each line's validator function (OLDER_LINES),
+    or locally a child of each line's interpreter (RUNTIME_LINES)."""
     from registry.registering.validator import Validator
 
     config = settings()
+    store = model_registry().store
+    deployed = config.line_validator_functions()
+    if deployed:
+        client = lambda_client()
+        return {
+            minor: Validator(
+                client,
+                function,
+                store,
+                config.max_artifact_bytes,
+                max_loaded_bytes=config.max_loaded_bytes,
+            )
+            for minor, function in deployed.items()
+        }
     return {
         minor: Validator(
             local_validator_process(config.pickle_artifacts, config.sandbox_measures_off, python),
             f"local-{minor}",
-            model_registry().store,
+            store,
             config.max_artifact_bytes,
             inline_limit=None,
             max_loaded_bytes=config.max_loaded_bytes,
@@ -164,17 +180,23 @@ def predictor() -> "Predictor":
 
 
 def line_router() -> "LineRouter | None":
-    """Older runtime lines' predict functions: locally, a process of each line's interpreter
-    (RUNTIME_LINES); None when there is no older line."""
-    from registry.serving.routing import LineProcess, LineRouter
+    """Older runtime lines' predict functions (OLDER_LINES), or locally a process of each
+    line's interpreter (RUNTIME_LINES); None when there is no older line."""
+    from registry.serving.routing import LineInvoker, LineProcess, LineRouter
 
-    interpreters = settings().line_interpreters()
+    config = settings()
+    deployed = config.line_predict_functions()
+    if deployed:
+        client = lambda_client(max_attempts=2)
+        return LineRouter(dict.fromkeys(deployed, client), deployed)
+    interpreters = config.line_interpreters()
     if not interpreters:
         return None
-    processes = {minor: LineProcess(python) for minor, python in interpreters.items()}
-    for process in processes.values():
+    processes: dict[str, LineInvoker] = {}
+    for minor, python in interpreters.items():
+        process = processes[minor] = LineProcess(python)
         atexit.register(process.close)
-    return LineRouter(dict(processes))
+    return LineRouter(processes, {minor: f"local-{minor}" for minor in processes})
 
 
 def reset() -> None:

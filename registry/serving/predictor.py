@@ -259,12 +259,10 @@ class Predictor:
                 "Python client's predict do"
             )
         resolved = self.resolve(name, version, alias)
-        state = self._view(name).state
-        if self.router is not None or resolved in state.upgraded:
-            manifest = self._manifest(name, resolved)
-            line = state.serving_line(manifest)
-            if line is not None and line != self.own_line:
-                return self._routed(line, manifest, rows, probabilities)
+        manifest = self._manifest(name, resolved)
+        line = self._view(name).state.serving_line(manifest)
+        if line is not None and line != self.own_line:
+            return self._routed(line, manifest, rows, probabilities)
         served = self._served(name, resolved, lambda: self._copy_of(name, resolved))
         return self._predicted(name, served, rows, probabilities)
 

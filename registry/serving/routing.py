@@ -3,10 +3,11 @@
 The front predict function runs the newest line. It serves compiled forms and versions of its
 own line itself; a version validated on an older line (registry/lines.py) goes to that line's
 predict function with the resolved name and version and the rows, and the line answers from
-its own cache, resolving nothing again. Locally (RUNTIME_LINES, `make run LINES="1.8"`),
-LineProcess stands in for that function as the validator's child process stands in for the
-validator: the line's interpreter running serve() below, invoked like boto3's Lambda client.
-The template deploys no older line yet.
+its own cache, resolving nothing again. Deployed, each older line is a function of its own
+(functions/predict/line.py, on that line's layer), invoked with boto3's Lambda client. Locally
+(RUNTIME_LINES, `make run LINES="1.8"`), LineProcess stands in for that function as the
+validator's child process stands in for the validator: the line's interpreter running serve()
+below, invoked like boto3's Lambda client.
 """
 
 import io
@@ -18,14 +19,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from registry.errors import RegistryError
 from registry.inputs import NumericRows, RequestRows
 from registry.manifest import ModelManifest, ServingCopy
+from registry.observability import logger
 from registry.validation import FRAME_HEADER, read_frame, write_frame
+
+if TYPE_CHECKING:
+    from registry.serving.predictor import Predictor
 
 # How long the front waits for a line's answer: less than API Gateway's 29 s.
 LINE_TIMEOUT_SECONDS = 25.0
@@ -58,8 +63,11 @@ def _error_of(code: str, message: str) -> RegistryError:
 class LineRouter:
     """Sends a resolved version's rows to the predict function of the line it belongs to."""
 
-    def __init__(self, invokers: dict[str, LineInvoker]) -> None:
+    def __init__(self, invokers: dict[str, LineInvoker], functions: dict[str, str]) -> None:
+        """invokers and functions: each line's Lambda client (or LineProcess) and its predict
+        function's name, by the line's minor."""
         self.invokers = invokers
+        self.functions = functions
 
     def serves(self, line: str) -> bool:
         return line in self.invokers
@@ -84,10 +92,19 @@ class LineRouter:
             "in_model_order": rows.in_model_order,
             "probabilities": probabilities,
         }
-        response = self.invokers[line].invoke(
-            FunctionName=f"predict-{line}", Payload=_json_bytes(payload)
-        )
-        answer: dict[str, Any] = _json_value(response["Payload"].read() or b"{}")
+        try:
+            response = self.invokers[line].invoke(
+                FunctionName=self.functions[line], Payload=_json_bytes(payload)
+            )
+            answer: dict[str, Any] = _json_value(response["Payload"].read() or b"{}")
+        except Exception as exc:  # botocore's errors: throttled, unreachable, timed out
+            logger.warning(
+                "line not invoked", extra={"line": line, "error_type": type(exc).__name__}
+            )
+            raise LineUnavailableError(
+                f"the scikit-learn {line} line did not answer for version {manifest.version} of "
+                f"{manifest.name!r}: retry"
+            ) from None
         error = answer.get("error")
         if error is not None:
             raise _error_of(str(error.get("code")), str(error.get("message")))
@@ -172,28 +189,35 @@ class LineProcess:
                 self._process = None
 
 
-def serve() -> None:
-    """The line's predict function: answers frames on stdin until it closes."""
+def line_predictor() -> "Predictor":
+    """A line's predictor, from its settings: it routes nothing further."""
     from registry.config import Settings
     from registry.registry import ModelRegistry
     from registry.serving.cache import ModelCache
+    from registry.serving.native_threads import cpu_share_threads
     from registry.serving.predictor import LoadedModel, Predictor
     from registry.store import open_store
 
     config = Settings.from_environ()
-    predictor = Predictor(
+    return Predictor(
         ModelRegistry(open_store(config.registry_uri)),
         ModelCache[LoadedModel](config.cache_max_bytes),
         alias_ttl_seconds=config.alias_ttl_seconds,
         max_instances=config.max_instances,
         pickle_policy=config.pickle_artifacts,
-        native_threads=config.native_threads or 1,
+        native_threads=config.native_threads
+        or cpu_share_threads(config.aws_lambda_function_memory_size),
         max_loaded_bytes=config.max_loaded_bytes,
     )
+
+
+def serve() -> None:
+    """The line's predict function, locally: answers frames on stdin until it closes."""
+    predictor = line_predictor()
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing printed may corrupt the frames
     while (payload := read_frame(requests)) is not None:
-        write_frame(answers, _json_bytes(_answer(predictor, _json_value(payload))))
+        write_frame(answers, _json_bytes(answer_routed(predictor, _json_value(payload))))
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -212,7 +236,9 @@ def _json_value(data: bytes) -> Any:
         return json.loads(data)
 
 
-def _answer(predictor: Any, request: dict[str, Any]) -> dict[str, Any]:
+def answer_routed(predictor: "Predictor", request: dict[str, Any]) -> dict[str, Any]:
+    """The line's answer to what the front sent (LineRouter.predict): the predictions, or
+    the caller's error."""
     values = NumericRows(request["rows"]) if request.get("numeric") else request["rows"]
     rows = RequestRows(values, request["columns"], request["in_model_order"])
     converted = request.get("converted")

@@ -101,10 +101,20 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_function_fits_in_80_percent_of_lambdas_limit(built: Path) -> None:
     sizes = function_sizes(built)
-    assert set(sizes) == {"PredictFunction", "RegisterFunction", "ValidateFunction"}
+    newest = {"PredictFunction", "RegisterFunction", "ValidateFunction"}
+    lines = {"18": "1.8.0", "17": "1.7.2"}
+    older = {f"Line{minor}{role}Function" for minor in lines for role in ("Validate", "Predict")}
+    assert set(sizes) == newest | older
     assert BUDGET == 209_715_200  # 80% of Lambda's unzipped limit
-    for code, layers in sizes.values():
-        assert code + sum(layers.values()) <= BUDGET
+    for name, (code, layers) in sizes.items():
+        assert code + sum(layers.values()) <= BUDGET, name
+        # each with its own line's layer alone
+        minor = name[4:6] if name in older else None
+        assert list(layers) == [f"Line{minor}Layer" if minor else "RegistryLayer"], name
+    for minor, version in lines.items():
+        layer = built / f"Line{minor}Layer" / "python"
+        assert (layer / f"scikit_learn-{version}.dist-info").is_dir()
+        assert (layer / "registry").is_dir()
 
 
 def test_the_build_leaves_out_tests_caches_and_boto3(built: Path) -> None:
@@ -115,7 +125,11 @@ def test_the_build_leaves_out_tests_caches_and_boto3(built: Path) -> None:
     assert not [path for path in layer.rglob("*.pyc") if path.parent.name != "__pycache__"]
     assert not (layer / "boto3").exists() and not (layer / "botocore").exists()
     assert not (layer / "registry" / "gateway.py").exists()  # the local server's only
-    assert sorted(path.name for path in (built / "PredictFunction").iterdir()) == ["app.py"]
+    # the front's handler, and the older lines' (functions/predict/line.py)
+    assert sorted(path.name for path in (built / "PredictFunction").iterdir()) == [
+        "app.py",
+        "line.py",
+    ]
 
 
 def test_the_layer_ships_unchecked_bytecode_for_what_the_handlers_import_only(

@@ -63,12 +63,17 @@ def test_the_predict_role_may_only_read_the_registry(cloudformation: dict[str, A
     statements = statements_of(role)
     actions = {action for statement in statements for action in actions_of(statement)}
 
-    assert actions == {"s3:GetObject", "s3:ListBucket"}
+    assert actions == {"s3:GetObject", "s3:ListBucket", "lambda:InvokeFunction"}
     assert not any(word in action for action in actions for word in WRITE_OR_DELETE)
     for statement in statements:
         resource = json.dumps(statement["Resource"])
         if "s3:GetObject" in actions_of(statement):
             assert "/registry/*" in resource
+        elif "lambda:InvokeFunction" in actions_of(statement):
+            # the older runtime lines' predict functions, and nothing else
+            assert statement["Resource"]["Fn::Sub"].endswith(
+                ":function:${AWS::StackName}-predict-*"
+            )
         else:
             assert statement["Condition"] == {"StringLike": {"s3:prefix": ["registry/*"]}}
 
@@ -91,7 +96,9 @@ def test_the_register_role_writes_only_under_the_registry_prefix(
         if {"s3:PutObject", "s3:DeleteObject"} & set(actions_of(statement)):
             assert "/registry/*" in json.dumps(statement["Resource"])
         if "lambda:InvokeFunction" in actions_of(statement):
-            assert statement["Resource"] == {"Fn::GetAtt": ["ValidateFunction", "Arn"]}
+            validator, lines = statement["Resource"]
+            assert validator == {"Fn::GetAtt": ["ValidateFunction", "Arn"]}
+            assert lines["Fn::Sub"].endswith(":function:${AWS::StackName}-validate-*")
 
 
 def test_the_validator_can_write_nothing_but_its_own_logs(cloudformation: dict[str, Any]) -> None:
@@ -99,16 +106,21 @@ def test_the_validator_can_write_nothing_but_its_own_logs(cloudformation: dict[s
     assert "ManagedPolicyArns" not in role  # not SAM's logs:* on every group, nor X-Ray
     (statement,) = statements_of(role)
     assert set(actions_of(statement)) == {"logs:CreateLogStream", "logs:PutLogEvents"}
-    assert statement["Resource"]["Fn::Sub"].endswith(
-        ":log-group:/aws/lambda/${AWS::StackName}-validate:*"
-    )
-    function = resources_of(cloudformation, "AWS::Lambda::Function")["ValidateFunction"]
-    assert function["Role"] == {"Fn::GetAtt": ["ValidateFunctionRole", "Arn"]}
-    variables = function["Environment"]["Variables"]
-    assert "REGISTRY_URI" not in variables and not any("SECRET" in name for name in variables)
-    # No route reaches it: only register invokes it.
+    own, lines = (resource["Fn::Sub"] for resource in statement["Resource"])
+    assert own.endswith(":log-group:/aws/lambda/${AWS::StackName}-validate:*")
+    assert lines.endswith(":log-group:/aws/lambda/${AWS::StackName}-validate-*:*")
+    functions = resources_of(cloudformation, "AWS::Lambda::Function")
+    validators = sorted(name for name in functions if name.endswith("ValidateFunction"))
+    assert validators == ["Line17ValidateFunction", "Line18ValidateFunction", "ValidateFunction"]
+    for name in validators:  # every line's validator has this role, and no more
+        function = functions[name]
+        assert function["Role"] == {"Fn::GetAtt": ["ValidateFunctionRole", "Arn"]}
+        variables = function["Environment"]["Variables"]
+        assert "REGISTRY_URI" not in variables and not any("SECRET" in name for name in variables)
+    # No route reaches them: only register invokes them.
     permissions = resources_of(cloudformation, "AWS::Lambda::Permission").values()
     assert all("ValidateFunction" not in json.dumps(p["FunctionName"]) for p in permissions)
+    assert all("Line" not in json.dumps(p["FunctionName"]) for p in permissions)
 
 
 def test_registrations_cannot_use_up_the_concurrency_predict_needs(
@@ -187,16 +199,34 @@ def test_each_function_logs_to_a_group_with_retention_and_is_traced(
 ) -> None:
     groups = resources_of(cloudformation, "AWS::Logs::LogGroup")
     functions = resources_of(cloudformation, "AWS::Lambda::Function")
-    assert set(functions) == {"PredictFunction", "RegisterFunction", "ValidateFunction"}
+    lines = [f"Line{minor}{role}" for minor in ("18", "17") for role in ("Validate", "Predict")]
+    assert set(functions) == {
+        "PredictFunction",
+        "RegisterFunction",
+        "ValidateFunction",
+        *(f"{line}Function" for line in lines),
+    }
     for name, function in functions.items():
         group = groups[f"{name}LogGroup"]
         assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-        if name == "ValidateFunction":  # named, so that its role can name its log group
-            assert function["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-validate"}
-            assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-validate"}
+        # The validators are named, so that their role can name their log groups; the
+        # lines' predict functions, so that the front's role can name them.
+        named = {
+            "ValidateFunction": "validate",
+            **{
+                f"Line{minor}{role}Function": f"{role.lower()}-{minor[0]}-{minor[1:]}"
+                for minor in ("18", "17")
+                for role in ("Validate", "Predict")
+            },
+        }.get(name)
+        if named is not None:
+            assert function["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{named}"}
+            assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{named}"}
+        if named is not None and named.startswith("validate"):
             assert "TracingConfig" not in function  # no X-Ray permission either
             continue
-        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
+        if named is None:
+            assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{name}}}"}
         assert function["TracingConfig"] == {"Mode": "Active"}
         variables = function["Environment"]["Variables"]
         assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(variables)
