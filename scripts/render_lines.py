@@ -26,7 +26,7 @@ LINE = """\
   {id}Layer:
     Type: AWS::Serverless::LayerVersion
     Properties:
-      Description: The registry package and scikit-learn {minor}'s stack (layer/lines/{minor}/requirements.txt)
+      Description: The registry package and scikit-learn {minor}'s stack (layer/lines/{minor}/)
       ContentUri: layer/
       CompatibleRuntimes: [python3.12]
       CompatibleArchitectures: [x86_64]
@@ -41,7 +41,7 @@ LINE = """\
     Properties:
       CodeUri: functions/validate/
       FunctionName: !Sub "${{AWS::StackName}}-validate-{dashed}"
-      Description: Loads, checks and describes scikit-learn {minor} artifacts for register; can write nothing
+      Description: Loads and describes scikit-learn {minor} artifacts for register; writes nothing
       MemorySize: 2048
       Timeout: 20
       Tracing: Disabled

@@ -1,5 +1,6 @@
-"""Runtime lines: models trained with an older scikit-learn (the 1.8 line make test installs,
-.venv-lines/1.8) are validated in that line's own interpreter, through the local server.
+"""Runtime lines: models trained with an older scikit-learn (the 1.8 and 1.7 lines make test
+installs, .venv-lines/<minor>) are validated in that line's own interpreter, through the local
+server.
 
 A tree ensemble of any line compiles to the pickle-free form the front serves without
 scikit-learn; any other model of an older line is predicted by that line's own process, which
@@ -28,6 +29,11 @@ def trained_in_line() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def trained_in_17() -> dict[str, Any]:
+    return trained_in(line_python("1.7"))
+
+
+@pytest.fixture(scope="module")
 def lines_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lines") / "registry"
 
@@ -38,7 +44,7 @@ def lines_url(lines_registry: Path) -> Iterator[str]:
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "REGISTRY_URI": str(lines_registry),
-        "RUNTIME_LINES": f"1.8={line_python()}",
+        "RUNTIME_LINES": f"1.8={line_python('1.8')} 1.7={line_python('1.7')}",
     }
     yield from local_api_for(env, "--api-key", API_KEY)
 
@@ -117,7 +123,7 @@ def test_a_file_is_validated_on_the_line_it_records_and_one_no_line_serves_names
 
     assert (status, answer["code"]) == (422, "runtime_unsupported"), answer
     assert (
-        "saved with scikit-learn 1.6.1; this registry serves the lines 1.9 and 1.8"
+        "saved with scikit-learn 1.6.1; this registry serves the lines 1.9, 1.8 and 1.7"
         in (answer["message"])
     )
 
@@ -210,3 +216,43 @@ def test_an_upgrade_check_moves_a_version_that_answers_the_same_and_keeps_those_
     shown = request(f"{lines_url}/models/upgraded/versions/1", method="GET")[1]
     assert (shown["line"], shown["serving_line"]) == ("1.8", "1.9")
     assert "check" not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"), [("forest", "rows"), ("linear", "rows"), ("frame", "records")]
+)
+def test_the_17_lines_models_answer_exactly_as_scikit_learn_17_does(
+    lines_url: str, trained_in_17: dict[str, Any], name: str, rows: str
+) -> None:
+    model = trained_in_17[name]
+
+    status, manifest = register(lines_url, f"seventeen-{name}", model["joblib"])
+    answer = predict(lines_url, f"seventeen-{name}", trained_in_17[rows])
+
+    assert status == 201, manifest
+    assert (manifest["runtime"]["scikit_learn"], manifest["line"]) == ("1.7.2", "1.7")
+    if name == "forest":  # compiled, served by the front
+        assert manifest["serving_format"] == "compiled" and manifest["serving_line"] is None
+        assert "line" not in answer
+    else:
+        assert answer["line"] == "1.7"
+    assert numpy.array_equal(answer["predictions"], model["predictions"])
+    assert numpy.array_equal(answer["probabilities"], model["probabilities"])
+
+
+def test_a_17_version_moves_to_the_18_line_and_answers_there_as_it_did(
+    lines_url: str, trained_in_17: dict[str, Any]
+) -> None:
+    """An upgrade check to a line that is not the newest: the 1.8 line then predicts it, from
+    the copy scikit-learn 1.8 made."""
+    linear = trained_in_17["linear"]
+    assert register(lines_url, "seventeen-moves", linear["joblib"])[0] == 201
+
+    report = cli_json(lines_url, "runtime", "check", "--line", "1.8", "--model", "seventeen-moves")
+    answer = predict(lines_url, "seventeen-moves", trained_in_17["rows"])
+
+    ((check,),) = [report["versions"]]
+    assert (check["line"], check["target"], check["moved"]) == ("1.7", "1.8", True), check
+    assert answer["line"] == "1.8"
+    assert numpy.array_equal(answer["predictions"], linear["predictions"])
+    assert numpy.array_equal(answer["probabilities"], linear["probabilities"])

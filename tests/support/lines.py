@@ -1,5 +1,5 @@
-"""Models trained in an older runtime line's interpreter (.venv-lines/1.8, which make test
-installs), and their answers computed there, in that scikit-learn."""
+"""Models trained in an older runtime line's interpreter (.venv-lines/1.8 and 1.7, which make
+test installs), and their answers computed there, in that scikit-learn."""
 
 import functools
 import json
@@ -68,11 +68,14 @@ print(json.dumps(out))
 """
 
 
-def line_python() -> str:
-    """The older line's interpreter (TEST_LINE_PYTHON, set by make test)."""
-    python = os.environ.get("TEST_LINE_PYTHON") or str(REPO_ROOT / ".venv-lines/1.8/bin/python")
+def line_python(minor: str = "1.8") -> str:
+    """An older line's interpreter (TEST_LINE_PYTHONS, "1.8=PATH 1.7=PATH", set by make test)."""
+    given = dict(pair.split("=", 1) for pair in os.environ.get("TEST_LINE_PYTHONS", "").split())
+    python = given.get(minor) or str(REPO_ROOT / f".venv-lines/{minor}/bin/python")
     if not Path(python).exists():
-        pytest.fail(f"no runtime line at {python}: run `make test` (it installs .venv-lines/1.8)")
+        pytest.fail(
+            f"no runtime line at {python}: run `make test` (it installs .venv-lines/{minor})"
+        )
     return python
 
 

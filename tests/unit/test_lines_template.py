@@ -29,7 +29,7 @@ def test_adding_a_folder_adds_a_line_with_its_layer_and_functions() -> None:
     for resource in ("Line110Layer", "Line110ValidateFunction", "Line110PredictFunction"):
         assert f"\n  {resource}:\n" in rendered
     assert 'OLDER_LINES: "1.10 1.8 1.7"' in rendered
-    assert "layer/lines/1.10/requirements.txt" in rendered
+    assert "(layer/lines/1.10/)" in rendered
 
 
 def test_register_and_predict_find_each_lines_functions_by_the_names_the_template_gives(
