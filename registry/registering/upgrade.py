@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from registry.errors import RegistryError, RuntimeUnsupportedError
+from registry.errors import IntegrityError, RegistryError, RuntimeUnsupportedError
 from registry.lines import Lines, minor_key
 from registry.manifest import (
     PICKLE_FREE_SERVING,
@@ -135,7 +135,8 @@ class LineUpgrader:
             converted_at=self.clock(),
             line=target,
         )
-        self.registry.store.create(copy.key, made)  # content-addressed: the same bytes or none
+        if not self.registry.store.create(copy.key, made):  # content-addressed: created once
+            raise IntegrityError(f"{copy.key!r} holds other bytes than its sha256 says")
         version = manifest.version
         self.registry.update_state(
             manifest.name,

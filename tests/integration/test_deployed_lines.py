@@ -15,6 +15,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 from typing import Any
 
 import numpy
@@ -126,3 +127,42 @@ def test_a_line_that_is_not_deployed_is_a_503_that_says_what_to_do(
     assert (refused.value.code, refused.value.http_status) == ("line_unavailable", 503)
     assert "model-registry runtime check --line 1.9" in refused.value.message
     assert json.dumps(deployed.invoked) == '["stack-validate-1-8"]'
+
+
+# The front predict function, in a process of its own: predicts and says what it imported.
+FRONT_PREDICTS = r"""
+import json, sys
+from registry.http import service
+answer = service.predictor().predict("forest", None, json.loads(sys.argv[1]), None, True)
+print(json.dumps([answer.predictions, answer.probabilities, answer.line]))
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "joblib"})))
+"""
+
+
+def test_an_older_lines_forest_is_served_by_the_front_without_scikit_learn(
+    deployed: LambdaStandIn,
+) -> None:
+    trained = trained_in(line_python())
+    forest = trained["forest"]
+
+    registration = service.registrar().register("forest", base64.b64decode(forest["joblib"]))
+    environment = {**deployed.environment, "OLDER_LINES": "1.8"}
+    environment["LINE_FUNCTION_PREFIX"] = "stack-predict-"
+    done = subprocess.run(
+        [sys.executable, "-c", FRONT_PREDICTS, json.dumps(trained["rows"])],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=True,
+    )
+
+    manifest = registration.info.manifest
+    assert (manifest.validated_line, manifest.serving_format.value) == ("1.8", "compiled")
+    answer, imported = (json.loads(line) for line in done.stdout.splitlines()[-2:])
+    predictions, probabilities, line = answer
+    assert line is None  # the front served it
+    assert numpy.array_equal(predictions, forest["predictions"])
+    assert numpy.array_equal(probabilities, forest["probabilities"])
+    assert imported == []
+    assert deployed.invoked == ["stack-validate-1-8"]
