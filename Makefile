@@ -106,7 +106,12 @@ pytest: $(STAMP) $(SAM_STAMP) $(call line_stamps,$(TEST_LINES))
 	TEST_LINE_PYTHONS="$(call line_pythons,$(TEST_LINES))" \
 		$(PY) -m pytest -n $(TEST_WORKERS)
 
-test: lint typecheck checkov package pytest
+# The venvs first, side by side (pip mostly waits on unpacking and compiling, one core each),
+# then the checks in order.
+TEST_STAMPS = $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(call line_stamps,$(TEST_LINES))
+test:
+	$(MAKE) --no-print-directory -j 4 $(TEST_STAMPS)
+	$(MAKE) --no-print-directory lint typecheck checkov package pytest
 
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
 # It serves the same model with `mlflow models serve` from $(MLFLOW_VENV), side by side.

@@ -18,7 +18,9 @@ DEFAULT_MAX_ARTIFACT_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_LOADED_BYTES = 256 * 1024 * 1024
 DEFAULT_UPLOAD_EXPIRES_IN = 900
 # Only scripts/local_api.py sets these; a Lambda function never needs them.
-LOCAL_ONLY_SETTINGS = frozenset({"local_upload_url", "sandbox_measures_off", "runtime_lines"})
+LOCAL_ONLY_SETTINGS = frozenset(
+    {"local_upload_url", "sandbox_measures_off", "runtime_lines", "batch_local_workers"}
+)
 # Lambda sets these itself; a template never does.
 SET_BY_LAMBDA = frozenset({"aws_lambda_function_memory_size"})
 
@@ -68,6 +70,10 @@ class Settings(BaseModel):
       validates an artifact saved with that scikit-learn, and another predicts with it.
     SANDBOX_MEASURES_OFF: (local servers only) sandbox measures to leave off, comma-separated
       (registry/inspecting/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
+    BATCH_STATE_MACHINE: the state machine that runs batch jobs (its ARN); unset, jobs run
+      on this machine when BATCH_LOCAL_WORKERS is set, else batch jobs are refused.
+    BATCH_LOCAL_WORKERS: (local servers only) run batch jobs here, in a pool of this many
+      processes (0: one per core); unset, no local batch jobs.
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
       function's CPU share: one per 1,769 MB of AWS_LAMBDA_FUNCTION_MEMORY_SIZE (which
       Lambda sets), at least one; one outside Lambda.
@@ -91,6 +97,8 @@ class Settings(BaseModel):
     older_lines: str = ""
     line_function_prefix: str | None = None
     validator_function: str | None = None
+    batch_state_machine: str | None = None
+    batch_local_workers: int | None = Field(default=None, ge=0, le=256)
     native_threads: int = Field(default=0, ge=0, le=64)
     aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)
 

@@ -204,3 +204,30 @@ class VersionNeedsConversionError(RegistryError):
 
     code = "version_needs_conversion"
     http_status = 409
+
+
+class BatchJobNotFoundError(RegistryError):
+    code = "batch_job_not_found"
+    http_status = 404
+
+
+class BatchInputError(RegistryError):
+    """A batch job's input or output location that cannot be used: missing, empty, or
+    without the model's columns. Rows that do not fit are not this: they go to errors files."""
+
+    code = "invalid_batch_input"
+    http_status = 422
+
+
+class BatchJobConflictError(RegistryError):
+    """A job id already names another job, or a run of it is still under way."""
+
+    code = "batch_job_conflict"
+    http_status = 409
+
+
+class BatchJobsUnavailableError(RegistryError):
+    """This deployment runs no batch jobs (no state machine, no local runner)."""
+
+    code = "batch_jobs_unavailable"
+    http_status = 501

@@ -106,7 +106,7 @@ def rows_from_json(value: Any, form: str, columns: Sequence[str] | None = None) 
         for index, row in enumerate(value):
             if not isinstance(row, Mapping):
                 raise InvalidInputError(
-                    f"dataframe_records: row {index} is {_shown(row)}; every row must be an "
+                    f"dataframe_records: row {index} is {shown(row)}; every row must be an "
                     "object of column values (send lists of values as instances)"
                 )
     if isinstance(value, Mapping) and form in ("instances", "inputs") and columns is None:
@@ -114,7 +114,7 @@ def rows_from_json(value: Any, form: str, columns: Sequence[str] | None = None) 
     if not isinstance(value, list):
         raise InvalidInputError(
             f"{form} must be a list of rows (lists of values, or objects of column values), "
-            f"not {_shown(value)}"
+            f"not {shown(value)}"
         )
     return RequestRows(value, columns, in_model_order)
 
@@ -126,7 +126,7 @@ def _rows_of_columns(columns: Mapping[str, Any], form: str) -> RequestRows:
         if not isinstance(values, list):
             raise InvalidInputError(
                 f"{form}: column {_clipped(str(name))!r} must be a list of values, one per row, "
-                f"not {_shown(values)}"
+                f"not {shown(values)}"
             )
         lengths.add(len(values))
     if len(lengths) > 1:
@@ -164,12 +164,18 @@ def model_input(rows: RequestRows, signature: InputSignature | None) -> Any:
     ordered_as_model = rows.columns is None or list(rows.columns) == _names(signature)
     if rows.numeric and ordered_as_model and signature.numbers_only:
         return _number_matrix(rows, signature)
-    columns = _checked_columns(rows, signature)
+    return input_of_columns(_checked_columns(rows, signature), signature)
+
+
+def input_of_columns(columns: dict[str, list[Any]], signature: InputSignature) -> Any:
+    """The model's input for values already checked against its signature, column by
+    column (None for a missing value): a DataFrame, or an array, as model_input makes them."""
     if signature.dataframe:
         return _dataframe(columns, signature)
     kinds = {column.kind for column in signature.columns}
     dtype = numpy.float64 if kinds == {ColumnKind.NUMBER} else object
-    matrix = numpy.empty((len(rows), len(signature.columns)), dtype=dtype)
+    count = len(columns[signature.columns[0].name]) if signature.columns else 0
+    matrix = numpy.empty((count, len(signature.columns)), dtype=dtype)
     for index, column in enumerate(signature.columns):
         missing = None if column.missing is MissingValue.NONE else numpy.nan
         matrix[:, index] = [missing if value is None else value for value in columns[column.name]]
@@ -191,7 +197,7 @@ def _by_position_when_unnamed(rows: RequestRows, signature: InputSignature) -> R
     sent, width = list(rows.columns), len(signature.columns)
     if len(sent) != width or len(set(sent)) != len(sent):
         raise InvalidInputError(
-            f"dataframe_split names {len(sent)} columns ({_listed(sent)}); the model was "
+            f"dataframe_split names {len(sent)} columns ({listed(sent)}); the model was "
             f"fitted without column names and takes {width} values a row, in its order: "
             f"name {width} distinct columns, or leave columns out"
         )
@@ -282,8 +288,8 @@ def explain_rejection(rows: RequestRows, signature: InputSignature | None) -> st
         for row, value in enumerate(columns[column.name]):
             if value is not None and value not in known:
                 return (
-                    f"row {row}, column {column.name!r}: {_shown(value)} is not a category the "
-                    f"model knows; send one of {_listed(column.categories)}"
+                    f"row {row}, column {column.name!r}: {shown(value)} is not a category the "
+                    f"model knows; send one of {listed(column.categories)}"
                 )
     return None
 
@@ -364,18 +370,18 @@ def _checked_columns(rows: RequestRows, signature: InputSignature) -> dict[str, 
             if by_position is None and signature.dataframe and not rows.in_model_order:
                 raise InvalidInputError(
                     f"row {index} is a list, and this model takes named columns "
-                    f"({_listed(names)}): send each row as an object of column values, "
+                    f"({listed(names)}): send each row as an object of column values, "
                     'or columns and rows as {"dataframe_split": {"columns": [...], "data": [...]}}'
                 )
             if len(row) != len(names):
                 raise InvalidInputError(
                     f"row {index} has {len(row)} values; the model takes {len(names)}"
-                    + (f": {_listed(names)}" if signature.named else "")
+                    + (f": {listed(names)}" if signature.named else "")
                 )
             values = [row[position] for position in order]
         else:
             raise InvalidInputError(
-                f"row {index} is {_shown(row)}: send each row as a list of values "
+                f"row {index} is {shown(row)}: send each row as a list of values "
                 "or an object of column values"
             )
         for column, value in zip(signature.columns, values, strict=True):
@@ -413,7 +419,7 @@ def _check_value(value: Any, column: InputColumn, row: int) -> None:
         fits = isinstance(value, bool)
     if not fits:
         raise InvalidInputError(
-            f"row {row}, column {column.name!r}: expected {_EXPECTED[kind]}, got {_shown(value)}"
+            f"row {row}, column {column.name!r}: expected {_EXPECTED[kind]}, got {shown(value)}"
             + (" (null marks a missing value)" if column.nullable else "")
         )
 
@@ -457,15 +463,15 @@ def _raise_wrong_columns(
     where = f"row {row}: " if row is not None else ""
     parts = []
     if missing:
-        parts.append(f"missing {_listed(missing)}")
+        parts.append(f"missing {listed(missing)}")
     if unknown:
-        parts.append(f"unknown {_listed(unknown)}")
+        parts.append(f"unknown {listed(unknown)}")
     if not parts:
         parts.append("a column is named twice")
     nullable = any(column.nullable for column in signature.columns)
     raise InvalidInputError(
         f"{where}the columns do not match the model's ({'; '.join(parts)}): send exactly "
-        f"{_listed(names)}" + (" (null for a missing value where allowed)" if nullable else "")
+        f"{listed(names)}" + (" (null for a missing value where allowed)" if nullable else "")
     )
 
 
@@ -492,10 +498,9 @@ def _dataframe(columns: dict[str, list[Any]], signature: InputSignature) -> Any:
     return frame
 
 
-def _listed(names: Sequence[Any]) -> str:
+def listed(names: Sequence[Any]) -> str:
     shown = ", ".join(
-        _clipped(name) if isinstance(name, str) else _shown(name)
-        for name in names[:MAX_NAMES_SHOWN]
+        _clipped(name) if isinstance(name, str) else shown(name) for name in names[:MAX_NAMES_SHOWN]
     )
     more = len(names) - MAX_NAMES_SHOWN
     return shown + (f" and {more} more" if more > 0 else "")
@@ -505,7 +510,7 @@ def _clipped(text: str) -> str:
     return text if len(text) <= MAX_VALUE_SHOWN else text[:MAX_VALUE_SHOWN] + "..."
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -1,5 +1,5 @@
 """Registration (POST /models/{name}/versions, POST /models) and the management routes: list,
-show, edit, convert, alias, archive, restore, delete."""
+show, edit, convert, alias, archive, restore, delete, runtime checks, and batch jobs."""
 
 from typing import Annotated, Any
 
@@ -8,10 +8,13 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from registry.batching.jobs import JOB_ID_PATTERN
 from registry.http import service
 from registry.http.api import create_resolver, resolve_logged
 from registry.http.schemas import (
     AliasResponse,
+    BatchJobRequest,
+    BatchJobResponse,
     ConvertVersionResponse,
     DeleteModelResponse,
     EditVersionRequest,
@@ -212,6 +215,42 @@ def handle_get_runtime() -> RuntimeResponse:
 def handle_get_runtime_lines() -> RuntimeLinesResponse:
     """Every line, and the active versions each serves: a line serving none may be removed."""
     return RuntimeLinesResponse.of(service.line_upgrader().lines_in_use())
+
+
+@app.post("/models/<name>/batch-jobs", responses={202: {"description": "the job started"}})
+def handle_submit_batch_job(name: NamePath, body: BatchJobRequest) -> Response[BatchJobResponse]:
+    """Score every row of an input with one version, resolved now, from S3 to S3."""
+    jobs = service.batch_jobs()
+    job = jobs.submit(
+        name,
+        body.input,
+        body.output,
+        body.format,
+        version=body.version,
+        alias=body.alias,
+        probabilities=body.probabilities,
+        id_column=body.id_column,
+        job_id=body.job_id,
+        rows_per_part=body.rows_per_part,
+        tolerated_failure_percent=body.tolerated_failure_percent,
+        submitted_by=_caller(),
+    )
+    note(model=name, version=job.version, job_id=job.job_id)
+    return Response(
+        status_code=202,
+        content_type=content_types.APPLICATION_JSON,
+        body=BatchJobResponse.of(job, jobs.status(job.job_id)),
+        headers={"Location": f"/batch-jobs/{job.job_id}"},
+    )
+
+
+@app.get("/batch-jobs/<job_id>")
+def handle_get_batch_job(
+    job_id: Annotated[str, Path(pattern=JOB_ID_PATTERN)],
+) -> BatchJobResponse:
+    """A batch job's status, rows read, scored and failed, its output files and first errors."""
+    jobs = service.batch_jobs()
+    return BatchJobResponse.of(jobs.job(job_id), jobs.status(job_id))
 
 
 @logger.inject_lambda_context(

@@ -17,6 +17,14 @@ from pydantic import (
     model_validator,
 )
 
+from registry.batching.jobs import (
+    JOB_ID_PATTERN,
+    MAX_ROWS_PER_PART,
+    BatchFormat,
+    BatchJob,
+    JobStatus,
+    JobSummary,
+)
 from registry.errors import InvalidArtifactError
 from registry.inputs import NumericRows, RequestRows, rows_from_json
 from registry.manifest import (
@@ -289,6 +297,74 @@ class RuntimeCheckResponse(BaseModel):
     @classmethod
     def of(cls, check: "LineCheck") -> Self:
         return cls(**vars(check))
+
+
+class BatchJobRequest(BaseModel):
+    """POST /models/{name}/batch-jobs: score every row of an input, from S3 to S3."""
+
+    model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = (
+        'send {"input": "s3://bucket/in.csv", "output": "s3://bucket/scores/", "format": "csv"}, '
+        'with "version" or "alias" (else the latest), and optionally "probabilities", '
+        '"id_column" and "job_id"'
+    )
+
+    input: Annotated[str, Field(min_length=1, max_length=1024, examples=["s3://data/in.csv"])]
+    output: Annotated[str, Field(min_length=1, max_length=1024, examples=["s3://data/scores/"])]
+    format: BatchFormat = BatchFormat.CSV
+    version: Annotated[int, Field(ge=1)] | None = None
+    alias: Annotated[str, Field(max_length=64)] | None = None
+    probabilities: bool = False
+    id_column: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    job_id: Annotated[str, Field(pattern=JOB_ID_PATTERN)] | None = Field(
+        default=None, description="your id for the job: the same id and request runs it again"
+    )
+    rows_per_part: Annotated[int, Field(ge=1, le=MAX_ROWS_PER_PART)] | None = None
+    tolerated_failure_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+
+
+class RowErrorResponse(BaseModel):
+    position: int
+    reason: str
+
+
+class BatchJobResponse(BaseModel):
+    """A batch job: what it scores with, and how far it is."""
+
+    job_id: str
+    model: str
+    version: int
+    alias: str | None
+    input: str
+    output: str
+    format: BatchFormat
+    status: JobStatus
+    parts: int
+    parts_done: int
+    rows_read: int
+    rows_scored: int
+    rows_failed: int
+    outputs: list[str]
+    first_errors: list[RowErrorResponse]
+    reason: str | None
+    submitted_at: datetime
+    ended_at: datetime | None
+
+    @classmethod
+    def of(cls, job: "BatchJob", summary: "JobSummary") -> Self:
+        fields = job.model_dump(
+            include={
+                "job_id",
+                "model",
+                "version",
+                "alias",
+                "input",
+                "output",
+                "format",
+                "submitted_at",
+            }
+        )
+        return cls(**fields, **summary.model_dump(exclude={"status"}), status=summary.status)
 
 
 class VersionRef(BaseModel):

@@ -20,6 +20,7 @@ from registry.registry import ModelRegistry
 from registry.store import open_store
 
 if TYPE_CHECKING:
+    from registry.batching.running import BatchJobs
     from registry.registering.deletion import ModelDeleter
     from registry.registering.registration import Registrar
     from registry.registering.upgrade import LineUpgrader
@@ -199,6 +200,44 @@ def line_router() -> "LineRouter | None":
     return LineRouter(processes, {minor: f"local-{minor}" for minor in processes})
 
 
+@lru_cache(maxsize=1)
+def batch_jobs() -> "BatchJobs":
+    """Batch jobs over the registry: run by the state machine (BATCH_STATE_MACHINE), or here
+    (BATCH_LOCAL_WORKERS, the local server); the batch function loads one version at a time."""
+    from registry.batching.running import BatchJobs, JobRunner, ScoringModel, scoring_model
+
+    config = settings()
+    runner: JobRunner | None = None
+    if config.batch_state_machine:
+        import boto3
+
+        from registry.batching.state_machine import StepFunctionsRunner
+
+        runner = StepFunctionsRunner(boto3.client("stepfunctions"), config.batch_state_machine)
+    elif config.batch_local_workers is not None:
+        from registry.batching.local_job import LocalJobRunner
+
+        runner = LocalJobRunner(
+            config.registry_uri, config.batch_local_workers, config.pickle_artifacts
+        )
+    loaded: dict[tuple[str, int], ScoringModel] = {}
+
+    def load_model(name: str, version: int) -> ScoringModel:
+        if (name, version) not in loaded:
+            loaded.clear()  # one version at a time: a warm container scores one job's parts
+            loaded[(name, version)] = scoring_model(
+                model_registry(), name, version, config.pickle_artifacts
+            )
+        return loaded[(name, version)]
+
+    return BatchJobs(
+        model_registry(),
+        runner,
+        load_model=load_model,
+        local=config.batch_local_workers is not None,
+    )
+
+
 def reset() -> None:
     """Forget the settings, store and cached models (tests use this between cases)."""
     for factory in (
@@ -209,6 +248,7 @@ def reset() -> None:
         line_upgrader,
         model_deleter,
         predictor,
+        batch_jobs,
     ):
         factory.cache_clear()
 

@@ -28,6 +28,14 @@ class ObjectStore(Protocol):
         """The object's bytes with its entity tag, for a later replace()."""
         ...
 
+    def size(self, key: str) -> int:
+        """How many bytes the object holds; raises ObjectNotFoundError if there is none."""
+        ...
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """The object's bytes from start up to (not including) end: fewer past its end."""
+        ...
+
     def put(self, key: str, data: bytes) -> None:
         """Store the bytes, replacing any object under the key; readers never see half of it."""
         ...

@@ -55,6 +55,22 @@ class LocalStore:
         data = self.get(key)
         return Versioned(data, _etag(data))
 
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFoundError(f"no object at {key!r}")
+        return path.stat().st_size
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        try:
+            with self._path(key).open("rb") as stored:
+                stored.seek(start)
+                return stored.read(end - start)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+            raise ObjectNotFoundError(f"no object at {key!r}") from exc
+
     def _write_temp(self, path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")

@@ -90,6 +90,25 @@ class S3Store:
             response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
             return Versioned(bytes(response["Body"].read()), str(response["ETag"]))
 
+    def size(self, key: str) -> int:
+        with self._translated_errors("head", key):
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
+            return int(head["ContentLength"])
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        with self._translated_errors("get", key):
+            try:
+                response = self.s3.get_object(
+                    Bucket=self.bucket, Key=self.prefix + key, Range=f"bytes={start}-{end - 1}"
+                )
+            except ClientError as exc:
+                if _error_code(exc) == "InvalidRange":  # start is past the object's end
+                    return b""
+                raise
+            return bytes(response["Body"].read())
+
     def put(self, key: str, data: bytes) -> None:
         with self._translated_errors("put", key):
             self.s3.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)

@@ -35,6 +35,19 @@ def test_create_of_the_same_bytes_again_succeeds_as_a_retry_would(store: ObjectS
     assert store.get("models/a/versions/1.json") == b"mine"
 
 
+def test_size_and_get_range_read_part_of_an_object(store: ObjectStore) -> None:
+    store.put("batch/in.csv", b"a,b\n1,2\n3,4\n")
+    assert store.size("batch/in.csv") == 12
+    assert store.get_range("batch/in.csv", 4, 8) == b"1,2\n"
+    assert store.get_range("batch/in.csv", 8, 100) == b"3,4\n"
+    assert store.get_range("batch/in.csv", 12, 20) == b""
+    assert store.get_range("batch/in.csv", 5, 5) == b""
+    with pytest.raises(ObjectNotFoundError):
+        store.size("batch/missing.csv")
+    with pytest.raises(ObjectNotFoundError):
+        store.get_range("batch/missing.csv", 0, 10)
+
+
 def test_list_keys_returns_matching_keys_in_ascending_order(store: ObjectStore) -> None:
     for key in ("models/b/versions/2.json", "models/b/versions/1.json", "models/bb/x", "other/y"):
         store.put(key, b".")

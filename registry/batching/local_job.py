@@ -1,0 +1,122 @@
+"""The same job on one machine: the state machine's steps, its parts scored by a pool of
+processes as wide as the machine (the embedded default, behind `make run`).
+
+Each worker loads the version once and scores one part at a time, with one native thread:
+its memory is bounded by a part's rows, not by the input. The parts, the code that scores
+them and the keys they are written under are the deployed job's, so the output is the
+same, byte for byte.
+"""
+
+import multiprocessing
+import os
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from registry.batching.jobs import BatchJob, InputPart
+from registry.batching.running import BatchJobs, RunState, ScoringModel, scoring_model
+from registry.config import PicklePolicy
+from registry.errors import RegistryError
+from registry.observability import logger
+from registry.registry import ModelRegistry
+from registry.store import open_store
+
+
+class LocalJobRunner:
+    """Runs each job in a thread of its own, which feeds its parts to a process pool."""
+
+    def __init__(
+        self,
+        registry_uri: str,
+        workers: int | None = None,
+        pickle_policy: PicklePolicy = PicklePolicy.CONVERT,
+    ) -> None:
+        self.registry_uri = registry_uri
+        self.workers = workers or os.cpu_count() or 1
+        self.pickle_policy = pickle_policy
+        self._runs: dict[str, threading.Thread] = {}
+        self._errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def start(self, job: BatchJob, run: int) -> None:
+        thread = threading.Thread(
+            target=self._run, args=(job,), name=f"batch-{job.job_id}", daemon=True
+        )
+        with self._lock:
+            self._runs[job.job_id] = thread
+            self._errors.pop(job.job_id, None)
+        thread.start()
+
+    def state(self, job: BatchJob, run: int) -> RunState | None:
+        with self._lock:
+            thread = self._runs.get(job.job_id)
+            error = self._errors.get(job.job_id)
+        if thread is None:
+            return None
+        return RunState(running=thread.is_alive(), error=error)
+
+    def wait(self, job_id: str, timeout: float | None = None) -> None:
+        with self._lock:
+            thread = self._runs.get(job_id)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self, job: BatchJob) -> None:
+        try:
+            run_job(self.registry_uri, job.job_id, self.workers, self.pickle_policy)
+        except Exception as exc:  # the job's status says why; the server goes on
+            message = exc.message if isinstance(exc, RegistryError) else type(exc).__name__
+            logger.exception("batch job failed", extra={"job_id": job.job_id})
+            with self._lock:
+                self._errors[job.job_id] = f"the local run stopped: {message}"
+
+
+def run_job(registry_uri: str, job_id: str, workers: int, pickle_policy: PicklePolicy) -> None:
+    """Plan, score every part in a pool of `workers` processes, summarize."""
+    jobs = BatchJobs(ModelRegistry(open_store(registry_uri)), local=True)
+    planned = jobs.plan(job_id)
+    parts = jobs.parts(job_id)
+    if workers <= 1 or len(parts) <= 1:
+        _start_worker(registry_uri, pickle_policy)
+        for part in parts:
+            _score(job_id, part.model_dump())
+    else:
+        # spawn: the server's threads (and their locks) are not copied into the workers.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            min(workers, len(parts)),
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(registry_uri, pickle_policy),
+        ) as pool:
+            for _ in pool.map(_score, [job_id] * len(parts), [p.model_dump() for p in parts]):
+                pass
+    jobs.summarize(job_id, planned["parts"])
+
+
+# One per worker process: the jobs it serves, and the models it loaded.
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(registry_uri: str, pickle_policy: PicklePolicy) -> None:
+    from threadpoolctl import threadpool_limits
+
+    registry = ModelRegistry(open_store(registry_uri))
+    _worker["jobs"] = BatchJobs(registry, local=True)
+    _worker["models"] = {}
+    _worker["pickle_policy"] = pickle_policy
+    if multiprocessing.parent_process() is not None:
+        # A pool as wide as the machine: one native thread a process.
+        _worker["limits"] = threadpool_limits(1)
+
+
+def _score(job_id: str, part: dict[str, Any]) -> int:
+    jobs: BatchJobs = _worker["jobs"]
+    job = jobs.job(job_id)
+    models: dict[tuple[str, int], ScoringModel] = _worker["models"]
+    model = models.get((job.model, job.version))
+    if model is None:
+        model = scoring_model(jobs.registry, job.model, job.version, _worker["pickle_policy"])
+        models.clear()
+        models[(job.model, job.version)] = model
+    return jobs.score(job_id, InputPart.model_validate(part), model).part
