@@ -313,6 +313,8 @@ def main() -> None:
         iam_policy = json.loads(text)
 
     os.environ.setdefault("REGISTRY_URI", str(DEFAULT_REGISTRY_DIR))
+    # Batch jobs run here, in a pool of one process per core.
+    os.environ.setdefault("BATCH_LOCAL_WORKERS", "0")
     try:
         server = make_server(args.host, args.port)
     except OSError as exc:

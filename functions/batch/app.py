@@ -1,4 +1,4 @@
-"""The batch function: the steps of a batch job's run, invoked by the batch state machine.
+"""The batch function: the steps of a batch job's run, as a state machine would invoke them.
 
 {"action": "plan", "job_id"}: split the input into parts (batch-jobs/<id>/plan.json);
 {"action": "score", "job_id", "part": {...}}: score one part, write its output and errors;

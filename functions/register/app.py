@@ -235,7 +235,7 @@ def handle_submit_batch_job(name: NamePath, body: BatchJobRequest) -> Response[B
         tolerated_failure_percent=body.tolerated_failure_percent,
         submitted_by=_caller(),
     )
-    note(model=name, version=job.version, job_id=job.job_id)
+    note(model=name, version=job.version)
     return Response(
         status_code=202,
         content_type=content_types.APPLICATION_JSON,

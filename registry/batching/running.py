@@ -2,8 +2,8 @@
 
 Submitting resolves the version once (an alias that moves mid-job changes nothing), checks
 the input's header against the model, records the job, and asks a JobRunner to run it:
-the state machine (deployed) or a pool on this machine (registry/batching/local_job.py).
-Both run the same three steps, each a method here: plan, score a part, summarize.
+a pool on this machine (registry/batching/local_job.py) or, deployed, the batch function's
+steps (functions/batch/app.py). Both run the same three: plan, score a part, summarize.
 """
 
 import json
@@ -42,6 +42,7 @@ from registry.errors import (
     BatchJobNotFoundError,
     BatchJobsUnavailableError,
     ObjectNotFoundError,
+    StoreUnavailableError,
 )
 from registry.lines import runtime_minor
 from registry.manifest import ModelManifest, ServingFormat
@@ -116,8 +117,8 @@ class BatchJobs:
     ) -> BatchJob:
         if self.runner is None:
             raise BatchJobsUnavailableError(
-                "this deployment runs no batch jobs: deploy the stack's BatchStateMachine, or "
-                "run the job locally against `make run`"
+                "this deployment runs no batch jobs yet: run the job against a local server "
+                "(`make run`), which reads and writes s3:// through AWS_ENDPOINT_URL_S3 too"
             )
         if job_id is not None:
             validate_job_id(job_id)
@@ -133,9 +134,15 @@ class BatchJobs:
             )
         output = output if output.endswith("/") else output + "/"
         source, sink = self.location(input), self.location(output)
-        keys = input_keys(source)
         _check_apart(source, sink)
-        check_input_columns(source.store, keys[0], format, manifest, id_column)
+        try:
+            keys = input_keys(source)
+            check_input_columns(source.store, keys[0], format, manifest, id_column)
+        except StoreUnavailableError as exc:  # the caller's location, not the registry's store
+            raise BatchInputError(
+                f"cannot read {input}: {exc.message}: check the bucket and the key, and that "
+                "the registry may read them"
+            ) from None
         fields: dict[str, Any] = {
             "job_id": job_id or uuid.uuid4().hex[:20],
             "model": name,
@@ -186,8 +193,8 @@ class BatchJobs:
         summary = self.status(job.job_id)
         if summary.status in (JobStatus.SUBMITTED, JobStatus.RUNNING):
             raise BatchJobConflictError(
-                f"job {job.job_id!r} is still running: watch it with `model-registry batch "
-                f"status {job.job_id}`, and run it again once it ended"
+                f"job {job.job_id!r} is still running: watch it with `model-registry batch-"
+                f"status {job.job_id} --wait`, and run it again once it ended"
             )
         runs = [key for key in self.store.list_keys(_runs_prefix(job.job_id))]
         stale = [summary_key(job.job_id), plan_key(job.job_id)]

@@ -1,4 +1,5 @@
-"""model-registry: register, inspect, edit, convert, alias, archive, restore, delete, classify."""
+"""model-registry: register, inspect, edit, convert, alias, archive, restore, delete, classify,
+batch."""
 
 import argparse
 import csv
@@ -93,12 +94,46 @@ def _readable(command: str, answer: Any) -> str:
         return _checked_lines(answer)
     if command == "runtime lines":
         return _lines_in_use(answer["lines"])
+    if command in ("batch", "batch-status"):
+        return _batch_text(answer)
     if isinstance(answer, dict):
         if isinstance(answer.get("signature"), dict):
             answer = {**answer, "signature": _signature_text(answer["signature"])}
         width = max(map(len, answer), default=0)
         return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in answer.items())
     return json.dumps(answer)
+
+
+def _batch_text(job: dict[str, Any]) -> str:
+    text = (
+        f"job {job['job_id']}: {job['status']}, {job['model']} version {job['version']}\n"
+        f"rows read {job['rows_read']:,}, scored {job['rows_scored']:,}, "
+        f"failed {job['rows_failed']:,} ({job['parts_done']} of {job['parts']} parts)"
+    )
+    if job["status"] in ("SUBMITTED", "RUNNING"):
+        text += f"\nnext: model-registry batch-status {job['job_id']} --wait"
+    elif job["outputs"]:
+        text += f"\npredictions in {job['output']} ({len(job['outputs'])} files, in input order)"
+    for error in job["first_errors"]:
+        text += f"\n  row {error['position']}: {error['reason']}"
+    if job["rows_failed"] > len(job["first_errors"]):
+        text += f"\nevery failed row and why: {job['output']}errors/"
+    if job.get("reason"):
+        text += f"\nreason: {job['reason']}"
+    return text
+
+
+def batch_progress(job: dict[str, Any]) -> None:
+    """A progress line on a terminal: parts done of parts, rows scored."""
+    if not sys.stderr.isatty():
+        return
+    parts, done = job["parts"], job["parts_done"]
+    width = 30
+    filled = width * done // parts if parts else 0
+    bar = "#" * filled + "-" * (width - filled)
+    end = "\n" if job["status"] in ("SUCCEEDED", "FAILED") else ""
+    sys.stderr.write(f"\r[{bar}] {done}/{parts} parts, {job['rows_scored']:,} rows scored{end}")
+    sys.stderr.flush()
 
 
 def _checked_lines(answer: dict[str, Any]) -> str:
@@ -505,6 +540,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     command("lines", "every line, and the active versions it still serves", runtime_commands)
 
+    batch = command(
+        "batch",
+        "score every row of a file or an S3 prefix with one version, into files of predictions",
+    )
+    batch.add_argument("name", help="the model's name (`model-registry list`)")
+    batch.add_argument(
+        "--input",
+        required=True,
+        help="s3://bucket/key (or a prefix), or against `make run` a local file or folder: a "
+        "CSV with a header row, or JSON lines",
+    )
+    batch.add_argument(
+        "--output", required=True, help="where the predictions go: s3://bucket/prefix/ or a folder"
+    )
+    batch.add_argument(
+        "--format", choices=["csv", "jsonl"], help="the input's (default: from its name)"
+    )
+    batch_pin = batch.add_mutually_exclusive_group()
+    batch_pin.add_argument("--version", type=int, help="this version (default: the latest)")
+    batch_pin.add_argument("--alias", help="the version this alias points at now")
+    batch.add_argument(
+        "--id-column", help="a column of the input each output row carries (default: position)"
+    )
+    batch.add_argument("--probabilities", action="store_true", help="add class probabilities")
+    batch.add_argument("--job-id", help="your id for the job: the same id runs it again")
+    batch.add_argument("--wait", action="store_true", help="wait until the job ends")
+    batch_status = command("batch-status", "a batch job's status, counts and first errors")
+    batch_status.add_argument("job_id", help="the id `model-registry batch` printed")
+    batch_status.add_argument("--wait", action="store_true", help="wait until the job ends")
+
     classify = command("classify", "predict with a model")
     classify.add_argument("name", help="the model's name (`model-registry list`)")
     pin = classify.add_mutually_exclusive_group()
@@ -609,6 +674,25 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return client.runtime_lines()
         case "runtime":
             return client.runtime()
+        case "batch":
+            return client.batch(
+                args.name,
+                args.input,
+                args.output,
+                format=args.format,
+                version=args.version,
+                alias=args.alias,
+                probabilities=args.probabilities,
+                id_column=args.id_column,
+                job_id=args.job_id,
+                wait=args.wait,
+                progress=None if args.json else batch_progress,
+            )
+        case "batch-status" if args.wait:
+            progress = None if args.json else batch_progress
+            return client.wait_for_batch(args.job_id, progress)
+        case "batch-status":
+            return client.batch_status(args.job_id)
         case "classify" if args.instances is not None:
             try:
                 instances = json.loads(args.instances)

@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from registry.client.next_steps import LOCAL_HOSTS, ROUTE_SEGMENTS, Voice, near_names, next_step
@@ -435,6 +437,66 @@ class RegistryClient:
         """Every runtime line, and the active versions each serves: remove only a line that
         serves none."""
         return self.request("GET", "/runtime/lines")
+
+    # Batch jobs --------------------------------------------------------------
+
+    def batch(
+        self,
+        name: str,
+        input: str,
+        output: str,
+        format: str | None = None,
+        version: int | None = None,
+        alias: str | None = None,
+        probabilities: bool = False,
+        id_column: str | None = None,
+        job_id: str | None = None,
+        wait: bool = False,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        poll_seconds: float = 1.0,
+    ) -> dict[str, Any]:
+        """Score every row of input (s3://..., or against a local server a path) with one
+        version, resolved now, into output: one file per part, in input order. format:
+        "csv" or "jsonl" (default: from the input's name). With wait, polls the job until it
+        ends (progress sees each status) and returns its last status."""
+        local = not input.startswith("s3://")
+        body = {
+            "input": str(Path(input).resolve()) if local else input,
+            "output": str(Path(output).resolve()) + "/"
+            if not output.startswith("s3://")
+            else output,
+            "format": format
+            or ("jsonl" if input.rstrip("/").endswith((".jsonl", ".json")) else "csv"),
+            "version": version,
+            "alias": alias,
+            "probabilities": probabilities or None,
+            "id_column": id_column,
+            "job_id": job_id,
+        }
+        body = {key: value for key, value in body.items() if value is not None}
+        with self._explaining(name, version):
+            job = self.request("POST", f"/models/{_quote(name)}/batch-jobs", body)
+        if not wait:
+            return dict(job)
+        return self.wait_for_batch(job["job_id"], progress, poll_seconds)
+
+    def batch_status(self, job_id: str) -> Any:
+        """A job's status, its rows read, scored and failed, its outputs and first errors."""
+        return self.request("GET", f"/batch-jobs/{_quote(job_id)}")
+
+    def wait_for_batch(
+        self,
+        job_id: str,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        poll_seconds: float = 1.0,
+    ) -> dict[str, Any]:
+        while True:
+            status = dict(self.batch_status(job_id))
+            if progress is not None:
+                progress(status)
+            if status["status"] in ("SUCCEEDED", "FAILED"):
+                return status
+            time.sleep(poll_seconds)
 
     def delete_model(self, name: str, force: bool = False) -> Any:
         """Every version, alias and object of the model; force deletes it while aliased."""

@@ -202,19 +202,14 @@ def line_router() -> "LineRouter | None":
 
 @lru_cache(maxsize=1)
 def batch_jobs() -> "BatchJobs":
-    """Batch jobs over the registry: run by the state machine (BATCH_STATE_MACHINE), or here
-    (BATCH_LOCAL_WORKERS, the local server); the batch function loads one version at a time."""
+    """Batch jobs over the registry, run here (BATCH_LOCAL_WORKERS: the local server); the
+    batch function's steps load one version at a time. The deployed engine, a Step Functions
+    state machine, is not in the template yet: a deployed registry refuses jobs (501)."""
     from registry.batching.running import BatchJobs, JobRunner, ScoringModel, scoring_model
 
     config = settings()
     runner: JobRunner | None = None
-    if config.batch_state_machine:
-        import boto3
-
-        from registry.batching.state_machine import StepFunctionsRunner
-
-        runner = StepFunctionsRunner(boto3.client("stepfunctions"), config.batch_state_machine)
-    elif config.batch_local_workers is not None:
+    if config.batch_local_workers is not None:
         from registry.batching.local_job import LocalJobRunner
 
         runner = LocalJobRunner(

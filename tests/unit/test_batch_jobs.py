@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import boto3
 import numpy
 import pandas
 import pytest
-from sklearn.datasets import make_moons
+from botocore.config import Config
 
 from registry.batching.jobs import BatchFormat, JobStatus
 from registry.batching.local_job import LocalJobRunner
@@ -19,17 +20,10 @@ from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore, S3Store
 from registry.store.base import ObjectStore
+from tests.support.batch import moons_csv
 from tests.support.families import family, records
 from tests.support.models import joblib_of
 from tests.support.registries import BUCKET
-
-
-def moons_csv(path: Path, rows: int, seed: int = 7) -> pandas.DataFrame:
-    features, _ = make_moons(n_samples=rows, noise=0.3, random_state=seed)
-    frame = pandas.DataFrame(features, columns=["data1", "data2"])
-    frame.insert(0, "id", [f"row-{index}" for index in range(rows)])
-    frame.to_csv(path, index=False)
-    return frame
 
 
 def registry_uri(store: ObjectStore) -> str:
@@ -274,6 +268,15 @@ def test_inputs_that_cannot_feed_the_model_are_refused_before_the_job_starts(
         BatchJobs(jobs.registry, jobs.runner).submit(
             "wine", input="/data/in.csv", output="s3://b/o/", **common
         )
+    unreachable = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
+    nowhere = BatchJobs(jobs.registry, jobs.runner, s3_client=unreachable)
+    with pytest.raises(BatchInputError, match=r"cannot read s3://data/in\.csv"):
+        nowhere.submit("wine", input="s3://data/in.csv", output="s3://data/out/", **common)
     with pytest.raises(BatchJobNotFoundError, match="model-registry batch"):
         jobs.status("nothing-here")
 

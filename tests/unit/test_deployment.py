@@ -33,12 +33,12 @@ def test_predict_routes_need_an_api_key_and_every_models_route_needs_iam(
         for path, item in api["Body"]["paths"].items()
         for method, operation in item.items()
     }
-    assert ("post", "/classify") in operations and len(operations) == 20
+    assert ("post", "/classify") in operations and len(operations) == 22
     for (method, path), operation in operations.items():
         if path in ("/classify", "/predict", "/invocations", "/ping"):
             assert operation["security"] == [{"api_key": []}]
         else:
-            assert path.startswith(("/models", "/runtime")), path
+            assert path.startswith(("/models", "/runtime", "/batch-jobs")), path
             assert operation["security"] == [{"AWS_IAM": []}], (method, path)
             # API Gateway invokes the function itself; callers need only execute-api:Invoke.
             assert "credentials" not in operation["x-amazon-apigateway-integration"]

@@ -19,13 +19,15 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = REPO_ROOT / "registry"
-ROLES = ("registering", "inspecting", "serving", "http", "client")
+ROLES = ("registering", "inspecting", "serving", "batching", "http", "client")
 MAY_IMPORT = {
     "core": {"core"},
     "registering": {"core", "registering"},
     "inspecting": {"core", "inspecting"},
     "serving": {"core", "serving"},
-    "http": {"core", "registering", "serving", "http"},
+    # A batch job scores with the predictor's own loading and fast paths.
+    "batching": {"core", "serving", "batching"},
+    "http": {"core", "registering", "serving", "batching", "http"},
     "client": {"client"},
 }
 

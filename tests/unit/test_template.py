@@ -40,7 +40,7 @@ def test_predict_routes_need_an_api_key_and_models_needs_iam() -> None:
         if route.path in ("/classify", "/predict", "/invocations", "/ping"):
             assert route.api_key_required and not route.iam_auth
         else:
-            assert route.path.startswith(("/models", "/runtime"))
+            assert route.path.startswith(("/models", "/runtime", "/batch-jobs"))
             assert route.iam_auth and not route.api_key_required
 
 
