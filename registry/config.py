@@ -70,6 +70,10 @@ class Settings(BaseModel):
       validates an artifact saved with that scikit-learn, and another predicts with it.
     SANDBOX_MEASURES_OFF: (local servers only) sandbox measures to leave off, comma-separated
       (registry/inspecting/isolation.py: SandboxMeasures), on a machine whose kernel lacks them.
+    BATCH_STATE_MACHINE: the state machine that runs batch jobs (its ARN); unset, jobs run
+      on this machine when BATCH_LOCAL_WORKERS is set, else batch jobs are refused.
+    BATCH_INPUT_URI, BATCH_OUTPUT_URI: where deployed batch jobs may read and write
+      (s3://bucket/prefix/): what the batch function's role allows; unset, anywhere.
     BATCH_LOCAL_WORKERS: (local servers only) run batch jobs here, in a pool of this many
       processes (0: one per core); unset, no local batch jobs.
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
@@ -95,6 +99,9 @@ class Settings(BaseModel):
     older_lines: str = ""
     line_function_prefix: str | None = None
     validator_function: str | None = None
+    batch_state_machine: str | None = None
+    batch_input_uri: str | None = None
+    batch_output_uri: str | None = None
     batch_local_workers: int | None = Field(default=None, ge=0, le=256)
     native_threads: int = Field(default=0, ge=0, le=64)
     aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)

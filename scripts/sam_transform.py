@@ -41,9 +41,9 @@ def main() -> None:
     # The translator asks a boto3 session for the region; nothing here calls AWS.
     os.environ.update(AWS_DEFAULT_REGION="eu-west-1", AWS_EC2_METADATA_DISABLED="true")
     template = yaml_parse(TEMPLATE.read_text())
-    # As `sam deploy` does: local code folders become uploaded artifacts.
+    # As `sam deploy` does: local code folders and definitions become uploaded artifacts.
     for name, resource in template["Resources"].items():
-        for uri in ("CodeUri", "ContentUri"):
+        for uri in ("CodeUri", "ContentUri", "DefinitionUri"):
             if uri in resource.get("Properties", {}):
                 resource["Properties"][uri] = f"s3://artifacts-bucket/{name}.zip"
     parameters: dict[str, object] = {"AWS::Region": "eu-west-1", "AWS::Partition": "aws"}

@@ -1,4 +1,5 @@
-"""The batch function: the steps of a batch job's run, as a state machine would invoke them.
+"""The batch function: the steps of a batch job's run, invoked by the batch state machine
+(statemachine/batch.asl.json).
 
 {"action": "plan", "job_id"}: split the input into parts (batch-jobs/<id>/plan.json);
 {"action": "score", "job_id", "part": {...}}: score one part, write its output and errors;

@@ -2,8 +2,9 @@
 
 Submitting resolves the version once (an alias that moves mid-job changes nothing), checks
 the input's header against the model, records the job, and asks a JobRunner to run it:
-a pool on this machine (registry/batching/local_job.py) or, deployed, the batch function's
-steps (functions/batch/app.py). Both run the same three: plan, score a part, summarize.
+the state machine (deployed: registry/batching/state_machine.py) or a pool on this machine
+(registry/batching/local_job.py). Both run the same three steps, each a method here: plan,
+score a part, summarize.
 """
 
 import json
@@ -47,6 +48,7 @@ from registry.errors import (
 from registry.lines import runtime_minor
 from registry.manifest import ModelManifest, ServingFormat
 from registry.registry import ModelRegistry
+from registry.store import S3Store
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,11 @@ class BatchJobs:
         s3_client: Any = None,
         local: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        input_uri: str | None = None,
+        output_uri: str | None = None,
     ) -> None:
+        """input_uri, output_uri: where jobs may read and write (what the deployed batch
+        function's role allows); None: anywhere this process can."""
         self.registry = registry
         self.store = registry.store
         self.runner = runner
@@ -94,6 +100,8 @@ class BatchJobs:
         self.s3_client = s3_client
         self.local = local
         self.clock = clock
+        self.input_uri = input_uri
+        self.output_uri = output_uri
 
     def location(self, uri: str) -> Location:
         return open_location(uri, self.s3_client, local=self.local)
@@ -117,8 +125,8 @@ class BatchJobs:
     ) -> BatchJob:
         if self.runner is None:
             raise BatchJobsUnavailableError(
-                "this deployment runs no batch jobs yet: run the job against a local server "
-                "(`make run`), which reads and writes s3:// through AWS_ENDPOINT_URL_S3 too"
+                "this process runs no batch jobs: deploy the stack's BatchStateMachine, or run "
+                "the job against a local server (`make run`)"
             )
         if job_id is not None:
             validate_job_id(job_id)
@@ -133,6 +141,8 @@ class BatchJobs:
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
         output = output if output.endswith("/") else output + "/"
+        _check_within(input, self.input_uri, "input")
+        _check_within(output, self.output_uri, "output")
         source, sink = self.location(input), self.location(output)
         _check_apart(source, sink)
         try:
@@ -258,12 +268,15 @@ class BatchJobs:
         source = self.location(job.input)
         parts = plan_parts(source.store, input_keys(source), job.format, job.rows_per_part)
         self.store.put(plan_key(job_id), plan_json(parts))
-        return {
+        planned: dict[str, Any] = {
             "job_id": job_id,
-            "plan_key": plan_key(job_id),
             "parts": len(parts),
             "rows": sum(part.rows for part in parts),
         }
+        if isinstance(self.store, S3Store):  # where the Distributed Map reads and writes
+            planned["plan_bucket"] = self.store.bucket
+            planned["plan_object"] = self.store.prefix + plan_key(job_id)
+        return planned
 
     def parts(self, job_id: str) -> list[InputPart]:
         plan = json.loads(self.store.get(plan_key(job_id)))
@@ -346,6 +359,14 @@ def _check_apart(source: Location, sink: Location) -> None:
         raise BatchInputError(
             f"the output {sink.uri} is inside the input {source.uri} (or holds it): write the "
             "output under another prefix"
+        )
+
+
+def _check_within(uri: str, allowed: str | None, what: str) -> None:
+    if allowed is not None and not uri.startswith(allowed):
+        raise BatchInputError(
+            f"this registry's batch jobs read and write only where its role allows: put the "
+            f"{what} under {allowed} (not {uri[:200]})"
         )
 
 

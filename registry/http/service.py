@@ -202,14 +202,17 @@ def line_router() -> "LineRouter | None":
 
 @lru_cache(maxsize=1)
 def batch_jobs() -> "BatchJobs":
-    """Batch jobs over the registry, run here (BATCH_LOCAL_WORKERS: the local server); the
-    batch function's steps load one version at a time. The deployed engine, a Step Functions
-    state machine, is not in the template yet: a deployed registry refuses jobs (501)."""
+    """Batch jobs over the registry: run by the state machine (BATCH_STATE_MACHINE), or here
+    (BATCH_LOCAL_WORKERS, the local server); the batch function loads one version at a time."""
     from registry.batching.running import BatchJobs, JobRunner, ScoringModel, scoring_model
 
     config = settings()
     runner: JobRunner | None = None
-    if config.batch_local_workers is not None:
+    if config.batch_state_machine:
+        from registry.batching.state_machine import StepFunctionsRunner
+
+        runner = StepFunctionsRunner(stepfunctions_client(), config.batch_state_machine)
+    elif config.batch_local_workers is not None:
         from registry.batching.local_job import LocalJobRunner
 
         runner = LocalJobRunner(
@@ -230,7 +233,17 @@ def batch_jobs() -> "BatchJobs":
         runner,
         load_model=load_model,
         local=config.batch_local_workers is not None,
+        input_uri=config.batch_input_uri,
+        output_uri=config.batch_output_uri,
     )
+
+
+def stepfunctions_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=2, read_timeout=10, retries={"mode": "standard"})
+    return boto3.client("stepfunctions", config=config)
 
 
 def reset() -> None:

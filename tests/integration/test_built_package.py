@@ -101,7 +101,7 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_function_fits_in_80_percent_of_lambdas_limit(built: Path) -> None:
     sizes = function_sizes(built)
-    newest = {"PredictFunction", "RegisterFunction", "ValidateFunction"}
+    newest = {"PredictFunction", "RegisterFunction", "ValidateFunction", "BatchFunction"}
     lines = {"18": "1.8.0", "17": "1.7.2"}
     older = {f"Line{minor}{role}Function" for minor in lines for role in ("Validate", "Predict")}
     assert set(sizes) == newest | older

@@ -91,14 +91,75 @@ def test_the_register_role_writes_only_under_the_registry_prefix(
         "s3:DeleteObject",
         "s3:ListBucket",
         "lambda:InvokeFunction",
+        "states:StartExecution",
+        "states:DescribeExecution",
     }
     for statement in statements:
+        if "states:StartExecution" in actions_of(statement):
+            assert statement["Resource"] == {"Ref": "BatchStateMachine"}
+        if "states:DescribeExecution" in actions_of(statement):
+            assert statement["Resource"]["Fn::Sub"].endswith(":execution:${AWS::StackName}-batch:*")
         if {"s3:PutObject", "s3:DeleteObject"} & set(actions_of(statement)):
             assert "/registry/*" in json.dumps(statement["Resource"])
         if "lambda:InvokeFunction" in actions_of(statement):
             validator, lines = statement["Resource"]
             assert validator == {"Fn::GetAtt": ["ValidateFunction", "Arn"]}
             assert lines["Fn::Sub"].endswith(":function:${AWS::StackName}-validate-*")
+
+
+def test_the_batch_function_reads_the_input_and_registry_and_writes_only_records_and_output(
+    cloudformation: dict[str, Any],
+) -> None:
+    role = resources_of(cloudformation, "AWS::IAM::Role")["BatchFunctionRole"]
+    granted = {
+        (action, json.dumps(statement["Resource"]))
+        for statement in statements_of(role)
+        for action in actions_of(statement)
+        if not action.startswith("xray:")
+    }
+    writes = sorted(resource for action, resource in granted if action == "s3:PutObject")
+    reads = sorted(resource for action, resource in granted if action == "s3:GetObject")
+    assert {action for action, _ in granted} == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert len(writes) == 2
+    assert "/registry/batch-jobs/*" in writes[0] + writes[1]
+    assert "${BatchOutputPrefix}*" in writes[0] + writes[1]
+    assert len(reads) == 2
+    assert "/registry/*" in reads[0] + reads[1] and "${BatchInputPrefix}*" in reads[0] + reads[1]
+
+
+def test_the_state_machine_invokes_only_its_function_and_touches_only_job_records(
+    cloudformation: dict[str, Any],
+) -> None:
+    (machine,) = resources_of(cloudformation, "AWS::StepFunctions::StateMachine").values()
+    substitutions = machine["DefinitionSubstitutions"]
+    assert substitutions["BatchFunctionArn"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+    assert substitutions["BatchChildExecutionType"] == "EXPRESS"
+    assert machine["StateMachineType"] == "STANDARD"
+    role = resources_of(cloudformation, "AWS::IAM::Role")["BatchStateMachineRole"]
+    for statement in statements_of(role):
+        actions = set(actions_of(statement))
+        resource = json.dumps(statement["Resource"])
+        if "lambda:InvokeFunction" in actions:
+            assert statement["Resource"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+        elif actions & {"s3:GetObject", "s3:PutObject"}:
+            assert resource.count("/registry/batch-jobs/*") == 1, resource
+        elif actions & {"states:StartExecution", "states:DescribeExecution"}:
+            assert "${AWS::StackName}-batch" in resource
+        else:
+            assert actions <= {
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules",
+                "xray:GetSamplingTargets",
+            }, actions
 
 
 def test_the_validator_can_write_nothing_but_its_own_logs(cloudformation: dict[str, Any]) -> None:
@@ -204,6 +265,7 @@ def test_each_function_logs_to_a_group_with_retention_and_is_traced(
         "PredictFunction",
         "RegisterFunction",
         "ValidateFunction",
+        "BatchFunction",
         *(f"{line}Function" for line in lines),
     }
     for name, function in functions.items():
@@ -213,6 +275,7 @@ def test_each_function_logs_to_a_group_with_retention_and_is_traced(
         # lines' predict functions, so that the front's role can name them.
         named = {
             "ValidateFunction": "validate",
+            "BatchFunction": "batch",
             **{
                 f"Line{minor}{role}Function": f"{role.lower()}-{minor[0]}-{minor[1:]}"
                 for minor in ("18", "17")
