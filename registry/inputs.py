@@ -167,9 +167,13 @@ def model_input(rows: RequestRows, signature: InputSignature | None) -> Any:
     return input_of_columns(_checked_columns(rows, signature), signature)
 
 
-def input_of_columns(columns: dict[str, list[Any]], signature: InputSignature) -> Any:
+def input_of_columns(columns: dict[str, Any], signature: InputSignature) -> Any:
     """The model's input for values already checked against its signature, column by
-    column (None for a missing value): a DataFrame, or an array, as model_input makes them."""
+    column (None for a missing value): a DataFrame, or an array, as model_input makes them.
+
+    A column of numbers may also come as a float64 array, NaN where a value is missing, when
+    the model saw a missing number as NaN (MissingValue.NAN): pandas makes the same column of
+    it as of the list with None (a batch job's CSV reader does this, at a column's pace)."""
     if signature.dataframe:
         return _dataframe(columns, signature)
     kinds = {column.kind for column in signature.columns}
@@ -177,8 +181,12 @@ def input_of_columns(columns: dict[str, list[Any]], signature: InputSignature) -
     count = len(columns[signature.columns[0].name]) if signature.columns else 0
     matrix = numpy.empty((count, len(signature.columns)), dtype=dtype)
     for index, column in enumerate(signature.columns):
+        values = columns[column.name]
+        if isinstance(values, numpy.ndarray):
+            matrix[:, index] = values
+            continue
         missing = None if column.missing is MissingValue.NONE else numpy.nan
-        matrix[:, index] = [missing if value is None else value for value in columns[column.name]]
+        matrix[:, index] = [missing if value is None else value for value in values]
     return matrix
 
 
@@ -475,13 +483,13 @@ def _raise_wrong_columns(
     )
 
 
-def _dataframe(columns: dict[str, list[Any]], signature: InputSignature) -> Any:
+def _dataframe(columns: dict[str, Any], signature: InputSignature) -> Any:
     import pandas
 
     frame = pandas.DataFrame(columns)
     for column in signature.columns:
         values = columns[column.name]
-        if not any(value is None for value in values):
+        if isinstance(values, numpy.ndarray) or not any(value is None for value in values):
             continue
         if column.missing is MissingValue.NONE:
             # The model learned None (an object column of None): pandas would make it NaN.

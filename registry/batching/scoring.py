@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
+
 from registry.batching.jobs import (
     MAX_ERRORS_SHOWN,
     BatchFormat,
@@ -44,10 +46,11 @@ from registry.inputs import (
     shown,
     signature_of,
 )
-from registry.manifest import ColumnKind, InputColumn, InputSignature, ModelManifest
+from registry.manifest import ColumnKind, InputColumn, InputSignature, MissingValue, ModelManifest
 from registry.store.base import ObjectStore
 
 POSITION = "position"
+_NEEDED = "column {!r}: a value is needed (the model cannot take a missing value here)"
 _BOOLEANS = {"true": True, "false": False}
 
 
@@ -151,7 +154,10 @@ def score_part(
         )
     if job.format is BatchFormat.CSV:
         header, _ = read_header(source, part.key)
-        rows = _csv_rows(lines, part.first_row, csv_columns(header, signature, job.id_column))
+        mapping = csv_columns(header, signature, job.id_column)
+        rows = _plain_csv_rows(data, lines, part, mapping) or _csv_rows(
+            lines, part.first_row, mapping
+        )
     else:
         rows = _json_rows(lines, part.first_row, signature, job.id_column)
     predictions, probabilities = _predict(rows, manifest, predictors, job.probabilities)
@@ -199,6 +205,78 @@ def _csv_fields(line: str) -> list[str] | None:
     except csv.Error:
         return None
     return fields[0] if len(fields) == 1 else None
+
+
+def _plain_csv_rows(
+    data: bytes, lines: list[bytes], part: InputPart, mapping: ColumnMap
+) -> "_Rows | None":
+    """A part's rows read by pandas' C parser, column by column, when its text is plain: no
+    quotes, no non-finite number, no blank line, every line with the header's number of
+    fields (pandas refuses more; a line with fewer would end in a missing value, so those are
+    counted). None sends the part to the row by row read, which names each mistake.
+
+    Numbers are read with Python's float (float_precision="round_trip"), as the row by row read
+    and the JSON parser read them; an empty field is a missing value. A value that does not fit
+    its column (text in a column of numbers) is left to the row by row read too."""
+
+    lowered = data.lower()  # text pandas' float parser would read as a non-finite number
+    if not data or b'"' in data or b"nan" in lowered or b"inf" in lowered:
+        return None
+    import pandas
+
+    assert mapping.positions is not None
+    signature = mapping.signature
+    numbers = {
+        position
+        for column, position in zip(signature.columns, mapping.positions, strict=True)
+        if column.kind is ColumnKind.NUMBER
+    }
+    dtypes = {
+        index: ("float64" if index in numbers else object) for index in range(mapping.width or 0)
+    }
+    try:
+        frame = pandas.read_csv(
+            io.BytesIO(data),
+            header=None,
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values=[""],
+            float_precision="round_trip",
+            engine="c",
+        )
+    except (ValueError, pandas.errors.ParserError):
+        return None
+    if len(frame) != part.rows:
+        return None
+    width = mapping.width or 0
+    short = numpy.flatnonzero(frame[width - 1].isna().to_numpy())
+    if any(lines[index].count(b",") != width - 1 for index in short.tolist()):
+        return None
+    rows = _Rows(positions=list(range(part.first_row, part.first_row + part.rows)))
+    if mapping.id_position is not None:  # as written; an empty id is an empty text
+        rows.ids = frame[mapping.id_position].fillna("").tolist()
+    failed: dict[int, str] = {}
+    for column, position in zip(signature.columns, mapping.positions, strict=True):
+        series = frame[position]
+        missing = series.isna().to_numpy()
+        if column.kind is ColumnKind.BOOLEAN:
+            return None  # true/false spelled as the row by row read accepts them
+        if column.kind is ColumnKind.NUMBER and column.missing is MissingValue.NAN:
+            # NaN marks a missing number, as the model saw it (registry.inputs takes the array)
+            rows.columns[column.name] = series.to_numpy(dtype=numpy.float64)
+            if not column.nullable:
+                for index in numpy.flatnonzero(missing).tolist():
+                    failed.setdefault(index, _NEEDED.format(column.name))
+            continue
+        values = series.tolist()
+        if missing.any():
+            for index in numpy.flatnonzero(missing).tolist():
+                values[index] = None
+                if not column.nullable:
+                    failed.setdefault(index, _NEEDED.format(column.name))
+        rows.columns[column.name] = values
+    _set_aside(rows, failed)
+    return rows
 
 
 def _csv_rows(lines: list[bytes], first_row: int, mapping: ColumnMap) -> _Rows:
@@ -356,7 +434,10 @@ def _set_aside(rows: _Rows, failed: dict[int, str]) -> None:
     if rows.ids:
         rows.ids = [rows.ids[index] for index in keep]
     rows.columns = {
-        name: [values[index] for index in keep] for name, values in rows.columns.items()
+        name: numpy.take(values, keep)
+        if isinstance(values, numpy.ndarray)
+        else [values[index] for index in keep]
+        for name, values in rows.columns.items()
     }
 
 
@@ -437,13 +518,24 @@ def _csv_output(
         else:
             header.append("probabilities")
     writer.writerow(header)
-    for index, (key, prediction) in enumerate(zip(keys, predictions, strict=True)):
-        row = [_cell(key), _cell(prediction)]
-        if probabilities is not None:
-            scores = probabilities[index]
-            row += [_cell(score) for score in scores] if per_class else [_cell(scores)]
-        writer.writerow(row)
+    columns = [_texts(keys), _texts(predictions)]
+    if probabilities is not None:
+        if per_class:
+            columns += [_texts(list(scores)) for scores in zip(*probabilities, strict=True)]
+        else:
+            columns.append([_cell(scores) for scores in probabilities])
+    writer.writerows(zip(*columns, strict=True))
     return text.getvalue().encode()
+
+
+def _texts(values: list[Any]) -> list[str]:
+    """A column's cells as _cell writes them, a column of one type at a time."""
+    kinds = set(map(type, values))
+    if kinds <= {float}:
+        return list(map(repr, values))
+    if kinds <= {int, str}:
+        return list(map(str, values))
+    return list(map(_cell, values))
 
 
 def _json_output(

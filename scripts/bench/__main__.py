@@ -23,6 +23,7 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 from train_moons import train_moons
 
+from bench.batch import BatchRows
 from bench.cli import CliRows
 from bench.cold_start import ColdInitRows, built_cold_start_rows
 from bench.common import (
@@ -41,7 +42,9 @@ from bench.warm import WarmRows
 from registry.http import service
 
 
-class Bench(WarmRows, LocalServerRows, CliRows, RoutingRows, ThreadRows, ColdInitRows, Harness):
+class Bench(
+    WarmRows, LocalServerRows, CliRows, RoutingRows, BatchRows, ThreadRows, ColdInitRows, Harness
+):
     """Every family of measurements, over one harness."""
 
 
@@ -101,6 +104,7 @@ def main() -> int:
             rows += bench.local_server_rows()
             rows += bench.cli_rows()
             rows += bench.routing_rows()
+            rows += bench.batch_rows()
         rows += bench.cold_init_rows()
         rows += built_cold_start_rows(args.quick)
     finally:
@@ -109,7 +113,7 @@ def main() -> int:
     width = max(len(row.name) for row in rows)
     for row in rows:
         print(f"{row.name.ljust(width)}  {row.ratio_text():>8}  {row.goal():14}  {row.detail}")
-    notes = [bench.routing_cost_text()]
+    notes = [bench.routing_cost_text(), bench.batch_cost_text()]
     report = write_report(rows, output_dir, args.quick, bench.mlflow_versions, notes)
     print(f"wrote {report} and {report.with_suffix('.png').name}")
     if not args.skip_sandbox:

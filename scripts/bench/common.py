@@ -31,6 +31,8 @@ GOALS = {
     "first request of a version / blog request": ("<=", 1.2),
     "local server / mlflow models serve": ("<=", 1.0),
     "classify --input 100,000 rows, DataFrame pipeline / in-process predict": ("<=", 3.0),
+    "batch job, one core": ("<=", 1.2),
+    "batch job, ": (">=", 1.0),
     "built package, bare python3.12: import predict handler, bytecode / none": ("<=", 0.45),
     "built package, bare python3.12: import + first request, compiled form / skops copy": (
         "<=",

@@ -360,3 +360,28 @@ def test_the_batch_functions_steps_read_and_write_s3_and_match_the_local_job_byt
     assert local.status(local_job.job_id).status is JobStatus.SUCCEEDED
     assert deployed_files == local_files
     assert len(deployed_files) == 6  # three parts, three errors files
+
+
+def test_a_plain_csv_and_the_same_rows_read_row_by_row_give_the_same_bytes(
+    jobs: BatchJobs, registrar: Registrar, tmp_path: Path
+) -> None:
+    # Given the DataFrame pipeline's rows as pandas writes them (read by pandas' C parser),
+    # and the same rows with one id quoted (which sends the part to the row by row read)
+    wine = family("column_transformer_on_strings")
+    registrar.register("wine", joblib_of(wine.model))
+    frame = wine.test_rows.copy()
+    frame.insert(0, "key", [f"k{index}" for index in range(len(frame))])
+    frame.to_csv(tmp_path / "plain.csv", index=False)
+    text = (tmp_path / "plain.csv").read_text()
+    (tmp_path / "quoted.csv").write_text(text.replace("\nk3,", '\n"k3",', 1))
+    # When both are scored
+    for name in ("plain", "quoted"):
+        run(
+            jobs, "wine", input=str(tmp_path / f"{name}.csv"), output=str(tmp_path / name),
+            format=BatchFormat.CSV, id_column="key", probabilities=True,
+        )  # fmt: skip
+    # Then the two reads wrote the same bytes: the model's own answers
+    plain = (tmp_path / "plain" / "part-000000.csv").read_bytes()
+    assert plain == (tmp_path / "quoted" / "part-000000.csv").read_bytes()
+    output = read_outputs(tmp_path / "plain")
+    assert numpy.array_equal(output["prediction"].to_numpy(), wine.model.predict(wine.test_rows))
