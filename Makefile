@@ -104,7 +104,7 @@ package: $(STAMP) $(SAM_STAMP)
 pytest: $(STAMP) $(SAM_STAMP) $(call line_stamps,$(TEST_LINES))
 	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python \
 	TEST_LINE_PYTHONS="$(call line_pythons,$(TEST_LINES))" \
-		$(PY) -m pytest -n $(TEST_WORKERS)
+		$(PY) -m pytest -n $(TEST_WORKERS) --durations=15
 
 # The venvs first, side by side (pip mostly waits on unpacking and compiling, one core each),
 # then the checks in order.

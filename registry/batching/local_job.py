@@ -2,7 +2,9 @@
 processes as wide as the machine (the embedded default, behind `make run`).
 
 Each worker loads the version once and scores one part at a time, with one native thread:
-its memory is bounded by a part's rows, not by the input. The parts, the code that scores
+its memory is bounded by a part's rows, not by the input. The workers outlive a job: the
+next one finds them started, with the scoring code imported (and, for the same version, the
+model loaded). The parts, the code that scores
 them and the keys they are written under are the deployed job's, so the output is the
 same, byte for byte.
 """
@@ -34,6 +36,7 @@ class LocalJobRunner:
         self.registry_uri = registry_uri
         self.workers = workers or os.cpu_count() or 1
         self.pickle_policy = pickle_policy
+        self._pool: ScoringPool | None = None
         self._runs: dict[str, threading.Thread] = {}
         self._errors: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -61,9 +64,18 @@ class LocalJobRunner:
         if thread is not None:
             thread.join(timeout)
 
+    def pool(self) -> "ScoringPool | None":
+        """The server's workers, started with its first job that has more than one part."""
+        if self.workers <= 1:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ScoringPool(self.registry_uri, self.workers, self.pickle_policy)
+            return self._pool
+
     def _run(self, job: BatchJob) -> None:
         try:
-            run_job(self.registry_uri, job.job_id, self.workers, self.pickle_policy)
+            run_job(self.registry_uri, job.job_id, self.workers, self.pickle_policy, self.pool())
         except Exception as exc:  # the job's status says why; the server goes on
             message = exc.message if isinstance(exc, RegistryError) else type(exc).__name__
             logger.exception("batch job failed", extra={"job_id": job.job_id})
@@ -71,26 +83,60 @@ class LocalJobRunner:
                 self._errors[job.job_id] = f"the local run stopped: {message}"
 
 
-def run_job(registry_uri: str, job_id: str, workers: int, pickle_policy: PicklePolicy) -> None:
-    """Plan, score every part in a pool of `workers` processes, summarize."""
+class ScoringPool:
+    """Worker processes that score parts, kept for every job a server runs: each imports the
+    scoring code once, and keeps the last version it loaded. spawn: the server's threads (and
+    their locks) are not copied into the workers."""
+
+    def __init__(self, registry_uri: str, workers: int, pickle_policy: PicklePolicy) -> None:
+        self.workers = workers
+        self.executor = ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(registry_uri, pickle_policy),
+        )
+
+    def warm(self) -> None:
+        """Start every worker now (each imports what scoring needs), not on the first part."""
+        for _ in self.executor.map(_ready, range(self.workers)):
+            pass
+
+    def score(self, job_id: str, parts: list[InputPart]) -> None:
+        for _ in self.executor.map(_score, [job_id] * len(parts), [p.model_dump() for p in parts]):
+            pass
+
+    def peak_mb(self) -> float:
+        """The most memory a worker has held (its peak resident set), in MB."""
+        return max(self.executor.map(_peak_mb, range(self.workers * 4)))
+
+    def close(self) -> None:
+        self.executor.shutdown(cancel_futures=True)
+
+
+def run_job(
+    registry_uri: str,
+    job_id: str,
+    workers: int,
+    pickle_policy: PicklePolicy,
+    pool: ScoringPool | None = None,
+) -> None:
+    """Plan, score every part (in this process with one worker, else in the pool), summarize."""
     jobs = BatchJobs(ModelRegistry(open_store(registry_uri)), local=True)
     planned = jobs.plan(job_id)
     parts = jobs.parts(job_id)
-    if workers <= 1 or len(parts) <= 1:
+    if pool is not None and len(parts) > 1:
+        pool.score(job_id, parts)
+    elif workers <= 1 or len(parts) <= 1:
         _start_worker(registry_uri, pickle_policy)
         for part in parts:
             _score(job_id, part.model_dump())
     else:
-        # spawn: the server's threads (and their locks) are not copied into the workers.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            min(workers, len(parts)),
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(registry_uri, pickle_policy),
-        ) as pool:
-            for _ in pool.map(_score, [job_id] * len(parts), [p.model_dump() for p in parts]):
-                pass
+        own = ScoringPool(registry_uri, min(workers, len(parts)), pickle_policy)
+        try:
+            own.score(job_id, parts)
+        finally:
+            own.close()
     jobs.summarize(job_id, planned["parts"])
 
 
@@ -105,9 +151,25 @@ def _start_worker(registry_uri: str, pickle_policy: PicklePolicy) -> None:
     _worker["jobs"] = BatchJobs(registry, local=True)
     _worker["models"] = {}
     _worker["pickle_policy"] = pickle_policy
-    if multiprocessing.parent_process() is not None:
-        # A pool as wide as the machine: one native thread a process.
-        _worker["limits"] = threadpool_limits(1)
+    _worker["pooled"] = multiprocessing.parent_process() is not None
+    if _worker["pooled"]:
+        # A pool as wide as the machine: one native thread a process. OpenMP reads this when
+        # scikit-learn first loads it; what is loaded already is limited now, and again once
+        # a model is loaded (registry.serving.native_threads does the same for predict).
+        os.environ["OMP_NUM_THREADS"] = "1"
+        threadpool_limits(1)
+
+
+def _peak_mb(_: int) -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _ready(_: int) -> bool:
+    import registry.batching.scoring  # noqa: F401  what every part needs, imported now
+
+    return True
 
 
 def _score(job_id: str, part: dict[str, Any]) -> int:
@@ -119,4 +181,8 @@ def _score(job_id: str, part: dict[str, Any]) -> int:
         model = scoring_model(jobs.registry, job.model, job.version, _worker["pickle_policy"])
         models.clear()
         models[(job.model, job.version)] = model
+        if _worker["pooled"]:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(1)
     return jobs.score(job_id, InputPart.model_validate(part), model).part

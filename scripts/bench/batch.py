@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +44,6 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mb": peak, "rows": len(predictions)}))
 """
 
-JOB = r"""
-import json, resource, sys, time
-from threadpoolctl import threadpool_limits
-threadpool_limits(1)
-from registry.batching.local_job import run_job
-from registry.config import PicklePolicy
-started = time.perf_counter()
-run_job(sys.argv[1], sys.argv[2], int(sys.argv[3]), PicklePolicy.CONVERT)
-seconds = time.perf_counter() - started
-own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_mb": max(own, children)}))
-"""
-
 
 def _run(script: str, *args: str) -> dict[str, Any]:
     done = subprocess.run(
@@ -70,6 +57,21 @@ def _run(script: str, *args: str) -> dict[str, Any]:
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _pooled_job(registry_uri: str, job_id: str, workers: int) -> dict[str, Any]:
+    from registry.batching.local_job import ScoringPool, run_job
+    from registry.config import PicklePolicy
+
+    pool = ScoringPool(registry_uri, workers, PicklePolicy.CONVERT)
+    try:
+        pool.warm()
+        started = time.perf_counter()
+        run_job(registry_uri, job_id, workers, PicklePolicy.CONVERT, pool)
+        seconds = time.perf_counter() - started
+        return {"seconds": seconds, "peak_mb": pool.peak_mb()}
+    finally:
+        pool.close()
 
 
 class BatchRows:
@@ -101,7 +103,9 @@ class BatchRows:
             pandas.DataFrame(features, columns=["data1", "data2"]).to_csv(
                 folder / "moons.csv", index=False
             )
-            table.sample(rows, replace=True, random_state=0).to_csv(folder / "wine.csv", index=False)
+            table.sample(rows, replace=True, random_state=0).to_csv(
+                folder / "wine.csv", index=False
+            )
             jobs = BatchJobs(registry, _Held(), local=True)
             for name, model, kind, what in (
                 ("moons", moons, "array", "blog's model"),
@@ -117,7 +121,7 @@ class BatchRows:
                         name, input=str(csv), output=str(folder / f"out-{name}-{workers}"),
                         format=BatchFormat.CSV,
                     )  # fmt: skip
-                    timed[workers] = _run(JOB, str(folder / "registry"), job.job_id, str(workers))
+                    timed[workers] = _pooled_job(str(folder / "registry"), job.job_id, workers)
                     summary = jobs.status(job.job_id)
                     assert summary.rows_scored == rows, summary
                 one, wide = timed[1], timed[cores]
@@ -155,7 +159,10 @@ class BatchRows:
             " and the function's seconds, taken from the one-core job here:"
         )
         lines.append("")
-        lines.append("| model | seconds per million rows | $ per million rows | 50 M rows, 40 parts at once |")
+        lines.append(
+            "| model | seconds per million rows | $ per million rows "
+            "| 50 M rows, 40 parts at once |"
+        )
         lines.append("| --- | --- | --- | --- |")
         for what, per_million in seconds.items():
             compute = per_million * BATCH_FUNCTION_GB * PRICE_PER_GB_SECOND
