@@ -30,11 +30,12 @@ EXPRESS_PRICE_PER_MILLION_REQUESTS = 1.00
 BATCH_FUNCTION_GB = 1769 / 1024
 
 BY_HAND = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
+os.environ["OMP_NUM_THREADS"] = "1"  # read when scikit-learn loads OpenMP, after this
 from threadpoolctl import threadpool_limits
-threadpool_limits(1)
 import joblib, pandas
 model = joblib.load(sys.argv[1])
+threadpool_limits(1)
 started = time.perf_counter()
 frame = pandas.read_csv(sys.argv[2])
 features = frame.to_numpy() if sys.argv[3] == "array" else frame
