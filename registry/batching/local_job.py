@@ -97,9 +97,11 @@ class ScoringPool:
             initargs=(registry_uri, pickle_policy),
         )
 
-    def warm(self) -> None:
-        """Start every worker now (each imports what scoring needs), not on the first part."""
-        for _ in self.executor.map(_ready, range(self.workers)):
+    def warm(self, model: tuple[str, int] | None = None) -> None:
+        """Start every worker now (each imports what scoring needs), not on the first part;
+        with a (name, version), each loads that version too, as a worker does for its first
+        part of a job."""
+        for _ in self.executor.map(_ready, [model] * self.workers):
             pass
 
     def score(self, job_id: str, parts: list[InputPart]) -> None:
@@ -166,23 +168,32 @@ def _peak_mb(_: int) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _ready(_: int) -> bool:
+def _ready(model: tuple[str, int] | None) -> bool:
     import registry.batching.scoring  # noqa: F401  what every part needs, imported now
 
+    if model is not None:
+        _model(*model)
     return True
 
 
 def _score(job_id: str, part: dict[str, Any]) -> int:
     jobs: BatchJobs = _worker["jobs"]
     job = jobs.job(job_id)
+    model = _model(job.model, job.version)
+    return jobs.score(job_id, InputPart.model_validate(part), model).part
+
+
+def _model(name: str, version: int) -> ScoringModel:
+    """The version, loaded once a worker (it keeps the last one)."""
     models: dict[tuple[str, int], ScoringModel] = _worker["models"]
-    model = models.get((job.model, job.version))
+    model = models.get((name, version))
     if model is None:
-        model = scoring_model(jobs.registry, job.model, job.version, _worker["pickle_policy"])
+        jobs: BatchJobs = _worker["jobs"]
+        model = scoring_model(jobs.registry, name, version, _worker["pickle_policy"])
         models.clear()
-        models[(job.model, job.version)] = model
+        models[(name, version)] = model
         if _worker["pooled"]:
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(1)
-    return jobs.score(job_id, InputPart.model_validate(part), model).part
+    return model

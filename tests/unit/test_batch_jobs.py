@@ -9,13 +9,16 @@ import boto3
 import numpy
 import pandas
 import pytest
+import skops.io
 from botocore.config import Config
 
 from registry.batching.jobs import BatchFormat, JobStatus
 from registry.batching.local_job import LocalJobRunner
 from registry.batching.planning import plan_parts
-from registry.batching.running import BatchJobs
+from registry.batching.running import BatchJobs, scoring_model
+from registry.config import PicklePolicy
 from registry.errors import BatchInputError, BatchJobConflictError, BatchJobNotFoundError
+from registry.manifest import ServingFormat
 from registry.registering.registration import Registrar
 from registry.registry import ModelRegistry
 from registry.store import LocalStore, S3Store
@@ -385,3 +388,31 @@ def test_a_plain_csv_and_the_same_rows_read_row_by_row_give_the_same_bytes(
     assert plain == (tmp_path / "quoted" / "part-000000.csv").read_bytes()
     output = read_outputs(tmp_path / "plain")
     assert numpy.array_equal(output["prediction"].to_numpy(), wine.model.predict(wine.test_rows))
+
+
+def test_a_forest_saved_with_skops_is_scored_by_scikit_learns_trees_and_a_joblib_one_compiled(
+    jobs: BatchJobs, registrar: Registrar, moons_model: Any, tmp_path: Path
+) -> None:
+    # Given the blog's forest registered as a skops file and as a joblib file
+    registrar.register("moons-skops", skops.io.dumps(moons_model))
+    registrar.register("moons-joblib", joblib_of(moons_model))
+    frame = moons_csv(tmp_path / "in.csv", 1500)
+    expected = moons_model.predict(frame[["data1", "data2"]].to_numpy())
+    for name in ("moons-skops", "moons-joblib"):
+        # When each scores the same file
+        _, summary = run(
+            jobs, name, input=str(tmp_path / "in.csv"), output=str(tmp_path / name),
+            format=BatchFormat.CSV, id_column="id", probabilities=True,
+        )  # fmt: skip
+        assert summary.status is JobStatus.SUCCEEDED
+    # Then the skops file's model is scikit-learn's own, the joblib file's its compiled form
+    skops_model = scoring_model(jobs.registry, "moons-skops", 1, PicklePolicy.CONVERT)
+    joblib_model = scoring_model(jobs.registry, "moons-joblib", 1, PicklePolicy.CONVERT)
+    registered = jobs.registry.get_manifest("moons-skops", 1)
+    assert registered.serving_format is ServingFormat.COMPILED and registered.serving_key
+    assert skops_model.manifest.serving_key is None  # loaded from the skops file itself
+    assert joblib_model.manifest.serving_format is ServingFormat.COMPILED
+    # And both answer bit for bit as the model does
+    by_skops = (tmp_path / "moons-skops" / "part-000000.csv").read_bytes()
+    assert by_skops == (tmp_path / "moons-joblib" / "part-000000.csv").read_bytes()
+    assert numpy.array_equal(read_outputs(tmp_path / "moons-skops")["prediction"], expected)
