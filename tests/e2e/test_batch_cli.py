@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy
 import pandas
+import pytest
 
 from registry.batching.jobs import BatchFormat
 from registry.batching.running import BatchJobs, scoring_model
@@ -99,3 +100,40 @@ def test_batch_mistakes_say_what_to_send_and_status_names_the_next_step(
     assert "takes 2 values a row" in refused.stderr
     missing = cli(api_url, "batch-status", "nothing-here", check=False)
     assert missing.returncode == 1 and "model-registry batch" in missing.stderr
+
+
+def test_a_local_job_reads_and_writes_s3_through_the_endpoint_the_server_is_given(
+    request: pytest.FixtureRequest,
+    each_store_env: dict[str, str],
+    tmp_path: Path,
+    moons_bytes: bytes,
+    moons_model: Any,
+) -> None:
+    # Given a local server over either store, and the input in moto's S3 on 127.0.0.1
+    import boto3
+
+    from tests.support.http import API_KEY, local_api_for
+    from tests.support.registries import BUCKET, REGION
+
+    endpoint = each_store_env.get("AWS_ENDPOINT_URL_S3")
+    if endpoint is None:  # the directory store's server: give it moto's S3 too
+        endpoint = request.getfixturevalue("moto_server")
+        each_store_env = {**each_store_env, "AWS_ENDPOINT_URL_S3": endpoint}
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint)
+    frame = moons_csv(tmp_path / "in.csv", 1200)
+    s3.put_object(Bucket=BUCKET, Key="data/in.csv", Body=(tmp_path / "in.csv").read_bytes())
+    (tmp_path / "moons.joblib").write_bytes(moons_bytes)
+    for url in local_api_for(each_store_env, "--api-key", API_KEY):
+        cli_json(url, "register", str(tmp_path / "moons.joblib"), "--name", "moons")
+        # When the CLI runs a job from S3 to S3
+        job = cli_json(
+            url, "batch", "moons", "--input", f"s3://{BUCKET}/data/in.csv", "--output",
+            f"s3://{BUCKET}/scores/", "--id-column", "id", "--wait",
+        )  # fmt: skip
+        # Then the predictions are in S3, exactly the model's
+        assert job["status"] == "SUCCEEDED", job
+        body = s3.get_object(Bucket=BUCKET, Key="scores/part-000000.csv")["Body"]
+        output = pandas.read_csv(body)
+        assert output["id"].tolist() == frame["id"].tolist()
+        expected = moons_model.predict(frame[["data1", "data2"]].to_numpy())
+        assert numpy.array_equal(output["prediction"].to_numpy(), expected)
