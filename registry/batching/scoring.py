@@ -146,20 +146,20 @@ def score_part(
     Writing the same part again writes the same bytes under the same keys."""
     signature = batch_signature(manifest)
     data = source.get_range(part.key, part.start, part.end)
-    lines = _lines(data)
-    if len(lines) != part.rows:
+    held = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+    if held != part.rows:
         raise BatchInputError(
             f"{part.key} changed while the job ran: part {part.part} held {part.rows} rows "
-            f"when it was planned and holds {len(lines)} now; submit the job again"
+            f"when it was planned and holds {held} now; submit the job again"
         )
     if job.format is BatchFormat.CSV:
         header, _ = read_header(source, part.key)
         mapping = csv_columns(header, signature, job.id_column)
-        rows = _plain_csv_rows(data, lines, part, mapping) or _csv_rows(
-            lines, part.first_row, mapping
+        rows = _plain_csv_rows(data, part, mapping) or _csv_rows(
+            _lines(data), part.first_row, mapping
         )
     else:
-        rows = _json_rows(lines, part.first_row, signature, job.id_column)
+        rows = _json_rows(_lines(data), part.first_row, signature, job.id_column)
     predictions, probabilities = _predict(rows, manifest, predictors, job.probabilities)
     errors = sorted(rows.errors, key=lambda error: error.position)
     key_name = job.id_column or POSITION
@@ -207,9 +207,7 @@ def _csv_fields(line: str) -> list[str] | None:
     return fields[0] if len(fields) == 1 else None
 
 
-def _plain_csv_rows(
-    data: bytes, lines: list[bytes], part: InputPart, mapping: ColumnMap
-) -> "_Rows | None":
+def _plain_csv_rows(data: bytes, part: InputPart, mapping: ColumnMap) -> "_Rows | None":
     """A part's rows read by pandas' C parser, column by column, when its text is plain: no
     quotes, no non-finite number, no blank line, every line with the header's number of
     fields (pandas refuses more; a line with fewer would end in a missing value, so those are
@@ -250,8 +248,10 @@ def _plain_csv_rows(
         return None
     width = mapping.width or 0
     short = numpy.flatnonzero(frame[width - 1].isna().to_numpy())
-    if any(lines[index].count(b",") != width - 1 for index in short.tolist()):
-        return None
+    if len(short):  # a line ending in an empty field, or one with fewer fields
+        lines = _lines(data)
+        if any(lines[index].count(b",") != width - 1 for index in short.tolist()):
+            return None
     rows = _Rows(positions=list(range(part.first_row, part.first_row + part.rows)))
     if mapping.id_position is not None:  # as written; an empty id is an empty text
         rows.ids = frame[mapping.id_position].fillna("").tolist()
@@ -529,10 +529,17 @@ def _csv_output(
 
 
 def _texts(values: list[Any]) -> list[str]:
-    """A column's cells as _cell writes them, a column of one type at a time."""
+    """A column's cells as _cell writes them, a column of one type at a time; a column of
+    few values (a classifier's labels) looks each value's text up."""
     kinds = set(map(type, values))
     if kinds <= {float}:
         return list(map(repr, values))
+    if kinds <= {int, str, bool} and len(values) > 64:
+        distinct = set(values[:64])
+        if len(distinct) <= 16:
+            texts = {value: _cell(value) for value in set(values)}
+            if len(texts) <= 16:
+                return list(map(texts.__getitem__, values))
     if kinds <= {int, str}:
         return list(map(str, values))
     return list(map(_cell, values))
