@@ -104,14 +104,15 @@ package: $(STAMP) $(SAM_STAMP)
 pytest: $(STAMP) $(SAM_STAMP) $(call line_stamps,$(TEST_LINES))
 	SAM_PYTHON=$(CURDIR)/$(SAM_VENV)/bin/python \
 	TEST_LINE_PYTHONS="$(call line_pythons,$(TEST_LINES))" \
-		$(PY) -m pytest -n $(TEST_WORKERS) --durations=15
+		$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # The venvs first, side by side (pip mostly waits on unpacking and compiling, one core each),
-# then the checks in order.
+# then the static checks beside the build, each target's output kept together, then the tests.
 TEST_STAMPS = $(STAMP) $(SAM_STAMP) $(CHECKOV_STAMP) $(call line_stamps,$(TEST_LINES))
 test:
 	$(MAKE) --no-print-directory -j 4 $(TEST_STAMPS)
-	$(MAKE) --no-print-directory lint typecheck checkov package pytest
+	$(MAKE) --no-print-directory -j 4 --output-sync=target lint typecheck checkov package
+	$(MAKE) --no-print-directory pytest
 
 # The full benchmark: writes docs/benchmarks.md and docs/benchmarks.png (about 10 minutes).
 # It serves the same model with `mlflow models serve` from $(MLFLOW_VENV), side by side.
