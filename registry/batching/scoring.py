@@ -229,6 +229,8 @@ def _plain_csv_rows(data: bytes, part: InputPart, mapping: ColumnMap) -> "_Rows 
         for column, position in zip(signature.columns, mapping.positions, strict=True)
         if column.kind is ColumnKind.NUMBER
     }
+    if mapping.id_position in numbers:
+        return None  # the id as written, not as the number pandas would read of it
     dtypes = {
         index: ("float64" if index in numbers else object) for index in range(mapping.width or 0)
     }
@@ -534,7 +536,7 @@ def _texts(values: list[Any]) -> list[str]:
     kinds = set(map(type, values))
     if kinds <= {float}:
         return list(map(repr, values))
-    if kinds <= {int, str, bool} and len(values) > 64:
+    if len(kinds) == 1 and kinds <= {int, str, bool} and len(values) > 64:
         distinct = set(values[:64])
         if len(distinct) <= 16:
             texts = {value: _cell(value) for value in set(values)}

@@ -416,3 +416,27 @@ def test_a_forest_saved_with_skops_is_scored_by_scikit_learns_trees_and_a_joblib
     by_skops = (tmp_path / "moons-skops" / "part-000000.csv").read_bytes()
     assert by_skops == (tmp_path / "moons-joblib" / "part-000000.csv").read_bytes()
     assert numpy.array_equal(read_outputs(tmp_path / "moons-skops")["prediction"], expected)
+
+
+def test_an_id_column_that_is_also_a_feature_is_written_as_the_input_wrote_it(
+    jobs: BatchJobs, registrar: Registrar, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    # Given a model fitted on named columns, one of which the job also takes as its id
+    train = pandas.DataFrame({"store": [1, 2, 3, 4, 5, 6], "sales": [0.5, 1.5, 0.2, 2.5, 0.1, 3.0]})
+    model = LogisticRegression().fit(train, [0, 1, 0, 1, 0, 1])
+    registrar.register("stores", joblib_of(model))
+    (tmp_path / "plain.csv").write_text("store,sales\n7,0.4\n8,2.2\n")
+    (tmp_path / "quoted.csv").write_text('store,sales\n7,0.4\n"8",2.2\n')
+    for name in ("plain", "quoted"):
+        run(
+            jobs, "stores", input=str(tmp_path / f"{name}.csv"), output=str(tmp_path / name),
+            format=BatchFormat.CSV, id_column="store",
+        )  # fmt: skip
+    # Then both reads write the ids as written, and the same answers as the model's
+    plain = (tmp_path / "plain" / "part-000000.csv").read_text()
+    assert plain == (tmp_path / "quoted" / "part-000000.csv").read_text()
+    assert plain.splitlines()[1].startswith("7,")
+    expected = model.predict(pandas.DataFrame({"store": [7, 8], "sales": [0.4, 2.2]}))
+    assert numpy.array_equal(read_outputs(tmp_path / "plain")["prediction"], expected)
