@@ -105,8 +105,14 @@ class ScoringPool:
             pass
 
     def score(self, job_id: str, parts: list[InputPart]) -> None:
-        for _ in self.executor.map(_score, [job_id] * len(parts), [p.model_dump() for p in parts]):
-            pass
+        """Every part; one that fails is logged and left unscored, as the Distributed Map
+        leaves a failed child: the summary counts it."""
+        futures = [self.executor.submit(_score, job_id, part.model_dump()) for part in parts]
+        for part, future in zip(parts, futures, strict=True):
+            try:
+                future.result()
+            except Exception:
+                _part_failed(job_id, part)
 
     def peak_mb(self) -> float:
         """The most memory a worker has held (its peak resident set), in MB."""
@@ -132,7 +138,10 @@ def run_job(
     elif workers <= 1 or len(parts) <= 1:
         _start_worker(registry_uri, pickle_policy)
         for part in parts:
-            _score(job_id, part.model_dump())
+            try:
+                _score(job_id, part.model_dump())
+            except Exception:
+                _part_failed(job_id, part)
     else:
         own = ScoringPool(registry_uri, min(workers, len(parts)), pickle_policy)
         try:
@@ -140,6 +149,10 @@ def run_job(
         finally:
             own.close()
     jobs.summarize(job_id, planned["parts"])
+
+
+def _part_failed(job_id: str, part: InputPart) -> None:
+    logger.exception("batch part failed", extra={"job_id": job_id, "part": part.part})
 
 
 # One per worker process: the jobs it serves, and the models it loaded.

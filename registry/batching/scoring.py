@@ -50,6 +50,7 @@ from registry.manifest import ColumnKind, InputColumn, InputSignature, MissingVa
 from registry.store.base import ObjectStore
 
 POSITION = "position"
+NEWLINE, COMMA = 10, 44
 _NEEDED = "column {!r}: a value is needed (the model cannot take a missing value here)"
 _BOOLEANS = {"true": True, "false": False}
 
@@ -154,10 +155,17 @@ def score_part(
         )
     if job.format is BatchFormat.CSV:
         header, _ = read_header(source, part.key)
-        mapping = csv_columns(header, signature, job.id_column)
-        rows = _plain_csv_rows(data, part, mapping) or _csv_rows(
-            _lines(data), part.first_row, mapping
-        )
+        try:
+            mapping = csv_columns(header, signature, job.id_column)
+        except BatchInputError as exc:  # another object's header than the one submit checked
+            mapping = None
+            reason = f"{part.key}: {exc.message}"
+            rows = _Rows(errors=[RowError(position=part.first_row + index, reason=reason)
+                                 for index in range(part.rows)])  # fmt: skip
+        if mapping is not None:
+            rows = _plain_csv_rows(data, part, mapping) or _csv_rows(
+                _lines(data), part.first_row, mapping
+            )
     else:
         rows = _json_rows(_lines(data), part.first_row, signature, job.id_column)
     predictions, probabilities = _predict(rows, manifest, predictors, job.probabilities)
@@ -209,9 +217,10 @@ def _csv_fields(line: str) -> list[str] | None:
 
 def _plain_csv_rows(data: bytes, part: InputPart, mapping: ColumnMap) -> "_Rows | None":
     """A part's rows read by pandas' C parser, column by column, when its text is plain: no
-    quotes, no non-finite number, no blank line, every line with the header's number of
-    fields (pandas refuses more; a line with fewer would end in a missing value, so those are
-    counted). None sends the part to the row by row read, which names each mistake.
+    quotes, no non-finite number, no lone carriage return, every line with the header's number
+    of fields (counted with numpy: pandas would take a short line's missing fields for missing
+    values, and a first line's extra ones for more columns). None sends the part to the row by
+    row read, which names each mistake.
 
     Numbers are read with Python's float (float_precision="round_trip"), as the row by row read
     and the JSON parser read them; an empty field is a missing value. A value that does not fit
@@ -220,6 +229,16 @@ def _plain_csv_rows(data: bytes, part: InputPart, mapping: ColumnMap) -> "_Rows 
     lowered = data.lower()  # text pandas' float parser would read as a non-finite number
     if not data or b'"' in data or b"nan" in lowered or b"inf" in lowered:
         return None
+    if data.count(b"\r") != data.count(b"\r\n"):
+        return None  # a lone carriage return, which pandas would take for a line break
+    width = mapping.width or 0
+    text = numpy.frombuffer(data, dtype=numpy.uint8)
+    breaks = numpy.flatnonzero(text == NEWLINE)
+    ends = breaks if data.endswith(b"\n") else numpy.append(breaks, len(data))
+    commas = numpy.flatnonzero(text == COMMA)
+    fields = numpy.diff(numpy.searchsorted(commas, ends), prepend=0) + 1
+    if len(ends) != part.rows or (fields != width).any():
+        return None  # a line with more or fewer fields than the header names
     import pandas
 
     assert mapping.positions is not None
@@ -246,13 +265,10 @@ def _plain_csv_rows(data: bytes, part: InputPart, mapping: ColumnMap) -> "_Rows 
         )
     except (ValueError, pandas.errors.ParserError):
         return None
-    if len(frame) != part.rows:
+    if len(frame) != part.rows or frame.shape[1] != width:
         return None
-    width = mapping.width or 0
-    short = numpy.flatnonzero(frame[width - 1].isna().to_numpy())
-    if len(short):  # a line ending in an empty field, or one with fewer fields
-        lines = _lines(data)
-        if any(lines[index].count(b",") != width - 1 for index in short.tolist()):
+    for position in numbers:  # a number too large for a double: pandas reads it infinite
+        if numpy.isinf(frame[position].to_numpy(dtype=numpy.float64)).any():
             return None
     rows = _Rows(positions=list(range(part.first_row, part.first_row + part.rows)))
     if mapping.id_position is not None:  # as written; an empty id is an empty text
@@ -366,7 +382,7 @@ def _json_rows(
         position = first_row + index
         try:
             row_id, values = _json_values(json.loads(raw), signature, id_column)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             rows.errors.append(RowError(position=position, reason="the line is not JSON"))
             continue
         except InvalidInputError as exc:
