@@ -43,6 +43,7 @@ from registry.errors import (
     BatchJobNotFoundError,
     BatchJobsUnavailableError,
     ObjectNotFoundError,
+    ProbabilitiesUnavailableError,
     StoreUnavailableError,
 )
 from registry.lines import runtime_minor
@@ -135,8 +136,6 @@ class BatchJobs:
         manifest = self.registry.get_manifest(name, resolved)
         self._check_servable(manifest, state.upgraded.get(resolved) is not None)
         if probabilities and not manifest.has_predict_proba:
-            from registry.errors import ProbabilitiesUnavailableError
-
             raise ProbabilitiesUnavailableError(
                 f"{manifest.estimator_class} has no predict_proba; leave out probabilities"
             )
@@ -201,18 +200,28 @@ class BatchJobs:
                 "id, or leave it out"
             )
         summary = self.status(job.job_id)
-        if summary.status in (JobStatus.SUBMITTED, JobStatus.RUNNING):
+        if summary.status in (JobStatus.SUBMITTED, JobStatus.RUNNING) and self._run_alive(job):
             raise BatchJobConflictError(
                 f"job {job.job_id!r} is still running: watch it with `model-registry batch-"
                 f"status {job.job_id} --wait`, and run it again once it ended"
             )
-        runs = [key for key in self.store.list_keys(_runs_prefix(job.job_id))]
+        runs = list(self.store.list_keys(_runs_prefix(job.job_id)))
         stale = [summary_key(job.job_id), plan_key(job.job_id)]
         stale += list(self.store.list_keys(part_results_prefix(job.job_id)))
         self.store.delete(stale)
         run = len(runs) + 2
         self.store.put(f"{_runs_prefix(job.job_id)}{run:04d}", self.clock().isoformat().encode())
         return run
+
+    def _latest_run(self, job_id: str) -> int:
+        return 1 + sum(1 for _ in self.store.list_keys(_runs_prefix(job_id)))
+
+    def _run_alive(self, job: BatchJob) -> bool:
+        """Whether the engine runs the job's latest run now. A run it knows nothing of (its
+        start failed, or the local server that ran it stopped) blocks no retry."""
+        assert self.runner is not None
+        state = self.runner.state(job, self._latest_run(job.job_id))
+        return state is not None and state.running
 
     def job(self, job_id: str) -> BatchJob:
         validate_job_id(job_id)
@@ -232,7 +241,7 @@ class BatchJobs:
         except ObjectNotFoundError:
             pass
         progress = self._progress(job)
-        run = 1 + sum(1 for _ in self.store.list_keys(_runs_prefix(job_id)))
+        run = self._latest_run(job_id)
         state = self.runner.state(job, run) if self.runner is not None else None
         if state is not None and not state.running:
             # The run ended without summing up: the engine's reason is the job's.

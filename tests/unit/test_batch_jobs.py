@@ -440,3 +440,33 @@ def test_an_id_column_that_is_also_a_feature_is_written_as_the_input_wrote_it(
     assert plain.splitlines()[1].startswith("7,")
     expected = model.predict(pandas.DataFrame({"store": [7, 8], "sales": [0.4, 2.2]}))
     assert numpy.array_equal(read_outputs(tmp_path / "plain")["prediction"], expected)
+
+
+def test_a_job_whose_run_never_started_can_be_submitted_again_under_its_id(
+    jobs: BatchJobs, registrar: Registrar, moons_model: Any, tmp_path: Path
+) -> None:
+    from registry.errors import BatchJobsUnavailableError
+
+    class Refusing:
+        def start(self, job: Any, run: int) -> None:
+            raise BatchJobsUnavailableError("the engine did not start it: submit it again")
+
+        def state(self, job: Any, run: int) -> None:
+            return None
+
+    registrar.register("moons", joblib_of(moons_model))
+    moons_csv(tmp_path / "in.csv", 50)
+    request = dict(
+        input=str(tmp_path / "in.csv"),
+        output=str(tmp_path / "out"),
+        format=BatchFormat.CSV,
+        job_id="retry-me",
+        id_column="id",
+    )
+    working = jobs.runner
+    jobs.runner = Refusing()
+    with pytest.raises(BatchJobsUnavailableError):
+        jobs.submit("moons", **request)
+    jobs.runner = working
+    _, summary = run(jobs, "moons", **request)
+    assert summary.status is JobStatus.SUCCEEDED and summary.rows_scored == 50
