@@ -15,6 +15,7 @@ from botocore.config import Config
 from registry.batching.jobs import BatchFormat, JobStatus
 from registry.batching.local_job import LocalJobRunner
 from registry.batching.planning import plan_parts
+from registry.batching.native_trees import NativelyWalkedTrees
 from registry.batching.running import BatchJobs, scoring_model
 from registry.config import PicklePolicy
 from registry.errors import BatchInputError, BatchJobConflictError, BatchJobNotFoundError
@@ -390,7 +391,7 @@ def test_a_plain_csv_and_the_same_rows_read_row_by_row_give_the_same_bytes(
     assert numpy.array_equal(output["prediction"].to_numpy(), wine.model.predict(wine.test_rows))
 
 
-def test_a_forest_saved_with_skops_is_scored_by_scikit_learns_trees_and_a_joblib_one_compiled(
+def test_a_forest_saved_with_skops_or_joblib_is_scored_by_its_compiled_form_walked_by_sklearn(
     jobs: BatchJobs, registrar: Registrar, moons_model: Any, tmp_path: Path
 ) -> None:
     # Given the blog's forest registered as a skops file and as a joblib file
@@ -405,13 +406,11 @@ def test_a_forest_saved_with_skops_is_scored_by_scikit_learns_trees_and_a_joblib
             format=BatchFormat.CSV, id_column="id", probabilities=True,
         )  # fmt: skip
         assert summary.status is JobStatus.SUCCEEDED
-    # Then the skops file's model is scikit-learn's own, the joblib file's its compiled form
-    skops_model = scoring_model(jobs.registry, "moons-skops", 1, PicklePolicy.CONVERT)
-    joblib_model = scoring_model(jobs.registry, "moons-joblib", 1, PicklePolicy.CONVERT)
-    registered = jobs.registry.get_manifest("moons-skops", 1)
-    assert registered.serving_format is ServingFormat.COMPILED and registered.serving_key
-    assert skops_model.manifest.serving_key is None  # loaded from the skops file itself
-    assert joblib_model.manifest.serving_format is ServingFormat.COMPILED
+    # Then both are their compiled forms, walked by scikit-learn's trees
+    for name in ("moons-skops", "moons-joblib"):
+        loaded = scoring_model(jobs.registry, name, 1, PicklePolicy.CONVERT)
+        assert loaded.manifest.serving_format is ServingFormat.COMPILED
+        assert isinstance(loaded.predictors.predict.__self__, NativelyWalkedTrees)
     # And both answer bit for bit as the model does
     by_skops = (tmp_path / "moons-skops" / "part-000000.csv").read_bytes()
     assert by_skops == (tmp_path / "moons-joblib" / "part-000000.csv").read_bytes()
