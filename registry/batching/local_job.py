@@ -182,7 +182,11 @@ def _peak_mb(_: int) -> float:
 
 
 def _ready(model: tuple[str, int] | None) -> bool:
-    import registry.batching.scoring  # noqa: F401  what every part needs, imported now
+    # What every part needs, imported now: the scoring code, and pandas, which it imports
+    # only to read a part (the register function imports scoring to check a header).
+    import pandas  # noqa: F401
+
+    import registry.batching.scoring  # noqa: F401
 
     if model is not None:
         _model(*model)

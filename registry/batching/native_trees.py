@@ -24,8 +24,6 @@ import numpy
 
 from registry.compiled import CompiledTrees
 
-# (row, tree) pairs a chunk: the leaves of a chunk (8 bytes a pair) stay a few MB.
-PAIRS_PER_CHUNK = 1 << 19
 _LEAF = -1  # scikit-learn's TREE_LEAF (children) ...
 _UNDEFINED = -2  # ... and TREE_UNDEFINED (a leaf's feature and threshold)
 
@@ -37,18 +35,21 @@ class NativelyWalkedTrees(CompiledTrees):
     sklearn_trees: tuple[Any, ...] = ()
 
     def _raw(self, features: Any) -> Any:
+        """The form's _sums, tree after tree: the baseline plus the first stage's leaves, then
+        each later stage's added in order (the same additions of the same doubles, without
+        holding every tree's leaf values of a chunk at once)."""
         rows = self._rows(features)  # float32-rounded, and checked as the form checks them
         rows32 = numpy.ascontiguousarray(rows, dtype=numpy.float32)
-        width = self.value.shape[1] * self.trees_per_stage
-        out = numpy.empty((rows.shape[0], width), dtype=numpy.float64)
-        leaves = numpy.empty((0, self.n_trees), dtype=numpy.intp)
-        rows_per_chunk = max(1, PAIRS_PER_CHUNK // self.n_trees)
-        for start in range(0, rows.shape[0], rows_per_chunk):
-            chunk = rows32[start : start + rows_per_chunk]
-            if leaves.shape[0] != chunk.shape[0]:
-                leaves = numpy.empty((chunk.shape[0], self.n_trees), dtype=numpy.intp)
-            self._native_leaves(chunk, leaves)
-            out[start : start + chunk.shape[0]] = self._sums(leaves, width)
+        per_tree = self.value.shape[1]
+        out = numpy.empty((rows.shape[0], per_tree * self.trees_per_stage), dtype=numpy.float64)
+        for index, (tree, root) in enumerate(zip(self.sklearn_trees, self._roots, strict=True)):
+            stage, column = divmod(index, self.trees_per_stage)
+            columns = slice(column * per_tree, (column + 1) * per_tree)
+            leaf_values = self.value.take(tree.apply(rows32) + root, axis=0)
+            if stage == 0:
+                numpy.add(leaf_values, self.baseline[columns], out=out[:, columns])
+            else:
+                out[:, columns] += leaf_values
         return out
 
     def _native_leaves(self, rows32: Any, leaves: Any) -> None:

@@ -14,8 +14,8 @@ from botocore.config import Config
 
 from registry.batching.jobs import BatchFormat, JobStatus
 from registry.batching.local_job import LocalJobRunner
-from registry.batching.planning import plan_parts
 from registry.batching.native_trees import NativelyWalkedTrees
+from registry.batching.planning import plan_parts
 from registry.batching.running import BatchJobs, scoring_model
 from registry.config import PicklePolicy
 from registry.errors import BatchInputError, BatchJobConflictError, BatchJobNotFoundError
