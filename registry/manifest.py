@@ -341,10 +341,27 @@ class VersionMetadata(BaseModel):
     edited_by: str | None = None
 
 
+class AliasSplit(BaseModel):
+    """An alias whose traffic is split between versions by weight (registry/traffic.py)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weights: dict[int, int]  # version: its weight (a positive whole number)
+    salt: str  # hashed with each routing key: a new salt reshuffles which key goes where
+
+    @property
+    def heaviest(self) -> int:
+        """The version with the most weight (the lowest of equals): the one the alias names
+        where one version is meant (listings, a batch job)."""
+        return min(self.weights, key=lambda version: (-self.weights[version], version))
+
+
 class ModelState(BaseModel):
     """The mutable part of a model, replaced only by compare-and-swap on its etag."""
 
+    # Each alias's version; for a weighted alias, its heaviest version (splits has them all).
     aliases: dict[str, int] = Field(default_factory=dict)
+    splits: dict[str, AliasSplit] = Field(default_factory=dict)
     archived: list[int] = Field(default_factory=list)
     # Metadata edited after registration, by version.
     metadata: dict[int, VersionMetadata] = Field(default_factory=dict)
@@ -368,7 +385,12 @@ class ModelState(BaseModel):
         return version > self.deleted_through
 
     def aliases_of(self, version: int) -> list[str]:
-        return sorted(alias for alias, target in self.aliases.items() if target == version)
+        """The aliases that send traffic to this version (alone, or with a weight)."""
+        return sorted(
+            alias
+            for alias, target in self.aliases.items()
+            if target == version or (alias in self.splits and version in self.splits[alias].weights)
+        )
 
     def serving_line(self, manifest: ModelManifest) -> str | None:
         """The runtime line that serves a version: the one an upgrade check moved it to, else

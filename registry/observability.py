@@ -62,10 +62,12 @@ class MetricName(StrEnum):
 # model (served, registered, shown, archived or aliased it): its values are bounded
 # by the models registered, never by what callers type. `code` takes the error
 # codes of registry/errors.py and registry/http/api.py, a closed set. Versions are a
-# property of the document and a log field, not a dimension: each registration
-# would otherwise start new metrics.
+# property of the document and a log field, and a dimension only of a prediction a
+# weighted alias routed (at most four versions an alias, while it is split): each
+# registration would otherwise start new metrics.
 BY_SERVICE = ("service",)
 BY_MODEL = ("service", "model")
+BY_VERSION = ("service", "model", "version")
 BY_CODE = ("service", "code")
 
 
@@ -78,24 +80,37 @@ class MetricDefinition:
 
 
 METRICS: tuple[MetricDefinition, ...] = (
-    MetricDefinition(MetricName.REQUESTS, MetricUnit.Count, SERVICES, (BY_SERVICE, BY_MODEL)),
-    MetricDefinition(MetricName.LATENCY, MetricUnit.Milliseconds, SERVICES, (BY_SERVICE, BY_MODEL)),
+    MetricDefinition(
+        MetricName.REQUESTS, MetricUnit.Count, SERVICES, (BY_SERVICE, BY_MODEL, BY_VERSION)
+    ),
+    MetricDefinition(
+        MetricName.LATENCY, MetricUnit.Milliseconds, SERVICES, (BY_SERVICE, BY_MODEL, BY_VERSION)
+    ),
     MetricDefinition(MetricName.ERRORS, MetricUnit.Count, SERVICES, (BY_SERVICE, BY_CODE)),
     MetricDefinition(MetricName.COLD_STARTS, MetricUnit.Count, SERVICES, (BY_SERVICE,)),
     MetricDefinition(
-        MetricName.INSTANCES, MetricUnit.Count, (PREDICT_SERVICE,), (BY_SERVICE, BY_MODEL)
+        MetricName.INSTANCES,
+        MetricUnit.Count,
+        (PREDICT_SERVICE,),
+        (BY_SERVICE, BY_MODEL, BY_VERSION),
     ),
     MetricDefinition(
-        MetricName.CACHE_HITS, MetricUnit.Count, (PREDICT_SERVICE,), (BY_SERVICE, BY_MODEL)
+        MetricName.CACHE_HITS,
+        MetricUnit.Count,
+        (PREDICT_SERVICE,),
+        (BY_SERVICE, BY_MODEL, BY_VERSION),
     ),
     MetricDefinition(
-        MetricName.CACHE_MISSES, MetricUnit.Count, (PREDICT_SERVICE,), (BY_SERVICE, BY_MODEL)
+        MetricName.CACHE_MISSES,
+        MetricUnit.Count,
+        (PREDICT_SERVICE,),
+        (BY_SERVICE, BY_MODEL, BY_VERSION),
     ),
     MetricDefinition(
         MetricName.MODEL_LOAD_TIME,
         MetricUnit.Milliseconds,
         (PREDICT_SERVICE,),
-        (BY_SERVICE, BY_MODEL),
+        (BY_SERVICE, BY_MODEL, BY_VERSION),
     ),
     MetricDefinition(
         MetricName.INTEGRITY_FAILURES, MetricUnit.Count, (PREDICT_SERVICE,), (BY_SERVICE, BY_CODE)
@@ -131,6 +146,7 @@ class RequestOutcome:
     model: str | None = None
     version: int | None = None
     alias: str | None = None
+    weighted: bool | None = None  # a weighted alias picked the version
     cache: Literal["hit", "miss"] | None = None
     instances: int | None = None
     load_ms: float | None = None
@@ -185,6 +201,8 @@ class RequestOutcome:
         succeeded = self.status is not None and self.status < 400
         if succeeded and self.model is not None and self.version is not None:
             values["model"] = self.model
+            if self.weighted:
+                values["version"] = str(self.version)
         if self.error_code is not None:
             values["code"] = self.error_code
         return values
@@ -271,7 +289,8 @@ def metric_documents(
             "_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]}
         }
         document.update((key, dimensions[key]) for keys in present for key in keys)
-        document.update(properties)
+        # A dimension's value (the version as text, where it is one) is not overwritten.
+        document.update((key, value) for key, value in properties.items() if key not in document)
         document.update((str(name), [float(values[name])]) for name in names)
         documents.append(document)
     return documents

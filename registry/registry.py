@@ -26,6 +26,7 @@ from registry.errors import (
     VersionNotFoundError,
 )
 from registry.manifest import (
+    AliasSplit,
     ModelManifest,
     ModelState,
     ServingCopy,
@@ -42,6 +43,7 @@ from registry.manifest import (
     versions_prefix,
 )
 from registry.store.base import ObjectStore
+from registry.traffic import MAX_SPLIT_VERSIONS, new_salt, version_for
 
 STATE_UPDATE_ATTEMPTS = 20
 DEFAULT_ALIAS = "default"
@@ -204,9 +206,16 @@ class ModelRegistry:
         )
 
     def resolve_version(
-        self, name: str, state: ModelState, version: int | None, alias: str | None
+        self,
+        name: str,
+        state: ModelState,
+        version: int | None,
+        alias: str | None,
+        routing_key: str | None = None,
     ) -> int:
         """The version a request means: explicit, an alias, else 'default', else latest active.
+        A weighted alias picks its version by the request's routing key (registry.traffic);
+        without one, its heaviest version.
 
         Raises VersionArchivedError for an archived version; existence of an
         explicit version is checked when its manifest is read.
@@ -219,9 +228,12 @@ class ModelRegistry:
                 if not self.list_versions(name):
                     raise ModelNotFoundError(f"no model named {name!r}")
                 raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
-            version = state.aliases[alias]
+            version = _aliased(name, state, alias, routing_key)
         elif version is None:
-            version = state.aliases.get(DEFAULT_ALIAS) or self.latest_active_version(name, state)
+            if DEFAULT_ALIAS in state.aliases:
+                version = _aliased(name, state, DEFAULT_ALIAS, routing_key)
+            else:
+                version = self.latest_active_version(name, state)
         self._check_exists(name, version, state)
         if version in state.archived:
             raise VersionArchivedError(f"version {version} of {name!r} is archived")
@@ -285,9 +297,48 @@ class ModelRegistry:
             self._check_exists(name, version, state)
             if version in state.archived:
                 raise VersionArchivedError(f"version {version} of {name!r} is archived")
-            return state.model_copy(update={"aliases": {**state.aliases, alias: version}})
+            splits = {key: split for key, split in state.splits.items() if key != alias}
+            aliases = {**state.aliases, alias: version}
+            return state.model_copy(update={"aliases": aliases, "splits": splits})
 
         return self.update_state(name, point)
+
+    def set_alias_weights(
+        self, name: str, alias: str, weights: dict[int, int], salt: str | None = None
+    ) -> ModelState:
+        """Split the alias's traffic between versions by weight: one compare-and-swap, as any
+        move of an alias. The alias keeps its salt (a key stays where it was unless the
+        weights moved it) unless a new one is given; a new split gets a random one."""
+        validate_name(alias, "alias")
+        if not 2 <= len(weights) <= MAX_SPLIT_VERSIONS:
+            raise InvalidRequestError(
+                f"a weighted alias splits traffic between 2 and {MAX_SPLIT_VERSIONS} versions, "
+                f"not {len(weights)}: send one version to point the alias at it alone"
+            )
+        bad = [f"{version}={weight}" for version, weight in weights.items() if weight < 1]
+        if bad:
+            raise InvalidRequestError(
+                f"weights must be positive whole numbers, not {', '.join(bad)}: e.g. 7=90 8=10"
+            )
+        for version in weights:
+            self.get_manifest(name, version)
+
+        def split(state: ModelState) -> ModelState:
+            for version in weights:
+                self._check_exists(name, version, state)
+                if version in state.archived:
+                    raise VersionArchivedError(f"version {version} of {name!r} is archived")
+            previous = state.splits.get(alias)
+            kept_salt = previous.salt if previous is not None else new_salt()
+            routed = AliasSplit(weights=dict(sorted(weights.items())), salt=salt or kept_salt)
+            return state.model_copy(
+                update={
+                    "aliases": {**state.aliases, alias: routed.heaviest},
+                    "splits": {**state.splits, alias: routed},
+                }
+            )
+
+        return self.update_state(name, split)
 
     def delete_alias(self, name: str, alias: str) -> int:
         """Remove the alias; returns the version it pointed to."""
@@ -301,7 +352,8 @@ class ModelRegistry:
                 raise AliasNotFoundError(f"model {name!r} has no alias {alias!r}")
             removed[:] = [state.aliases[alias]]
             aliases = {key: value for key, value in state.aliases.items() if key != alias}
-            return state.model_copy(update={"aliases": aliases})
+            splits = {key: split for key, split in state.splits.items() if key != alias}
+            return state.model_copy(update={"aliases": aliases, "splits": splits})
 
         self.update_state(name, drop)
         return removed[0]
@@ -387,3 +439,10 @@ def _merged(current: dict[str, Any], changes: dict[str, Any] | None) -> dict[str
 
 def _encode(model: Any) -> bytes:
     return bytes(model.model_dump_json(indent=2).encode())
+
+
+def _aliased(name: str, state: ModelState, alias: str, routing_key: str | None) -> int:
+    split = state.splits.get(alias)
+    if split is None or routing_key is None:
+        return state.aliases[alias]
+    return version_for(split, name, routing_key)

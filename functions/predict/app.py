@@ -25,6 +25,7 @@ from registry.manifest import MAX_VERSION, MODEL_NAME_PATTERN
 from registry.observability import PREDICT_SERVICE, logger, note
 
 app = create_resolver()
+ROUTING_KEY_HEADER = "x-routing-key"
 
 # At init (and so inside a SnapStart snapshot): the default model, ready for the first request.
 if service.settings().preload_default_model:
@@ -51,13 +52,15 @@ def handle_predict(
     name = model or service.settings().default_model
     note(model=name, version=version, alias=alias)
     result = service.predictor().predict(
-        name, version, body.rows(), alias=alias, probabilities=body.probabilities
-    )
+        name, version, body.rows(), alias=alias, probabilities=body.probabilities,
+        routing_key=_routing_key(),
+    )  # fmt: skip
     note(
         version=result.manifest.version,
         cache="hit" if result.cache_hit else "miss",
         instances=len(result.predictions),
         load_ms=result.load_ms,
+        weighted=result.weighted or None,
     )
     # Serialised here, once, by the json module's C encoder: for large batches that is
     # several times cheaper than Powertools' generic encoder. Shape: PredictResponse.
@@ -68,6 +71,16 @@ def handle_predict(
             name, result, single=body.is_single, with_probabilities=body.probabilities
         ),
     )
+
+
+def _routing_key() -> str:
+    """What picks a weighted alias's version: the caller's x-routing-key, so that one entity
+    stays on one version, else the request's id."""
+    event = app.current_event
+    sent = event.headers.get(ROUTING_KEY_HEADER) or next(
+        (value for key, value in event.headers.items() if key.lower() == ROUTING_KEY_HEADER), None
+    )
+    return sent or event.request_context.request_id
 
 
 @app.get("/ping")

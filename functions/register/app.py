@@ -169,8 +169,13 @@ def handle_set_alias(
     name: NamePath, alias: Annotated[str, Path(pattern=MODEL_NAME_PATTERN)], body: SetAliasRequest
 ) -> AliasResponse:
     note(model=name, alias=alias, version=body.version)
-    service.model_registry().set_alias(name, alias, body.version)
-    return AliasResponse(name=name, alias=alias, version=body.version)
+    registry = service.model_registry()
+    if body.weights is not None:
+        state = registry.set_alias_weights(name, alias, body.weights, body.salt)
+    else:
+        assert body.version is not None
+        state = registry.set_alias(name, alias, body.version)
+    return AliasResponse.of(name, alias, state)
 
 
 @app.delete("/models/<name>/aliases/<alias>")

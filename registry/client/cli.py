@@ -35,6 +35,28 @@ def _pairs(values: list[str], kind: str, parser: argparse.ArgumentParser) -> dic
     return pairs
 
 
+def _alias_target(text: str) -> tuple[int, int | None]:
+    """VERSION, or VERSION=WEIGHT."""
+    version, separator, weight = text.partition("=")
+    try:
+        return int(version), int(weight) if separator else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write a version (7), or versions with their weights (7=90 8=10)"
+        ) from None
+
+
+def _alias_version(
+    targets: list[tuple[int, int | None]], parser: argparse.ArgumentParser
+) -> int | dict[int, int]:
+    if len(targets) == 1 and targets[0][1] is None:
+        return targets[0][0]
+    weights = {version: weight for version, weight in targets if weight is not None}
+    if len(weights) != len(targets):
+        parser.error("give every version a weight to split an alias: 7=90 8=10")
+    return weights
+
+
 def _metrics(values: list[str], parser: argparse.ArgumentParser) -> dict[str, float]:
     metrics = {}
     for key, value in _pairs(values, "metric", parser).items():
@@ -476,10 +498,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     alias = command("alias", "set or remove an alias")
     alias_commands = alias.add_subparsers(dest="alias_command", required=True, metavar="ACTION")
-    alias_set = command("set", "point an alias at a version", alias_commands)
+    alias_set = command(
+        "set", "point an alias at a version, or split it: 7=90 8=10", alias_commands
+    )
     alias_set.add_argument("name", help="the model's name")
     alias_set.add_argument("alias", help="the alias, e.g. production")
-    alias_set.add_argument("version", type=int, help="the version it serves")
+    alias_set.add_argument(
+        "version",
+        nargs="+",
+        type=_alias_target,
+        help="the version it serves, or 2 to 4 VERSION=WEIGHT pairs that split its traffic "
+        "(each request by its x-routing-key header, else its request id)",
+    )
+    alias_set.add_argument(
+        "--salt", help="with weights: a new salt reshuffles which key goes to which version"
+    )
     alias_rm = command("rm", "remove an alias", alias_commands)
     alias_rm.add_argument("name", help="the model's name")
     alias_rm.add_argument("alias", help="the alias to remove")
@@ -595,6 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="add the class probabilities: a column per class, named after it",
     )
     classify.add_argument(
+        "--routing-key",
+        metavar="KEY",
+        help="which of a weighted alias's versions answers: the same key, the same version "
+        "(default: the request's id)",
+    )
+    classify.add_argument(
         "--batch-rows",
         type=int,
         default=DEFAULT_BATCH_ROWS,
@@ -647,7 +686,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
         case "show":
             return client.show(args.name, args.version)
         case "alias" if args.alias_command == "set":
-            return client.set_alias(args.name, args.alias, args.version)
+            return client.set_alias(
+                args.name, args.alias, _alias_version(args.version, parser), args.salt
+            )
         case "alias":
             return client.delete_alias(args.name, args.alias)
         case "edit":
@@ -701,8 +742,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             if not isinstance(instances, list) or not instances:
                 parser.error("--instances takes a JSON list of rows, e.g. '[[0.5, 0.2]]'")
             answer = client.predict_rows(
-                args.name, instances, args.version, args.alias, args.probabilities
-            )
+                args.name, instances, args.version, args.alias, args.probabilities,
+                routing_key=args.routing_key,
+            )  # fmt: skip
             return write_predictions(answer, args.output) if args.output else answer
         case "classify":
             try:
@@ -717,6 +759,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 args.probabilities,
                 batch_rows=args.batch_rows,
                 connections=args.connections,
+                routing_key=args.routing_key,
             )
             return write_predictions(answer, args.output) if args.output else answer
     parser.error(f"unknown command {args.command!r}")

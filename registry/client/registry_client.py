@@ -143,14 +143,24 @@ class RegistryClient:
         return dict(request.headers.items())
 
     def request(
-        self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Any:
         """Call a route; returns the decoded JSON answer or raises ApiError."""
         data = json.dumps(body).encode() if body is not None else None
-        return self.send(method, path, data, query)
+        return self.send(method, path, data, query, extra_headers)
 
     def send(
-        self, method: str, path: str, data: bytes | None, query: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        data: bytes | None,
+        query: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
     ) -> Any:
         """Call a route with a body already encoded as JSON."""
         params = {key: value for key, value in (query or {}).items() if value is not None}
@@ -160,6 +170,7 @@ class RegistryClient:
             headers = self._signed_headers(method, url, data)
         if path.startswith(API_KEY_ROUTES) and self.api_key:
             headers["x-api-key"] = self.api_key
+        headers.update(extra_headers or {})
         call = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(call, timeout=self.timeout) as response:
@@ -358,8 +369,18 @@ class RegistryClient:
         with self._explaining(name, version):
             return self.request("PATCH", f"/models/{_quote(name)}/versions/{version}", edit)
 
-    def set_alias(self, name: str, alias: str, version: int) -> Any:
+    def set_alias(
+        self, name: str, alias: str, version: int | dict[int, int], salt: str | None = None
+    ) -> Any:
+        """Point the alias at a version, or split its traffic by weight: {7: 90, 8: 10}
+        (a new salt reshuffles which routing key goes to which version)."""
         path = f"/models/{_quote(name)}/aliases/{_quote(alias)}"
+        if isinstance(version, dict):
+            body: dict[str, Any] = {"weights": {str(key): value for key, value in version.items()}}
+            if salt is not None:
+                body["salt"] = salt
+            with self._explaining(name, alias=alias):
+                return self.request("PUT", path, body)
         with self._explaining(name, version, alias):
             return self.request("PUT", path, {"version": version})
 
@@ -506,10 +527,17 @@ class RegistryClient:
     # Predicting ----------------------------------------------------------------
 
     def predict(
-        self, name: str, rows: Any, version: int | None = None, alias: str | None = None
+        self,
+        name: str,
+        rows: Any,
+        version: int | None = None,
+        alias: str | None = None,
+        routing_key: str | None = None,
     ) -> Any:
-        """The model's predictions: a pandas Series (same index) for a DataFrame, else numpy."""
-        answer = self.predict_rows(name, _json_table(rows), version, alias)
+        """The model's predictions: a pandas Series (same index) for a DataFrame, else numpy.
+        routing_key: which of a weighted alias's versions answers (the same key, the same
+        version); every row goes to that one version."""
+        answer = self.predict_rows(name, _json_table(rows), version, alias, routing_key=routing_key)
         predictions = _numpy().asarray(answer["predictions"])
         if _is_dataframe(rows):
             import pandas
@@ -520,10 +548,17 @@ class RegistryClient:
         return predictions
 
     def predict_proba(
-        self, name: str, rows: Any, version: int | None = None, alias: str | None = None
+        self,
+        name: str,
+        rows: Any,
+        version: int | None = None,
+        alias: str | None = None,
+        routing_key: str | None = None,
     ) -> Any:
         """Class probabilities: a DataFrame with a column per class for a DataFrame, else numpy."""
-        answer = self.predict_rows(name, _json_table(rows), version, alias, probabilities=True)
+        answer = self.predict_rows(
+            name, _json_table(rows), version, alias, probabilities=True, routing_key=routing_key
+        )
         probabilities = _numpy().asarray(answer["probabilities"], dtype=float)
         if _is_dataframe(rows) and probabilities.ndim == 2:
             import pandas
@@ -538,12 +573,13 @@ class RegistryClient:
         version: int | None = None,
         alias: str | None = None,
         probabilities: bool = False,
+        routing_key: str | None = None,
     ) -> Any:
         """One request to the blog's route, as sent: the API's answer."""
         body = {"instances": instances, "probabilities": probabilities}
         query = {"model": name, "version": version, "alias": alias}
         with self._explaining(name, version, alias):
-            return self.request("POST", "/classify", body, query)
+            return self.request("POST", "/classify", body, query, _routed_by(routing_key))
 
     def predict_rows(
         self,
@@ -556,6 +592,7 @@ class RegistryClient:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         columns: Sequence[str] | None = None,
         connections: int = DEFAULT_CONNECTIONS,
+        routing_key: str | None = None,
     ) -> dict[str, Any]:
         """The API's answer for any number of rows, sent in batches it takes, in order.
 
@@ -586,7 +623,7 @@ class RegistryClient:
             first = next(batches, None)
             if first is None:
                 raise ApiError(0, "no_rows", "no rows to predict: send at least one row")
-            take(self.send("POST", "/predict", first, query))
+            take(self.send("POST", "/predict", first, query, _routed_by(routing_key)))
             query = {"model": name, "version": answer["version"]}
             pool = ThreadPoolExecutor(max_workers=max(connections, 1))
             pending: deque[Future[Any]] = deque()
@@ -600,6 +637,11 @@ class RegistryClient:
             finally:  # an error or Ctrl-C: no batch still queued is sent
                 pool.shutdown(wait=False, cancel_futures=True)
         return answer
+
+
+def _routed_by(routing_key: str | None) -> dict[str, str] | None:
+    """The header that picks a weighted alias's version (the API's x-routing-key)."""
+    return {"x-routing-key": routing_key} if routing_key is not None else None
 
 
 def terminal_progress(sent: int, total: int) -> None:

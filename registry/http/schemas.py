@@ -38,6 +38,7 @@ from registry.manifest import (
     Metrics,
     MetricValue,
     ModelManifest,
+    ModelState,
     RuntimeVersions,
     Tags,
     TagValue,
@@ -459,15 +460,46 @@ class ModelDetailsResponse(BaseModel):
 
 class SetAliasRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    usage: ClassVar[str] = 'send {"version": 2}'
+    usage: ClassVar[str] = (
+        'send {"version": 2}, or {"weights": {"7": 90, "8": 10}} to split traffic by weight'
+    )
 
-    version: VersionNumber
+    version: VersionNumber | None = Field(default=None, description="the version it serves")
+    weights: dict[VersionNumber, Annotated[int, Field(ge=1, le=1_000_000)]] | None = Field(
+        default=None,
+        description="2 to 4 versions and their weights: each request goes to one, chosen by "
+        "its x-routing-key header (else its request id)",
+    )
+    salt: Annotated[str, Field(pattern=r"^[0-9a-zA-Z_-]{1,64}$")] | None = Field(
+        default=None,
+        description="with weights: a new salt reshuffles which key goes to which version "
+        "(left out: the alias keeps its own)",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if (self.version is None) == (self.weights is None):
+            raise ValueError("send exactly one of version or weights")
+        if self.salt is not None and self.weights is None:
+            raise ValueError("a salt goes with weights")
+        return self
 
 
 class AliasResponse(BaseModel):
     name: str
     alias: str
-    version: int
+    version: int = Field(description="the version it serves; with weights, the heaviest")
+    weights: dict[int, int] | None = None
+    salt: str | None = None
+
+    @classmethod
+    def of(cls, name: str, alias: str, state: ModelState) -> Self:
+        split = state.splits.get(alias)
+        if split is None:
+            return cls(name=name, alias=alias, version=state.aliases[alias])
+        return cls(
+            name=name, alias=alias, version=split.heaviest, weights=split.weights, salt=split.salt
+        )
 
 
 class UploadResponse(BaseModel):

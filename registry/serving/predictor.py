@@ -11,7 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from registry.compiled import CompiledFormError, load_compiled
@@ -50,7 +50,7 @@ from registry.manifest import (
     validate_model_name,
 )
 from registry.observability import logger
-from registry.registry import ModelRegistry
+from registry.registry import DEFAULT_ALIAS, ModelRegistry
 from registry.serving.cache import ModelCache, Sized
 from registry.serving.fastpath import Predictors, predictors_for
 from registry.serving.native_threads import NativeThreads
@@ -99,6 +99,7 @@ class Prediction:
     probabilities: list[Any] | None = None
     load_ms: float | None = None
     line: str | None = None  # the older runtime line that predicted, if not this one
+    weighted: bool = False  # its version was picked by a weighted alias
 
 
 @dataclass
@@ -167,8 +168,15 @@ class Predictor:
         with self._views_lock:
             self._views = {}
 
-    def resolve(self, name: str, version: int | None = None, alias: str | None = None) -> int:
-        """The version to serve, decided by ModelRegistry.resolve_version on the cached state.
+    def resolve(
+        self,
+        name: str,
+        version: int | None = None,
+        alias: str | None = None,
+        routing_key: str | None = None,
+    ) -> int:
+        """The version to serve, decided by ModelRegistry.resolve_version on the cached state;
+        a weighted alias's by the routing key.
 
         What an alias or "latest" resolves to is kept with the state it was read from.
         """
@@ -178,8 +186,8 @@ class Predictor:
             # What is missing is read again at once: a new alias works from its first
             # request; only moves of existing aliases wait for the TTL.
             view = self._view(name, fresh=True)
-        if version is not None:
-            return self.registry.resolve_version(name, view.state, version, alias)
+        if version is not None or (alias or DEFAULT_ALIAS) in view.state.splits:
+            return self.registry.resolve_version(name, view.state, version, alias, routing_key)
         resolved = view.resolved.get(alias)
         if resolved is None:
             resolved = self.registry.resolve_version(name, view.state, None, alias)
@@ -249,6 +257,7 @@ class Predictor:
         rows: RequestRows | Sequence[Any],
         alias: str | None = None,
         probabilities: bool = False,
+        routing_key: str | None = None,
     ) -> Prediction:
         if not isinstance(rows, RequestRows):
             rows = RequestRows(rows)
@@ -258,13 +267,18 @@ class Predictor:
                 "them in batches, as `model-registry classify NAME --input rows.csv` and the "
                 "Python client's predict do"
             )
-        resolved = self.resolve(name, version, alias)
+        resolved = self.resolve(name, version, alias, routing_key)
         manifest = self._manifest(name, resolved)
-        line = self._view(name).state.serving_line(manifest)
+        state = self._view(name).state
+        line = state.serving_line(manifest)
         if line is not None and line != self.own_line:
-            return self._routed(line, manifest, rows, probabilities)
-        served = self._served(name, resolved, lambda: self._copy_of(name, resolved))
-        return self._predicted(name, served, rows, probabilities)
+            prediction = self._routed(line, manifest, rows, probabilities)
+        else:
+            served = self._served(name, resolved, lambda: self._copy_of(name, resolved))
+            prediction = self._predicted(name, served, rows, probabilities)
+        if version is None and (alias or DEFAULT_ALIAS) in state.splits:
+            return replace(prediction, weighted=True)
+        return prediction
 
     def _predicted(
         self, name: str, served: ServedModel, rows: RequestRows, probabilities: bool

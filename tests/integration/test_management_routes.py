@@ -100,7 +100,7 @@ def test_classify_follows_aliases_and_the_default_alias(
     rows = {"instances": [[0.1, 0.2]]}
     assert call("PUT", "/models/moons/aliases/production", {"version": 1}) == (
         200,
-        {"name": "moons", "alias": "production", "version": 1},
+        {"name": "moons", "alias": "production", "version": 1, "weights": None, "salt": None},
     )
     status, answer = call("POST", "/classify", rows, {"model": "moons", "alias": "production"})
     assert (status, answer["version"]) == (200, 1)
@@ -328,3 +328,46 @@ def test_the_runtime_route_names_the_versions_artifacts_are_loaded_with(call: Ca
     assert status == 200
     assert runtime["scikit_learn"] == sklearn.__version__
     assert runtime["python"].count(".") == 2 and runtime["numpy"] == numpy.__version__
+
+
+def test_a_weighted_alias_splits_classify_by_routing_key_and_names_each_version(
+    no_alias_cache: None, call: Call, three_versions: None
+) -> None:
+    from registry.manifest import AliasSplit
+    from registry.traffic import version_for
+
+    status, alias = call("PUT", "/models/moons/aliases/production", {"weights": {"1": 80, "2": 20}})
+    assert status == 200 and alias["weights"] == {"1": 80, "2": 20} and alias["version"] == 1
+    split = AliasSplit(weights={1: 80, 2: 20}, salt=alias["salt"])
+    rows = {"instances": [[0.1, 0.2]]}
+    query = {"model": "moons", "alias": "production"}
+    served = set()
+    for key in [f"entity-{index}" for index in range(40)]:
+        for _ in range(2):  # the same key stays on its version
+            status, answer = call("POST", "/classify", rows, query, {"X-Routing-Key": key})
+            assert (status, answer["version"]) == (200, version_for(split, "moons", key))
+        served.add(answer["version"])
+    assert served == {1, 2}
+    # without a routing key, the request id picks: every answer still names its version
+    versions = {call("POST", "/classify", rows, query)[1]["version"] for _ in range(40)}
+    assert versions == {1, 2}
+    # one version ends the split
+    assert call("PUT", "/models/moons/aliases/production", {"version": 3})[1]["weights"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"weights": {"1": 90, "2": 0}}, "weights"),
+        ({"weights": {"1": 100}}, "between 2 and 4 versions"),
+        ({"version": 1, "weights": {"1": 50, "2": 50}}, "exactly one of version or weights"),
+        ({"weights": {"1": 50, "9": 50}}, "version 9"),
+        ({"version": 1, "salt": "abc"}, "a salt goes with weights"),
+    ],
+)
+def test_bad_alias_splits_are_4xx_that_say_what_to_send(
+    call: Call, three_versions: None, body: dict[str, Any], expected: str
+) -> None:
+    status, answer = call("PUT", "/models/moons/aliases/production", body)
+    assert 400 <= status < 500 and expected in answer["message"], answer
+    assert call("GET", "/models/moons")[1]["aliases"] == {}

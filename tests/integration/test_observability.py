@@ -251,6 +251,11 @@ def test_every_metric_the_code_defines_is_emitted_with_its_unit_and_dimension_se
     )
     service.predictor().cache.clear()
     classify_version_1(classify)
+    # a weighted alias's prediction: counted per version too
+    for seed in (1, 2):  # versions 2 and 3
+        register("register", body=artifact_body("moons", distinct_model_bytes(seed)))
+    service.model_registry().set_alias_weights("moons", "production", {2: 50, 3: 50})
+    assert classify("classify", query={"model": "moons", "alias": "production"})[0] == 200
     output = stdout()
 
     emitted = {}

@@ -69,7 +69,11 @@ def route_caller() -> Call:
     identity = json.loads((EVENTS / "register.json").read_text())["requestContext"]["identity"]
 
     def call(
-        method: str, path: str, body: Any = None, query: dict[str, str] | None = None
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         for route in routes:
             path_parameters = route.match(method, path)
@@ -79,7 +83,7 @@ def route_caller() -> Call:
             raise AssertionError(f"no route for {method} {path}")
         data = json.dumps(body).encode() if body is not None else b""
         query_lists = {key: [value] for key, value in (query or {}).items()}
-        event = build_event(route, method, path, path_parameters, query_lists, {}, data)
+        event = build_event(route, method, path, path_parameters, query_lists, headers or {}, data)
         event["requestContext"]["identity"] = identity
         module = load_function_module(route.code_dir)
         response = module.lambda_handler(event, LocalLambdaContext(route.function))

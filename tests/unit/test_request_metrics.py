@@ -212,8 +212,9 @@ def powertools_document(document: dict[str, Any]) -> dict[str, Any]:
         builder.add_metric(name=metric["Name"], unit=metric["Unit"], value=value)
     for dimension_set in others:
         builder.add_dimensions(**{key: document[key] for key in dimension_set})
+    dimension_keys = {key for dimension_set in others for key in dimension_set}
     for key in ("correlation_id", "version"):
-        if key in document:
+        if key in document and key not in dimension_keys:
             builder.add_metadata(key=key, value=document[key])
     return dict(builder.serialize_metric_set())
 
@@ -224,8 +225,9 @@ def powertools_document(document: dict[str, Any]) -> dict[str, Any]:
         served_classify(cold_start=True, correlation_id="abc"),
         served_classify(cache="hit", load_ms=None),
         RequestOutcome(REGISTER_SERVICE, status=422, error_code="invalid_artifact"),
+        served_classify(alias="production", weighted=True),
     ],
-    ids=["cold-miss", "hit", "validation-failure"],
+    ids=["cold-miss", "hit", "validation-failure", "weighted-alias"],
 )
 def test_the_documents_are_the_ones_powertools_builds(outcome: RequestOutcome) -> None:
     documents = metric_documents(outcome, "Test/Namespace", 1795501238444)
@@ -242,3 +244,24 @@ def test_powertools_metrics_disabled_turns_the_documents_off(
     assert emitted(served_classify(), capsys).documents == []
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
     assert len(emitted(served_classify(), capsys).documents) == 1
+
+
+def test_a_prediction_a_weighted_alias_routed_is_counted_per_version_too(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    weighted = emitted(served_classify(alias="production", weighted=True), capsys)
+    (requests,) = weighted.metric("Requests")
+    assert requests.dimension_sets == (
+        ("service",), ("service", "model"), ("service", "model", "version"),
+    )  # fmt: skip
+    assert requests.dimensions["version"] == "3"
+    assert len(weighted.documents) == 1  # one document, as for any served classify
+    # a version asked for by number, or an alias of one version: the version is a property
+    (plain,) = emitted(served_classify(alias="production"), capsys).metric("Requests")
+    assert plain.properties["version"] == 3
+    assert plain.dimension_sets == (("service",), ("service", "model"))
+    failed = emitted(served_classify(status=503, weighted=True, error_code="busy"), capsys)
+    assert all(
+        ("service", "model", "version") not in metric.dimension_sets
+        for metric in failed.metric("Requests")
+    )
