@@ -41,6 +41,14 @@ class PicklePolicy(StrEnum):
     ALLOW_UNSAFE = "allow-unsafe"
 
 
+class CaptureTarget(StrEnum):
+    """Where captured predictions go: a log line of their own (deployed: the log group's
+    subscription sends them to Firehose), or the registry's store (the local server)."""
+
+    LOG = "log"
+    STORE = "store"
+
+
 class Settings(BaseModel):
     """REGISTRY_URI: 's3://bucket[/prefix]' or a local directory (the embedded store).
 
@@ -79,6 +87,10 @@ class Settings(BaseModel):
     NATIVE_THREADS: the most threads predict's OpenMP and BLAS pools use; 0, the
       function's CPU share: one per 1,769 MB of AWS_LAMBDA_FUNCTION_MEMORY_SIZE (which
       Lambda sets), at least one; one outside Lambda.
+    CAPTURE_SAMPLE_PERCENT: the share of predict requests captured with their answers
+      (registry/capture.py), for a model whose state sets none of its own.
+    CAPTURE_TO: 'log' (a line on standard output, as deployed) or 'store' (under the
+      registry's capture/ prefix, as the local server keeps them).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -104,6 +116,8 @@ class Settings(BaseModel):
     batch_output_uri: str | None = None
     batch_local_workers: int | None = Field(default=None, ge=0, le=256)
     native_threads: int = Field(default=0, ge=0, le=64)
+    capture_sample_percent: float = Field(default=0.0, ge=0, le=100)
+    capture_to: CaptureTarget = CaptureTarget.STORE
     aws_lambda_function_memory_size: int | None = Field(default=None, ge=128)
 
     def line_interpreters(self) -> dict[str, str]:

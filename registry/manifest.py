@@ -362,6 +362,9 @@ class ModelState(BaseModel):
     # Each alias's version; for a weighted alias, its heaviest version (splits has them all).
     aliases: dict[str, int] = Field(default_factory=dict)
     splits: dict[str, AliasSplit] = Field(default_factory=dict)
+    # The share of this model's predict requests captured (registry/capture.py); None: the
+    # deployment's CAPTURE_SAMPLE_PERCENT.
+    capture_percent: float | None = Field(default=None, ge=0, le=100)
     archived: list[int] = Field(default_factory=list)
     # Metadata edited after registration, by version.
     metadata: dict[int, VersionMetadata] = Field(default_factory=dict)

@@ -340,6 +340,16 @@ class ModelRegistry:
 
         return self.update_state(name, split)
 
+    def set_capture_percent(self, name: str, percent: float | None) -> ModelState:
+        """The share of the model's predict requests captured; None: the deployment's."""
+        if percent is not None and not 0 <= percent <= 100:
+            raise InvalidRequestError(f"a capture share is 0 to 100 percent, not {percent}")
+        if not self.list_versions(name):
+            raise ModelNotFoundError(f"no model named {name!r}")
+        return self.update_state(
+            name, lambda state: state.model_copy(update={"capture_percent": percent})
+        )
+
     def delete_alias(self, name: str, alias: str) -> int:
         """Remove the alias; returns the version it pointed to."""
         validate_name(alias, "alias")

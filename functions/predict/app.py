@@ -51,9 +51,10 @@ def handle_predict(
 ) -> Response[str]:
     name = model or service.settings().default_model
     note(model=name, version=version, alias=alias)
+    rows, routing_key = body.rows(), _routing_key()
     result = service.predictor().predict(
-        name, version, body.rows(), alias=alias, probabilities=body.probabilities,
-        routing_key=_routing_key(),
+        name, version, rows, alias=alias, probabilities=body.probabilities,
+        routing_key=routing_key,
     )  # fmt: skip
     note(
         version=result.manifest.version,
@@ -62,6 +63,10 @@ def handle_predict(
         load_ms=result.load_ms,
         weighted=result.weighted or None,
     )
+    service.capturer().capture(
+        app.current_event.request_context.request_id, name, alias, routing_key, rows, result,
+        with_probabilities=body.probabilities,
+    )  # fmt: skip
     # Serialised here, once, by the json module's C encoder: for large batches that is
     # several times cheaper than Powertools' generic encoder. Shape: PredictResponse.
     return Response(

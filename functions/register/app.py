@@ -1,6 +1,7 @@
 """Registration (POST /models/{name}/versions, POST /models) and the management routes: list,
 show, edit, convert, alias, archive, restore, delete, runtime checks, and batch jobs."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -9,12 +10,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from registry.batching.jobs import JOB_ID_PATTERN
+from registry.capture import read_records
+from registry.errors import ModelNotFoundError
 from registry.http import service
 from registry.http.api import create_resolver, resolve_logged
 from registry.http.schemas import (
     AliasResponse,
     BatchJobRequest,
     BatchJobResponse,
+    CapturedResponse,
+    CaptureShareRequest,
+    CaptureShareResponse,
     ConvertVersionResponse,
     DeleteModelResponse,
     EditVersionRequest,
@@ -36,6 +42,10 @@ from registry.observability import REGISTER_SERVICE, logger, note
 from registry.validation import runtime_versions
 
 app = create_resolver()
+# A page of captured records: at most this many, and about this much of their JSON (a Lambda
+# answer holds 6 MB).
+MAX_CAPTURED_PAGE = 1000
+CAPTURED_PAGE_BYTES = 4_000_000
 
 NamePath = Annotated[str, Path(pattern=MODEL_NAME_PATTERN)]
 VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
@@ -185,6 +195,39 @@ def handle_delete_alias(
     note(model=name, alias=alias)
     version = service.model_registry().delete_alias(name, alias)
     return AliasResponse(name=name, alias=alias, version=version)
+
+
+@app.put("/models/<name>/capture")
+def handle_set_capture_share(name: NamePath, body: CaptureShareRequest) -> CaptureShareResponse:
+    """The share of the model's predict requests captured with their answers."""
+    note(model=name)
+    state = service.model_registry().set_capture_percent(name, body.sample_percent)
+    return CaptureShareResponse(model=name, sample_percent=state.capture_percent)
+
+
+@app.get("/models/<name>/captured")
+def handle_read_captured(
+    name: NamePath,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601; without a zone, UTC")] = None,
+    after: Annotated[str | None, Query(max_length=2048, description="a page's `after`")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_CAPTURED_PAGE)] = MAX_CAPTURED_PAGE,
+) -> CapturedResponse:
+    """Captured requests with their answers, oldest first, a page at a time."""
+    note(model=name, version=version)
+    registry = service.model_registry()
+    if not registry.list_versions(name):
+        raise ModelNotFoundError(f"no model named {name!r}")
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    page = read_records(
+        registry.store, name, version, since, after, limit, max_bytes=CAPTURED_PAGE_BYTES
+    )
+    records = [
+        {key: value for key, value in record.items() if key != "captureData"}
+        for record in page.records
+    ]
+    return CapturedResponse(model=name, records=records, after=page.after)
 
 
 @app.post("/models/<name>/uploads", responses={201: {"description": "an upload URL"}})

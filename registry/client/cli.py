@@ -21,6 +21,7 @@ from registry.client.registry_client import (
     ApiError,
     EncodedRows,
     RegistryClient,
+    captured_table,
     encoded_columns,
 )
 
@@ -33,6 +34,18 @@ def _pairs(values: list[str], kind: str, parser: argparse.ArgumentParser) -> dic
             parser.error(f"--{kind} takes key=value, got {value!r}")
         pairs[key] = item
     return pairs
+
+
+def _capture_share(text: str) -> float | str:
+    if text == "default":
+        return text
+    try:
+        share = float(text)
+    except ValueError:
+        share = -1.0
+    if not 0 <= share <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: write a percent from 0 to 100, or default")
+    return share
 
 
 def _alias_target(text: str) -> tuple[int, int | None]:
@@ -118,12 +131,28 @@ def _readable(command: str, answer: Any) -> str:
         return _lines_in_use(answer["lines"])
     if command in ("batch", "batch-status"):
         return _batch_text(answer)
+    if command == "capture" and "records" in answer:
+        return _csv_text(captured_table(answer["records"])).rstrip("\n")
     if isinstance(answer, dict):
         if isinstance(answer.get("signature"), dict):
             answer = {**answer, "signature": _signature_text(answer["signature"])}
         width = max(map(len, answer), default=0)
         return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in answer.items())
     return json.dumps(answer)
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV with a header: every column any row has, in the order they first appear."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({key: _csv_value(value) for key, value in row.items()} for row in rows)
+    return text.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, list | dict) else value
 
 
 def _batch_text(job: dict[str, Any]) -> str:
@@ -603,6 +632,27 @@ def build_parser() -> argparse.ArgumentParser:
     batch_status.add_argument("job_id", help="the id `model-registry batch` printed")
     batch_status.add_argument("--wait", action="store_true", help="wait until the job ends")
 
+    capture = command(
+        "capture",
+        "captured predictions as CSV (what each row asked and was answered); "
+        "--sample-percent sets how many are captured",
+    )
+    capture.add_argument("name", help="the model's name")
+    capture.add_argument("--version", type=int, help="this version's only")
+    capture.add_argument(
+        "--since", help="from this time on (ISO 8601, e.g. 2026-12-04T09:00; without a zone, UTC)"
+    )
+    capture.add_argument(
+        "--sample-percent",
+        type=_capture_share,
+        metavar="P",
+        help="capture P percent of the model's predict requests from now on (0 to 100; "
+        "'default': the deployment's CaptureSamplePercent)",
+    )
+    capture.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the CSV here instead of printing it"
+    )
+
     classify = command("classify", "predict with a model")
     classify.add_argument("name", help="the model's name (`model-registry list`)")
     pin = classify.add_mutually_exclusive_group()
@@ -729,6 +779,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 wait=args.wait,
                 progress=None if args.json else batch_progress,
             )
+        case "capture" if args.sample_percent is not None:
+            share = None if args.sample_percent == "default" else args.sample_percent
+            return client.set_capture_share(args.name, share)
+        case "capture":
+            records = client.captured_records(args.name, args.version, args.since)
+            if args.output is None:
+                return {"model": args.name, "records": records}
+            table = captured_table(records)
+            args.output.write_text(_csv_text(table))
+            return {"model": args.name, "rows": len(table), "output": str(args.output)}
         case "batch-status" if args.wait:
             progress = None if args.json else batch_progress
             return client.wait_for_batch(args.job_id, progress)

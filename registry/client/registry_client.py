@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -384,6 +385,40 @@ class RegistryClient:
         with self._explaining(name, version, alias):
             return self.request("PUT", path, {"version": version})
 
+    # Captured predictions ---------------------------------------------------------
+
+    def set_capture_share(self, name: str, percent: float | None) -> Any:
+        """Capture this share of the model's predict requests (None: the deployment's)."""
+        with self._explaining(name):
+            path = f"/models/{_quote(name)}/capture"
+            return self.request("PUT", path, {"sample_percent": percent})
+
+    def captured_records(
+        self, name: str, version: int | None = None, since: "datetime | str | None" = None
+    ) -> list[dict[str, Any]]:
+        """Every captured record of the model (of one version), from `since` on, oldest first."""
+        when = since.isoformat() if isinstance(since, datetime) else since
+        records: list[dict[str, Any]] = []
+        after = None
+        with self._explaining(name, version):
+            while True:
+                query = {"version": version, "since": when, "after": after}
+                page = self.request("GET", f"/models/{_quote(name)}/captured", query=query)
+                records += page["records"]
+                after = page.get("after")
+                if after is None:
+                    return records
+
+    def capture(
+        self, name: str, version: int | None = None, since: "datetime | str | None" = None
+    ) -> Any:
+        """Captured predictions as a pandas DataFrame, a row per captured row: its time, event
+        id, version, alias and routing key, its values by column, the prediction, and a
+        probability_<class> column per class when the request asked for them."""
+        import pandas
+
+        return pandas.DataFrame(captured_table(self.captured_records(name, version, since)))
+
     def delete_alias(self, name: str, alias: str) -> Any:
         with self._explaining(name, alias=alias):
             return self.request("DELETE", f"/models/{_quote(name)}/aliases/{_quote(alias)}")
@@ -637,6 +672,35 @@ class RegistryClient:
             finally:  # an error or Ctrl-C: no batch still queued is sent
                 pool.shutdown(wait=False, cancel_futures=True)
         return answer
+
+
+def captured_table(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A row per captured row: what it was asked (its columns as they were sent) and
+    answered, with the request it came in."""
+    table = []
+    for record in records:
+        metadata = record.get("eventMetadata") or {}
+        probabilities = record.get("probabilities")
+        classes = record.get("classes") or []
+        for index, (row, prediction) in enumerate(
+            zip(record.get("rows", []), record.get("predictions", []), strict=False)
+        ):
+            line = {
+                "time": metadata.get("inferenceTime"),
+                "event_id": metadata.get("eventId"),
+                "version": record.get("version"),
+                "alias": record.get("alias"),
+                "routing_key": record.get("routing_key"),
+                **row,
+                "prediction": prediction,
+            }
+            if probabilities is not None and index < len(probabilities):
+                scores = probabilities[index]
+                if isinstance(scores, list) and len(scores) == len(classes):
+                    named = zip(classes, scores, strict=True)
+                    line.update({f"probability_{label}": score for label, score in named})
+            table.append(line)
+    return table
 
 
 def _routed_by(routing_key: str | None) -> dict[str, str] | None:

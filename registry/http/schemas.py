@@ -502,6 +502,34 @@ class AliasResponse(BaseModel):
         )
 
 
+class CaptureShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = 'send {"sample_percent": 10}, or {"sample_percent": null}'
+
+    sample_percent: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        description="the share of this model's predict requests captured with their answers; "
+        "null: the deployment's CaptureSamplePercent"
+    )
+
+
+class CaptureShareResponse(BaseModel):
+    model: str
+    sample_percent: float | None = Field(description="null: the deployment's share")
+
+
+class CapturedResponse(BaseModel):
+    """Captured requests with their answers (registry/capture.py), oldest first."""
+
+    model: str
+    records: list[dict[str, Any]] = Field(
+        description="each: eventMetadata (eventId, inferenceTime), model, version, alias, "
+        "routing_key, rows (objects of column values), predictions, probabilities and classes "
+        "when asked, rows_omitted (rows too large for the record); SageMaker's captureData is "
+        "left out (it holds the same rows and answers)"
+    )
+    after: str | None = Field(description="send as `after` for the next page; null: no more")
+
+
 class UploadResponse(BaseModel):
     upload_url: str = Field(description="PUT the joblib bytes here")
     upload_key: str = Field(description="then POST /models with this upload_key")

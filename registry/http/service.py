@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from registry.registering.registration import Registrar
     from registry.registering.upgrade import LineUpgrader
     from registry.registering.validator import ChildProcessInvoker, Validator
+    from registry.serving.capturing import Capturer
     from registry.serving.predictor import Predictor
     from registry.serving.routing import LineRouter
 
@@ -246,6 +247,22 @@ def stepfunctions_client() -> Any:
     return boto3.client("stepfunctions", config=config)
 
 
+@lru_cache(maxsize=1)
+def capturer() -> "Capturer":
+    """Captures the share of predict requests the model (or CAPTURE_SAMPLE_PERCENT) asks for:
+    as a log line deployed (CAPTURE_TO=log), into the registry's store locally."""
+    from registry.config import CaptureTarget
+    from registry.serving.capturing import Capturer, LogLineSink, StoreSink
+
+    config = settings()
+    sink = (
+        LogLineSink()
+        if config.capture_to is CaptureTarget.LOG
+        else StoreSink(model_registry().store)
+    )
+    return Capturer(sink, config.capture_sample_percent, predictor().capture_percent)
+
+
 def reset() -> None:
     """Forget the settings, store and cached models (tests use this between cases)."""
     for factory in (
@@ -256,6 +273,7 @@ def reset() -> None:
         line_upgrader,
         model_deleter,
         predictor,
+        capturer,
         batch_jobs,
     ):
         factory.cache_clear()

@@ -163,6 +163,10 @@ class Predictor:
                 self._views[name] = view
         return view
 
+    def capture_percent(self, name: str) -> float | None:
+        """The model's own capture share, as its cached state says (None: the default)."""
+        return self._view(name).state.capture_percent
+
     def forget_views(self) -> None:
         """Re-read aliases, archived versions and "latest" on the next request."""
         with self._views_lock:
