@@ -362,6 +362,9 @@ class ModelState(BaseModel):
     # Each alias's version; for a weighted alias, its heaviest version (splits has them all).
     aliases: dict[str, int] = Field(default_factory=dict)
     splits: dict[str, AliasSplit] = Field(default_factory=dict)
+    # An alias's shadow version: it never answers; `model-registry shadow report` replays
+    # the alias's captured rows through it.
+    shadows: dict[str, int] = Field(default_factory=dict)
     # The share of this model's predict requests captured (registry/capture.py); None: the
     # deployment's CAPTURE_SAMPLE_PERCENT.
     capture_percent: float | None = Field(default=None, ge=0, le=100)
@@ -388,11 +391,14 @@ class ModelState(BaseModel):
         return version > self.deleted_through
 
     def aliases_of(self, version: int) -> list[str]:
-        """The aliases that send traffic to this version (alone, or with a weight)."""
+        """The aliases that send traffic to this version (alone, or with a weight), or name
+        it their shadow."""
         return sorted(
             alias
             for alias, target in self.aliases.items()
-            if target == version or (alias in self.splits and version in self.splits[alias].weights)
+            if target == version
+            or (alias in self.splits and version in self.splits[alias].weights)
+            or self.shadows.get(alias) == version
         )
 
     def serving_line(self, manifest: ModelManifest) -> str | None:

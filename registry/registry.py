@@ -78,6 +78,8 @@ class ModelVersions:
     latest_version: int | None
     aliases: dict[str, int]
     next_after: int | None
+    splits: dict[str, dict[int, int]]
+    shadows: dict[str, int]
 
 
 class ModelRegistry:
@@ -154,6 +156,8 @@ class ModelRegistry:
             latest_version=active[-1] if active else None,
             aliases=dict(sorted(state.aliases.items())),
             next_after=page[-1] if page and page[-1] != numbers[-1] else None,
+            splits={alias: split.weights for alias, split in sorted(state.splits.items())},
+            shadows=dict(sorted(state.shadows.items())),
         )
 
     def get_manifest(self, name: str, version: int) -> ModelManifest:
@@ -289,22 +293,51 @@ class ModelRegistry:
                 return new_state
         raise StateConflictError(f"too many concurrent updates of {name!r}; retry the request")
 
-    def set_alias(self, name: str, alias: str, version: int) -> ModelState:
+    def set_alias(
+        self, name: str, alias: str, version: int, shadow: int | None = None
+    ) -> ModelState:
+        """Point the alias at one version (ending a split), with a shadow version or none."""
         validate_name(alias, "alias")
         self.get_manifest(name, version)
+        self._check_shadow(name, shadow, {version})
 
         def point(state: ModelState) -> ModelState:
-            self._check_exists(name, version, state)
-            if version in state.archived:
-                raise VersionArchivedError(f"version {version} of {name!r} is archived")
+            self._check_servable(name, [version, *([shadow] if shadow else [])], state)
             splits = {key: split for key, split in state.splits.items() if key != alias}
             aliases = {**state.aliases, alias: version}
-            return state.model_copy(update={"aliases": aliases, "splits": splits})
+            return state.model_copy(
+                update={
+                    "aliases": aliases,
+                    "splits": splits,
+                    "shadows": _with_shadow(state.shadows, alias, shadow),
+                }
+            )
 
         return self.update_state(name, point)
 
+    def _check_shadow(self, name: str, shadow: int | None, serving: set[int]) -> None:
+        if shadow is None:
+            return
+        if shadow in serving:
+            raise InvalidRequestError(
+                f"version {shadow} answers this alias's requests, so it cannot also be its "
+                "shadow: name another version as the shadow"
+            )
+        self.get_manifest(name, shadow)
+
+    def _check_servable(self, name: str, versions: list[int], state: ModelState) -> None:
+        for version in versions:
+            self._check_exists(name, version, state)
+            if version in state.archived:
+                raise VersionArchivedError(f"version {version} of {name!r} is archived")
+
     def set_alias_weights(
-        self, name: str, alias: str, weights: dict[int, int], salt: str | None = None
+        self,
+        name: str,
+        alias: str,
+        weights: dict[int, int],
+        salt: str | None = None,
+        shadow: int | None = None,
     ) -> ModelState:
         """Split the alias's traffic between versions by weight: one compare-and-swap, as any
         move of an alias. The alias keeps its salt (a key stays where it was unless the
@@ -322,12 +355,10 @@ class ModelRegistry:
             )
         for version in weights:
             self.get_manifest(name, version)
+        self._check_shadow(name, shadow, set(weights))
 
         def split(state: ModelState) -> ModelState:
-            for version in weights:
-                self._check_exists(name, version, state)
-                if version in state.archived:
-                    raise VersionArchivedError(f"version {version} of {name!r} is archived")
+            self._check_servable(name, [*weights, *([shadow] if shadow else [])], state)
             previous = state.splits.get(alias)
             kept_salt = previous.salt if previous is not None else new_salt()
             routed = AliasSplit(weights=dict(sorted(weights.items())), salt=salt or kept_salt)
@@ -335,6 +366,7 @@ class ModelRegistry:
                 update={
                     "aliases": {**state.aliases, alias: routed.heaviest},
                     "splits": {**state.splits, alias: routed},
+                    "shadows": _with_shadow(state.shadows, alias, shadow),
                 }
             )
 
@@ -363,7 +395,10 @@ class ModelRegistry:
             removed[:] = [state.aliases[alias]]
             aliases = {key: value for key, value in state.aliases.items() if key != alias}
             splits = {key: split for key, split in state.splits.items() if key != alias}
-            return state.model_copy(update={"aliases": aliases, "splits": splits})
+            shadows = _with_shadow(state.shadows, alias, None)
+            return state.model_copy(
+                update={"aliases": aliases, "splits": splits, "shadows": shadows}
+            )
 
         self.update_state(name, drop)
         return removed[0]
@@ -456,3 +491,8 @@ def _aliased(name: str, state: ModelState, alias: str, routing_key: str | None) 
     if split is None or routing_key is None:
         return state.aliases[alias]
     return version_for(split, name, routing_key)
+
+
+def _with_shadow(shadows: dict[str, int], alias: str, shadow: int | None) -> dict[str, int]:
+    kept = {key: version for key, version in shadows.items() if key != alias}
+    return {**kept, alias: shadow} if shadow is not None else kept

@@ -181,10 +181,10 @@ def handle_set_alias(
     note(model=name, alias=alias, version=body.version)
     registry = service.model_registry()
     if body.weights is not None:
-        state = registry.set_alias_weights(name, alias, body.weights, body.salt)
+        state = registry.set_alias_weights(name, alias, body.weights, body.salt, body.shadow)
     else:
         assert body.version is not None
-        state = registry.set_alias(name, alias, body.version)
+        state = registry.set_alias(name, alias, body.version, body.shadow)
     return AliasResponse.of(name, alias, state)
 
 

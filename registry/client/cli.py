@@ -24,6 +24,7 @@ from registry.client.registry_client import (
     captured_table,
     encoded_columns,
 )
+from registry.client.shadow import ShadowReportError, shadow_report
 
 
 def _pairs(values: list[str], kind: str, parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -131,6 +132,8 @@ def _readable(command: str, answer: Any) -> str:
         return _lines_in_use(answer["lines"])
     if command in ("batch", "batch-status"):
         return _batch_text(answer)
+    if command == "shadow report":
+        return _shadow_text(answer)
     if command == "capture" and "records" in answer:
         return _csv_text(captured_table(answer["records"])).rstrip("\n")
     if isinstance(answer, dict):
@@ -139,6 +142,28 @@ def _readable(command: str, answer: Any) -> str:
         width = max(map(len, answer), default=0)
         return "\n".join(f"{key.ljust(width)}  {_cell(value)}" for key, value in answer.items())
     return json.dumps(answer)
+
+
+def _shadow_text(report: dict[str, Any]) -> str:
+    primary = ", ".join(map(str, report["primary_versions"]))
+    agreement = report["agreement"]
+    lines = [
+        f"{report['model']} {report['alias']}: shadow version {report['shadow']} against version "
+        f"{primary} on {report['replayed']:,} captured rows"
+        + (f" ({report['not_replayed']:,} not replayed)" if report["not_replayed"] else ""),
+        f"agreement: {agreement:.1%}" if agreement is not None else "agreement: no rows",
+    ]
+    if "confusion" in report:
+        confusion = _table(report["confusion"], ["primary", "shadow", "rows"])
+        lines += ["", "primary -> shadow:", confusion]
+    elif report.get("differences"):
+        spread = ", ".join(f"{key} {value:.6g}" for key, value in report["differences"].items())
+        lines += ["", f"shadow - primary: {spread}"]
+    if report["most_different"]:
+        columns = list(dict.fromkeys(key for row in report["most_different"] for key in row))
+        lines += ["", "rows that differ most:", _table(report["most_different"], columns)]
+    lines.append(f"(batch job {report['batch_job']})")
+    return "\n".join(lines)
 
 
 def _csv_text(rows: list[dict[str, Any]]) -> str:
@@ -542,6 +567,12 @@ def build_parser() -> argparse.ArgumentParser:
     alias_set.add_argument(
         "--salt", help="with weights: a new salt reshuffles which key goes to which version"
     )
+    alias_set.add_argument(
+        "--shadow",
+        type=int,
+        metavar="VERSION",
+        help="a version that never answers, for `model-registry shadow report` (left out: none)",
+    )
     alias_rm = command("rm", "remove an alias", alias_commands)
     alias_rm.add_argument("name", help="the model's name")
     alias_rm.add_argument("alias", help="the alias to remove")
@@ -631,6 +662,23 @@ def build_parser() -> argparse.ArgumentParser:
     batch_status = command("batch-status", "a batch job's status, counts and first errors")
     batch_status.add_argument("job_id", help="the id `model-registry batch` printed")
     batch_status.add_argument("--wait", action="store_true", help="wait until the job ends")
+
+    shadow = command("shadow", "what an alias's shadow version would have answered")
+    shadow_commands = shadow.add_subparsers(dest="shadow_command", required=True, metavar="ACTION")
+    report = command(
+        "report",
+        "replay the alias's captured rows through its shadow (a batch job) and compare",
+        shadow_commands,
+    )
+    report.add_argument("name", help="the model's name")
+    report.add_argument("alias", help="the alias whose shadow to report on, e.g. production")
+    report.add_argument("--since", help="captured from this time on (ISO 8601; UTC without a zone)")
+    report.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where the replayed rows and the shadow's answers are written (default: a temporary "
+        "folder); the server's batch job reads and writes it, so against a local server only",
+    )
 
     capture = command(
         "capture",
@@ -737,8 +785,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return client.show(args.name, args.version)
         case "alias" if args.alias_command == "set":
             return client.set_alias(
-                args.name, args.alias, _alias_version(args.version, parser), args.salt
-            )
+                args.name, args.alias, _alias_version(args.version, parser), args.salt,
+                shadow=args.shadow,
+            )  # fmt: skip
         case "alias":
             return client.delete_alias(args.name, args.alias)
         case "edit":
@@ -779,6 +828,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 wait=args.wait,
                 progress=None if args.json else batch_progress,
             )
+        case "shadow":
+            try:
+                return shadow_report(client, args.name, args.alias, args.since, args.work_dir)
+            except ShadowReportError as exc:
+                parser.exit(1, f"error: {exc}\n")
         case "capture" if args.sample_percent is not None:
             share = None if args.sample_percent == "default" else args.sample_percent
             return client.set_capture_share(args.name, share)
@@ -837,7 +891,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:  # a local file: --output's folder, a full disk
             print(f"error: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
             return 1
-        command = " ".join(filter(None, [args.command, getattr(args, "runtime_command", None)]))
+        subcommand = getattr(args, "runtime_command", None) or getattr(args, "shadow_command", None)
+        command = " ".join(filter(None, [args.command, subcommand]))
         text = json.dumps(answer, indent=2) if args.json else _readable(command, answer)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()

@@ -371,19 +371,36 @@ class RegistryClient:
             return self.request("PATCH", f"/models/{_quote(name)}/versions/{version}", edit)
 
     def set_alias(
-        self, name: str, alias: str, version: int | dict[int, int], salt: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int | dict[int, int],
+        salt: str | None = None,
+        shadow: int | None = None,
     ) -> Any:
         """Point the alias at a version, or split its traffic by weight: {7: 90, 8: 10}
-        (a new salt reshuffles which routing key goes to which version)."""
+        (a new salt reshuffles which routing key goes to which version); shadow: a version
+        that never answers, for shadow_report."""
         path = f"/models/{_quote(name)}/aliases/{_quote(alias)}"
+        body: dict[str, Any] = {"shadow": shadow} if shadow is not None else {}
         if isinstance(version, dict):
-            body: dict[str, Any] = {"weights": {str(key): value for key, value in version.items()}}
+            body["weights"] = {str(key): value for key, value in version.items()}
             if salt is not None:
                 body["salt"] = salt
             with self._explaining(name, alias=alias):
                 return self.request("PUT", path, body)
         with self._explaining(name, version, alias):
-            return self.request("PUT", path, {"version": version})
+            return self.request("PUT", path, {"version": version, **body})
+
+    def shadow_report(
+        self, name: str, alias: str, since: str | None = None, work_dir: str | Path | None = None
+    ) -> dict[str, Any]:
+        """The alias's captured rows replayed through its shadow version by a batch job (a
+        local server's: the rows and answers go through work_dir), compared with what the
+        alias's versions answered: agreement, confusion or differences, rows that differ most."""
+        from registry.client.shadow import shadow_report
+
+        return shadow_report(self, name, alias, since, work_dir)
 
     # Captured predictions ---------------------------------------------------------
 

@@ -432,6 +432,10 @@ class ModelDetailsResponse(BaseModel):
     version_count: int
     latest_version: int | None
     aliases: dict[str, int]
+    splits: dict[str, dict[int, int]] = Field(
+        default_factory=dict, description="weighted aliases: each version's weight"
+    )
+    shadows: dict[str, int] = Field(default_factory=dict, description="each alias's shadow")
     versions: list[VersionSummaryResponse]
     next_after: int | None = Field(description="pass as ?after= for the next page; null at the end")
 
@@ -442,6 +446,8 @@ class ModelDetailsResponse(BaseModel):
             version_count=details.version_count,
             latest_version=details.latest_version,
             aliases=details.aliases,
+            splits=details.splits,
+            shadows=details.shadows,
             next_after=details.next_after,
             versions=[
                 VersionSummaryResponse(
@@ -470,6 +476,11 @@ class SetAliasRequest(BaseModel):
         description="2 to 4 versions and their weights: each request goes to one, chosen by "
         "its x-routing-key header (else its request id)",
     )
+    shadow: VersionNumber | None = Field(
+        default=None,
+        description="a version that never answers, whose answers to the alias's captured "
+        "rows `model-registry shadow report` compares (left out: none)",
+    )
     salt: Annotated[str, Field(pattern=r"^[0-9a-zA-Z_-]{1,64}$")] | None = Field(
         default=None,
         description="with weights: a new salt reshuffles which key goes to which version "
@@ -491,14 +502,21 @@ class AliasResponse(BaseModel):
     version: int = Field(description="the version it serves; with weights, the heaviest")
     weights: dict[int, int] | None = None
     salt: str | None = None
+    shadow: int | None = None
 
     @classmethod
     def of(cls, name: str, alias: str, state: ModelState) -> Self:
         split = state.splits.get(alias)
+        shadow = state.shadows.get(alias)
         if split is None:
-            return cls(name=name, alias=alias, version=state.aliases[alias])
+            return cls(name=name, alias=alias, version=state.aliases[alias], shadow=shadow)
         return cls(
-            name=name, alias=alias, version=split.heaviest, weights=split.weights, salt=split.salt
+            name=name,
+            alias=alias,
+            version=split.heaviest,
+            weights=split.weights,
+            salt=split.salt,
+            shadow=shadow,
         )
 
 

@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer
 from train_moons import train_moons
 
 from bench.batch import BatchRows
+from bench.capture import CaptureRows
 from bench.cli import CliRows
 from bench.cold_start import ColdInitRows, built_cold_start_rows
 from bench.common import (
@@ -43,7 +44,15 @@ from registry.http import service
 
 
 class Bench(
-    WarmRows, LocalServerRows, CliRows, RoutingRows, BatchRows, ThreadRows, ColdInitRows, Harness
+    WarmRows,
+    CaptureRows,
+    LocalServerRows,
+    CliRows,
+    RoutingRows,
+    BatchRows,
+    ThreadRows,
+    ColdInitRows,
+    Harness,
 ):
     """Every family of measurements, over one harness."""
 
@@ -98,6 +107,7 @@ def main() -> int:
             rows += bench.model_rows("blog's model", "moons", train_moons())
             trees = 30 if args.quick else 300
             rows += bench.model_rows(f"{trees} trees", "forest", train_moons(n_estimators=trees))
+            rows += bench.capture_rows()
             rows.append(bench.validation_row())
             rows.append(bench.memory_row())
             rows += bench.native_thread_rows()

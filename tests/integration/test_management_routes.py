@@ -100,7 +100,14 @@ def test_classify_follows_aliases_and_the_default_alias(
     rows = {"instances": [[0.1, 0.2]]}
     assert call("PUT", "/models/moons/aliases/production", {"version": 1}) == (
         200,
-        {"name": "moons", "alias": "production", "version": 1, "weights": None, "salt": None},
+        {
+            "name": "moons",
+            "alias": "production",
+            "version": 1,
+            "weights": None,
+            "salt": None,
+            "shadow": None,
+        },
     )
     status, answer = call("POST", "/classify", rows, {"model": "moons", "alias": "production"})
     assert (status, answer["version"]) == (200, 1)

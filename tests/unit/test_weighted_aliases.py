@@ -135,3 +135,21 @@ def test_predict_answers_each_routing_key_with_its_version_and_names_it(
         for key in KEYS[:50]
     }
     assert versions == {3, 4}
+
+
+def test_a_shadow_is_kept_with_its_alias_and_cannot_be_archived_or_answer(
+    four_versions: ModelRegistry,
+) -> None:
+    registry = four_versions
+    state = registry.set_alias_weights("churn", "production", {1: 90, 2: 10}, shadow=3)
+    assert state.shadows == {"production": 3}
+    assert registry.resolve_version("churn", state, None, "production", "any key") in (1, 2)
+    with pytest.raises(VersionInUseError, match="production"):
+        registry.archive("churn", 3)
+    with pytest.raises(InvalidRequestError, match="cannot also be its shadow"):
+        registry.set_alias("churn", "production", 3, shadow=3)
+    # setting the alias again without a shadow drops it; removing the alias drops it too
+    assert registry.set_alias("churn", "production", 1).shadows == {}
+    registry.set_alias("churn", "canary", 1, shadow=4)
+    registry.delete_alias("churn", "canary")
+    assert registry.state("churn").shadows == {}
