@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from registry.client.monitor import MonitorError, html_page, monitor, read_reference, table_text
 from registry.client.registry_client import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CONNECTIONS,
@@ -132,6 +133,9 @@ def _readable(command: str, answer: Any) -> str:
         return _lines_in_use(answer["lines"])
     if command in ("batch", "batch-status"):
         return _batch_text(answer)
+    if command == "monitor":
+        page = f"\nwrote {answer['html']}" if answer.get("html") else ""
+        return table_text(answer) + page
     if command == "shadow report":
         return _shadow_text(answer)
     if command == "capture" and "records" in answer:
@@ -680,6 +684,25 @@ def build_parser() -> argparse.ArgumentParser:
         "folder); the server's batch job reads and writes it, so against a local server only",
     )
 
+    monitor_command = command(
+        "monitor",
+        "captured inputs against the version's reference rows (PSI, categories, missing "
+        "values) and its predictions by hour",
+    )
+    monitor_command.add_argument("name", help="the model's name")
+    monitor_command.add_argument(
+        "--version", type=int, help="this version (default: the one that answered last)"
+    )
+    monitor_command.add_argument("--since", help="captured from this time on (ISO 8601)")
+    monitor_command.add_argument(
+        "--reference",
+        metavar="FILE",
+        help="reference rows, CSV or JSON lines (default: the version's input_example)",
+    )
+    monitor_command.add_argument(
+        "--html", type=Path, metavar="FILE", help="also write one self-contained page with charts"
+    )
+
     capture = command(
         "capture",
         "captured predictions as CSV (what each row asked and was answered); "
@@ -828,6 +851,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 wait=args.wait,
                 progress=None if args.json else batch_progress,
             )
+        case "monitor":
+            try:
+                reference = read_reference(args.reference) if args.reference else None
+                report = monitor(client, args.name, args.version, args.since, reference)
+                if args.html is not None:
+                    args.html.write_text(html_page(report))
+                    report["html"] = str(args.html)
+            except MonitorError as exc:
+                parser.exit(1, f"error: {exc}\n")
+            return report
         case "shadow":
             try:
                 return shadow_report(client, args.name, args.alias, args.since, args.work_dir)

@@ -1,0 +1,108 @@
+"""`model-registry monitor` against scripts/local_api.py: captured inputs against the version's
+reference rows, its predictions by hour, and a page that a real headless browser opens and
+draws, charts included."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy
+import pytest
+from matplotlib import image
+
+from tests.support.http import cli, cli_json
+from tests.support.models import distinct_model_bytes
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# matplotlib's first two colours: the reference's bars and the captured rows'
+REFERENCE_BLUE, CAPTURED_ORANGE = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)
+
+
+def psi(reference: Any, captured: Any) -> float:
+    """The documented PSI, worked out here from numpy's deciles of the reference."""
+    edges = numpy.unique(numpy.quantile(reference, numpy.linspace(0, 1, 11)))[1:-1]
+    then = numpy.bincount(numpy.searchsorted(edges, reference, "right"), minlength=len(edges) + 1)
+    now = numpy.bincount(numpy.searchsorted(edges, captured, "right"), minlength=len(edges) + 1)
+    then = numpy.maximum(then / then.sum(), 1e-4)
+    now = numpy.maximum(now / now.sum(), 1e-4)
+    return float(numpy.sum((now - then) * numpy.log(now / then)))
+
+
+@pytest.fixture
+def monitored(api_url: str, tmp_path: Path) -> dict[str, Any]:
+    """A version with 200 reference rows, and 150 captured rows whose first column moved."""
+    rng = numpy.random.default_rng(0)
+    reference = rng.normal(size=(200, 2)).round(4)
+    (tmp_path / "reference.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in reference[:100].tolist())
+    )
+    (tmp_path / "model.joblib").write_bytes(distinct_model_bytes(1))
+    cli_json(
+        api_url, "register", str(tmp_path / "model.joblib"), "--name", "churn",
+        "--input-example", str(tmp_path / "reference.jsonl"),
+    )  # fmt: skip
+    cli_json(api_url, "capture", "churn", "--sample-percent", "100")
+    captured = (rng.normal(size=(150, 2)) + numpy.array([1.0, 0.0])).round(4)
+    for batch in numpy.array_split(captured, 3):
+        cli_json(api_url, "classify", "churn", "--instances", json.dumps(batch.tolist()))
+    model = joblib.load(tmp_path / "model.joblib")
+    return {"reference": reference[:100], "captured": captured, "model": model}
+
+
+def test_the_monitor_compares_captured_inputs_with_the_reference_and_counts_predictions(
+    api_url: str, monitored: dict[str, Any]
+) -> None:
+    report = cli_json(api_url, "monitor", "churn")
+
+    reference, captured = monitored["reference"], monitored["captured"]
+    assert (report["version"], report["reference_rows"], report["captured_rows"]) == (1, 100, 150)
+    moved, kept = report["columns"]
+    assert moved["psi"] == pytest.approx(psi(reference[:, 0], captured[:, 0]), rel=1e-12)
+    assert kept["psi"] == pytest.approx(psi(reference[:, 1], captured[:, 1]), rel=1e-12)
+    assert moved["psi"] > 0.25 > kept["psi"]  # the first column moved by a standard deviation
+    assert moved["missing_captured"] == moved["missing_reference"] == 0.0
+    (hour,) = report["predictions"]
+    predictions = monitored["model"].predict(captured)
+    assert hour["rows"] == 150
+    assert hour["shares"] == {
+        str(label): float(numpy.mean(predictions == label)) for label in (0, 1)
+    }
+    text = cli(api_url, "monitor", "churn").stdout
+    assert "shift" in text and "predictions by hour" in text
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium: `apt-get install chromium` (.ci/run)")
+def test_the_monitor_page_opens_in_a_headless_browser_and_draws_its_charts(
+    api_url: str, monitored: dict[str, Any], tmp_path: Path
+) -> None:
+    page = tmp_path / "report.html"
+    cli(api_url, "monitor", "churn", "--html", str(page))
+    text = page.read_text()
+    assert "<script" not in text and "http" not in text.split("<svg", 1)[0]  # self-contained
+    assert CHROMIUM is not None
+    browser = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--no-first-run", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
+        "--window-size=1300,1400",
+    ]  # fmt: skip
+    dom = subprocess.run(
+        [*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    ).stdout
+    assert dom.count("<figure") == 3 and dom.count("<svg") == 3  # two columns and predictions
+    assert "churn version 1: monitor" in dom
+    screenshot = tmp_path / "report.png"
+    subprocess.run(
+        [*browser, f"--screenshot={screenshot}", page.as_uri()],
+        capture_output=True, timeout=120, check=True,
+    )  # fmt: skip
+    pixels = (image.imread(screenshot)[:, :, :3] * 255).round().astype(int)
+
+    def drawn(colour: tuple[int, int, int]) -> int:
+        return int((numpy.abs(pixels - numpy.array(colour)).sum(axis=2) <= 6).sum())
+
+    # the bars of both series are on screen, not just the page's text
+    assert drawn(REFERENCE_BLUE) > 2_000 and drawn(CAPTURED_ORANGE) > 2_000
