@@ -112,6 +112,11 @@ class AliasNotFoundError(RegistryError):
     http_status = 404
 
 
+class ReferenceNotFoundError(RegistryError):
+    code = "reference_not_found"
+    http_status = 404
+
+
 class UploadNotFoundError(RegistryError):
     code = "upload_not_found"
     http_status = 404

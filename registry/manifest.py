@@ -7,6 +7,7 @@ Layout under the store (keys are relative to REGISTRY_URI):
     models/<name>/serving/<sha256>.skops       a joblib artifact's model saved by it with skops,
     models/<name>/serving/<sha256>.pickle      or (PickleArtifacts=allow-unsafe) re-pickled
     models/<name>/state.json                   aliases and archived versions (compare-and-swap)
+    models/<name>/references/<0000000001>.json a version's reference rows, for the monitor
     models/<name>/sha256/<sha256>.json         which version holds these bytes (retry safety)
     uploads/<name>/<32 hex>.joblib             large artifacts PUT through a presigned URL
     uploads/<name>/<32 hex>.staged|.serving    what register hands the validator, and its answer
@@ -131,6 +132,11 @@ def artifact_key(name: str, sha256: str, format: ArtifactFormat = ArtifactFormat
 def serving_key(name: str, sha256: str, format: ServingFormat = ServingFormat.PICKLE) -> str:
     """The validator's quick-loading copy of an artifact, content-addressed."""
     return f"{model_prefix(name)}serving/{sha256}.{SERVING_SUFFIXES[format]}"
+
+
+def reference_key(name: str, version: int) -> str:
+    """A version's reference rows (what the monitor compares captured inputs with)."""
+    return f"{model_prefix(name)}references/{version:0{VERSION_DIGITS}d}.json"
 
 
 def state_key(name: str) -> str:

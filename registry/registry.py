@@ -7,6 +7,7 @@ Nothing here loads an artifact: read_artifact and read_serving_copy return bytes
 against the manifest.
 """
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from registry.manifest import (
     artifact_key,
     manifest_key,
     parse_version_key,
+    reference_key,
     serving_key,
     sha256_hex,
     state_key,
@@ -371,6 +373,23 @@ class ModelRegistry:
             )
 
         return self.update_state(name, split)
+
+    def put_reference(self, name: str, version: int, rows: list[Any]) -> int:
+        """Keep rows with the version for the monitor to compare captured inputs with
+        (replacing any kept before); returns how many."""
+        self.get_manifest(name, version)
+        self.store.put(reference_key(name, version), json.dumps({"rows": rows}).encode())
+        return len(rows)
+
+    def get_reference(self, name: str, version: int) -> list[Any] | None:
+        """The version's reference rows, None if none were kept."""
+        self.get_manifest(name, version)
+        try:
+            data = self.store.get(reference_key(name, version))
+        except ObjectNotFoundError:
+            return None
+        rows: list[Any] = json.loads(data)["rows"]
+        return rows
 
     def set_capture_percent(self, name: str, percent: float | None) -> ModelState:
         """The share of the model's predict requests captured; None: the deployment's."""

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from registry.batching.jobs import JOB_ID_PATTERN
 from registry.capture import read_records
-from registry.errors import ModelNotFoundError
+from registry.errors import ModelNotFoundError, ReferenceNotFoundError
 from registry.http import service
 from registry.http.api import create_resolver, resolve_logged
 from registry.http.schemas import (
@@ -27,6 +27,8 @@ from registry.http.schemas import (
     ModelDetailsResponse,
     ModelListResponse,
     ModelVersionResponse,
+    ReferenceRowsRequest,
+    ReferenceRowsResponse,
     RegisterModelRequest,
     RegisterModelResponse,
     RegisterVersionRequest,
@@ -195,6 +197,30 @@ def handle_delete_alias(
     note(model=name, alias=alias)
     version = service.model_registry().delete_alias(name, alias)
     return AliasResponse(name=name, alias=alias, version=version)
+
+
+@app.put("/models/<name>/versions/<version>/reference")
+def handle_put_reference(
+    name: NamePath, version: VersionPath, body: ReferenceRowsRequest
+) -> ReferenceRowsResponse:
+    """Keep reference rows with the version (`model-registry register --reference FILE`)."""
+    note(model=name, version=version)
+    kept = service.model_registry().put_reference(name, version, body.rows)
+    return ReferenceRowsResponse(model=name, version=version, rows=kept)
+
+
+@app.get("/models/<name>/versions/<version>/reference")
+def handle_get_reference(name: NamePath, version: VersionPath) -> ReferenceRowsResponse:
+    """The version's reference rows; 404 reference_not_found when none were kept."""
+    note(model=name, version=version)
+    rows = service.model_registry().get_reference(name, version)
+    if rows is None:
+        raise ReferenceNotFoundError(
+            f"version {version} of {name!r} has no reference rows: keep some with "
+            f"`model-registry register FILE --name {name} --reference rows.csv`, or give "
+            "them to the monitor (`--reference rows.csv`)"
+        )
+    return ReferenceRowsResponse(model=name, version=version, rows=rows)
 
 
 @app.put("/models/<name>/capture")

@@ -534,6 +534,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a CSV or JSON lines file of a few rows (at most 100) the model must predict on",
     )
     register.add_argument(
+        "--reference",
+        type=Path,
+        metavar="ROWS",
+        help="a CSV or JSON lines file of the inputs it was trained on (up to 20,000 rows), "
+        "kept with the version for `model-registry monitor`",
+    )
+    register.add_argument(
         "--runtime",
         metavar="VERSION",
         help="the scikit-learn the file was saved with, e.g. 1.8.0, for a file that does not "
@@ -697,7 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_command.add_argument(
         "--reference",
         metavar="FILE",
-        help="reference rows, CSV or JSON lines (default: the version's input_example)",
+        help="reference rows, CSV or JSON lines (default: those kept at registration, "
+        "`register --reference`, else the version's input_example)",
     )
     monitor_command.add_argument(
         "--html", type=Path, metavar="FILE", help="also write one self-contained page with charts"
@@ -785,12 +793,15 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 artifact = args.path.read_bytes()
             except OSError as exc:
                 parser.error(f"cannot read {args.path}: {exc.strerror}")
-            example = None
-            if args.input_example is not None:
+            example, reference = None, None
+            for option, path in (("example", args.input_example), ("reference", args.reference)):
+                if path is None:
+                    continue
                 try:
-                    example = read_rows(args.input_example)
+                    read = read_rows(path)
                 except (OSError, ValueError) as exc:
-                    parser.error(f"cannot read rows from {args.input_example}: {exc}")
+                    parser.error(f"cannot read rows from {path}: {exc}")
+                example, reference = (read, reference) if option == "example" else (example, read)
             return client.register(
                 artifact,
                 args.name,
@@ -801,6 +812,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
                 progress=_no_progress if args.json else None,
                 input_example=example,
                 runtime=args.runtime,
+                reference=reference,
             )
         case "list":
             return client.list_models()

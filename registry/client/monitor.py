@@ -4,7 +4,8 @@ its reference rows, and what it answered over time.
 Per column: for numbers, the population stability index (PSI) over ten bins cut at the
 reference's deciles, for text, each category's share in both, and for every column, the share
 of missing values. Then the distribution of predictions by hour. The reference is the rows
-given with --reference, else the version's input_example.
+given with --reference, else those kept with the version (`register --reference`), else its
+input_example.
 
 numpy and pandas do the arithmetic; matplotlib draws the charts of the HTML page, as SVG kept
 inside it, so the page is one self-contained file. Those three are imported only here: the
@@ -59,11 +60,15 @@ def monitor(
     manifest = client.show(name, version)
     columns = [column for column in (manifest.get("signature") or {}).get("columns", [])]
     names = [column["name"] for column in columns]
-    rows = reference if reference is not None else manifest.get("input_example")
+    rows = reference
+    if rows is None:
+        rows = client.reference(name, version) or manifest.get("input_example")
     if not rows:
         raise MonitorError(
-            f"version {version} of {name!r} has no input_example to compare with: give "
-            "reference rows (`--reference train.csv`, a CSV or JSON lines of its inputs)"
+            f"version {version} of {name!r} has no reference rows or input_example to compare "
+            "with: give them (`--reference train.csv`, a CSV or JSON lines of its inputs), or "
+            f"keep them with the version (`model-registry register FILE --name {name} "
+            "--reference train.csv`)"
         )
     then = _frame(pandas, rows, names)
     now = _frame(pandas, [row for record in records for row in record["rows"]], names)

@@ -297,6 +297,7 @@ class RegistryClient:
         input_example: Any = None,
         progress: Progress | None = None,
         runtime: str | None = None,
+        reference: Any = None,
     ) -> Any:
         """Register a fitted estimator (serialised in memory with joblib) or a file's bytes.
 
@@ -304,6 +305,9 @@ class RegistryClient:
         predict on; they complete its signature. Bytes an active version already holds are
         not uploaded again. A progress bar shows on a terminal for uploads, unless progress
         is given.
+
+        reference: rows of the inputs it was trained or validated on (up to 20,000), kept with
+        the version: what `monitor` compares captured inputs with.
 
         runtime: the scikit-learn the model was saved with, which picks the runtime line that
         validates and serves it (a pickle names its own); by default this environment's.
@@ -319,6 +323,14 @@ class RegistryClient:
             body["runtime"] = runtime
         if input_example is not None:
             body["input_example"] = _json_rows(input_example)
+        registered = self._register_artifact(name, artifact, body, progress)
+        if reference is not None:
+            self.put_reference(name, registered["version"], reference)
+        return registered
+
+    def _register_artifact(
+        self, name: str, artifact: bytes, body: dict[str, Any], progress: Progress | None
+    ) -> Any:
         if len(artifact) <= self.inline_limit:
             body["artifact"] = base64.b64encode(artifact).decode()
             return self._register(name, body)
@@ -333,6 +345,24 @@ class RegistryClient:
             progress = terminal_progress
         self.put_upload(upload["upload_url"], artifact, progress)
         return self._register(name, {**body, "upload_key": upload["upload_key"]})
+
+    def put_reference(self, name: str, version: int, rows: Any) -> Any:
+        """Keep reference rows with the version (a DataFrame, an array, or a list of rows)."""
+        path = f"/models/{_quote(name)}/versions/{version}/reference"
+        with self._explaining(name, version):
+            return self.request("PUT", path, {"rows": _json_rows(rows)})
+
+    def reference(self, name: str, version: int) -> list[Any] | None:
+        """The version's reference rows, None if none were kept."""
+        path = f"/models/{_quote(name)}/versions/{version}/reference"
+        try:
+            with self._explaining(name, version):
+                rows: list[Any] = self.request("GET", path)["rows"]
+        except ApiError as error:
+            if error.code == "reference_not_found":
+                return None
+            raise
+        return rows
 
     def _register(self, name: str, body: dict[str, Any]) -> Any:
         """POST /models/{name}/versions, which IAM can allow by name; POST /models (the name in

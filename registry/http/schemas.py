@@ -104,6 +104,8 @@ Rows = Annotated[
     WithJsonSchema(ROWS_SCHEMA),
 ]
 ColumnName = Annotated[str, Field(max_length=256)]
+# Reference rows kept with a version (a Lambda request body holds 6 MB).
+MAX_REFERENCE_ROWS = 20_000
 ROW_FORMS = ("instances", "inputs", "dataframe_records", "dataframe_split")
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_PATTERN, examples=["moons"])]
 VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
@@ -518,6 +520,22 @@ class AliasResponse(BaseModel):
             salt=split.salt,
             shadow=shadow,
         )
+
+
+class ReferenceRowsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usage: ClassVar[str] = 'send {"rows": [[0.5, 0.2], ...]} (lists, or objects of column values)'
+
+    rows: Annotated[list[Any], Field(min_length=1, max_length=MAX_REFERENCE_ROWS)] = Field(
+        description="rows of the inputs the version was trained or validated on: what "
+        "`model-registry monitor` compares captured inputs with"
+    )
+
+
+class ReferenceRowsResponse(BaseModel):
+    model: str
+    version: int
+    rows: int | list[Any] = Field(description="how many were kept (PUT), or the rows (GET)")
 
 
 class CaptureShareRequest(BaseModel):

@@ -33,23 +33,24 @@ def psi(reference: Any, captured: Any) -> float:
 
 @pytest.fixture
 def monitored(api_url: str, tmp_path: Path) -> dict[str, Any]:
-    """A version with 200 reference rows, and 150 captured rows whose first column moved."""
+    """A version with 200 reference rows kept at registration (and an input_example of 20),
+    and 150 captured rows whose first column moved."""
     rng = numpy.random.default_rng(0)
     reference = rng.normal(size=(200, 2)).round(4)
-    (tmp_path / "reference.jsonl").write_text(
-        "".join(json.dumps(row) + "\n" for row in reference[:100].tolist())
-    )
+    for name, rows in (("example.jsonl", reference[:20]), ("reference.jsonl", reference)):
+        (tmp_path / name).write_text("".join(json.dumps(row) + "\n" for row in rows.tolist()))
     (tmp_path / "model.joblib").write_bytes(distinct_model_bytes(1))
     cli_json(
         api_url, "register", str(tmp_path / "model.joblib"), "--name", "churn",
-        "--input-example", str(tmp_path / "reference.jsonl"),
+        "--input-example", str(tmp_path / "example.jsonl"),
+        "--reference", str(tmp_path / "reference.jsonl"),
     )  # fmt: skip
     cli_json(api_url, "capture", "churn", "--sample-percent", "100")
     captured = (rng.normal(size=(150, 2)) + numpy.array([1.0, 0.0])).round(4)
     for batch in numpy.array_split(captured, 3):
         cli_json(api_url, "classify", "churn", "--instances", json.dumps(batch.tolist()))
     model = joblib.load(tmp_path / "model.joblib")
-    return {"reference": reference[:100], "captured": captured, "model": model}
+    return {"reference": reference, "captured": captured, "model": model}
 
 
 def test_the_monitor_compares_captured_inputs_with_the_reference_and_counts_predictions(
@@ -58,7 +59,7 @@ def test_the_monitor_compares_captured_inputs_with_the_reference_and_counts_pred
     report = cli_json(api_url, "monitor", "churn")
 
     reference, captured = monitored["reference"], monitored["captured"]
-    assert (report["version"], report["reference_rows"], report["captured_rows"]) == (1, 100, 150)
+    assert (report["version"], report["reference_rows"], report["captured_rows"]) == (1, 200, 150)
     moved, kept = report["columns"]
     assert moved["psi"] == pytest.approx(psi(reference[:, 0], captured[:, 0]), rel=1e-12)
     assert kept["psi"] == pytest.approx(psi(reference[:, 1], captured[:, 1]), rel=1e-12)
@@ -106,3 +107,17 @@ def test_the_monitor_page_opens_in_a_headless_browser_and_draws_its_charts(
 
     # the bars of both series are on screen, not just the page's text
     assert drawn(REFERENCE_BLUE) > 2_000 and drawn(CAPTURED_ORANGE) > 2_000
+
+
+def test_without_kept_reference_rows_the_input_example_is_the_reference(
+    api_url: str, monitored: dict[str, Any], tmp_path: Path
+) -> None:
+    (tmp_path / "other.joblib").write_bytes(distinct_model_bytes(2))
+    example = tmp_path / "example.jsonl"
+    cli_json(api_url, "register", str(tmp_path / "other.joblib"), "--name", "churn",
+             "--input-example", str(example))  # fmt: skip
+    cli_json(api_url, "classify", "churn", "--version", "2", "--instances", "[[0.5, 0.25]]")
+    report = cli_json(api_url, "monitor", "churn", "--version", "2")
+    assert (report["reference_rows"], report["captured_rows"]) == (20, 1)
+    done = cli(api_url, "monitor", "nobody", check=False)
+    assert done.returncode == 1 and "no model named" in done.stderr

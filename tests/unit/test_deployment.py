@@ -33,7 +33,7 @@ def test_predict_routes_need_an_api_key_and_every_models_route_needs_iam(
         for path, item in api["Body"]["paths"].items()
         for method, operation in item.items()
     }
-    assert ("post", "/classify") in operations and len(operations) == 24
+    assert ("post", "/classify") in operations and len(operations) == 26
     for (method, path), operation in operations.items():
         if path in ("/classify", "/predict", "/invocations", "/ping"):
             assert operation["security"] == [{"api_key": []}]
