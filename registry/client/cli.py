@@ -687,8 +687,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--work-dir",
         type=Path,
-        help="where the replayed rows and the shadow's answers are written (default: a temporary "
-        "folder); the server's batch job reads and writes it, so against a local server only",
+        help="where the replayed rows and the shadow's answers are written against a local "
+        "server (default: a temporary folder)",
+    )
+    report.add_argument(
+        "--input-uri",
+        help="against a deployed stack: an s3:// prefix inside its BatchInputPrefix for the "
+        "replayed rows (with --output-uri; needs the aws extra)",
+    )
+    report.add_argument(
+        "--output-uri", help="against a deployed stack: an s3:// prefix inside BatchOutputPrefix"
     )
 
     monitor_command = command(
@@ -875,7 +883,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return report
         case "shadow":
             try:
-                return shadow_report(client, args.name, args.alias, args.since, args.work_dir)
+                return shadow_report(
+                    client, args.name, args.alias, args.since, args.work_dir,
+                    args.input_uri, args.output_uri,
+                )  # fmt: skip
             except ShadowReportError as exc:
                 parser.exit(1, f"error: {exc}\n")
         case "capture" if args.sample_percent is not None:

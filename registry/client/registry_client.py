@@ -423,14 +423,21 @@ class RegistryClient:
             return self.request("PUT", path, {"version": version, **body})
 
     def shadow_report(
-        self, name: str, alias: str, since: str | None = None, work_dir: str | Path | None = None
+        self,
+        name: str,
+        alias: str,
+        since: str | None = None,
+        work_dir: str | Path | None = None,
+        input_uri: str | None = None,
+        output_uri: str | None = None,
     ) -> dict[str, Any]:
-        """The alias's captured rows replayed through its shadow version by a batch job (a
-        local server's: the rows and answers go through work_dir), compared with what the
-        alias's versions answered: agreement, confusion or differences, rows that differ most."""
+        """The alias's captured rows replayed through its shadow version by a batch job,
+        compared with what the alias's versions answered: agreement, confusion or
+        differences, rows that differ most. The rows and answers go through work_dir against
+        a local server, or through S3 (input_uri, output_uri) against a deployed stack."""
         from registry.client.shadow import shadow_report
 
-        return shadow_report(self, name, alias, since, work_dir)
+        return shadow_report(self, name, alias, since, work_dir, input_uri, output_uri)
 
     # Captured predictions ---------------------------------------------------------
 

@@ -11,6 +11,7 @@ import json
 import math
 import statistics
 import tempfile
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,15 @@ def shadow_report(
     alias: str,
     since: str | None = None,
     work_dir: str | Path | None = None,
+    input_uri: str | None = None,
+    output_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Compare the shadow's answers to the primary's on the alias's captured rows."""
+    """Compare the shadow's answers to the primary's on the alias's captured rows.
+
+    The replayed rows and the shadow's answers go through work_dir (a local server's batch
+    job reads and writes local paths), or, for a deployed stack, through S3: input_uri and
+    output_uri, prefixes inside its BatchInputPrefix and BatchOutputPrefix (boto3, from the
+    client's `aws` extra, writes and reads them with your AWS credentials)."""
     details = client.show(name)
     shadow = (details.get("shadows") or {}).get(alias)
     if shadow is None:
@@ -62,29 +70,80 @@ def shadow_report(
             f"version {shadow} of {name!r} records no input columns, so its rows cannot be "
             "replayed: name a version registered with its columns as the shadow"
         )
-    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="shadow-"))
-    work.mkdir(parents=True, exist_ok=True)
-    source = work / "captured.jsonl"
-    with source.open("w") as lines:  # lists in the model's order: named or not, it takes them
-        for _, row, _, _ in captured:
-            lines.write(json.dumps([row.get(column) for column in columns]) + "\n")
-    output = work / "shadow"
+    # lists in the model's order: named or not, it takes them
+    text = "".join(
+        json.dumps([row.get(column) for column in columns]) + "\n" for _, row, _, _ in captured
+    )
+    if (input_uri is None) != (output_uri is None):
+        raise ShadowReportError("give both --input-uri and --output-uri, or neither")
+    place = _S3Place(input_uri, output_uri) if input_uri and output_uri else _LocalPlace(work_dir)
+    source, output = place.write_rows(text)
     job = client.batch(
-        name, str(source), str(output), format="jsonl", version=shadow, wait=True,
-        poll_seconds=0.2,
-    )  # fmt: skip
+        name, source, output, format="jsonl", version=shadow, wait=True, poll_seconds=0.2
+    )
     if job["status"] != "SUCCEEDED":
         raise ShadowReportError(
             f"the replay through version {shadow} ended {job['status']}: {job.get('reason')}; "
             f"see `model-registry batch-status {job['job_id']}`"
         )
     answered = {}
-    for part in sorted(output.glob("part-*.jsonl")):
-        for line in part.read_text().splitlines():
-            scored = json.loads(line)
-            answered[captured[scored["position"]][0]] = scored["prediction"]
+    for line in place.read_answers(output).splitlines():
+        scored = json.loads(line)
+        answered[captured[scored["position"]][0]] = scored["prediction"]
     classifier = manifest.get("classes") is not None
     return compared(name, alias, shadow, captured, answered, classifier, job["job_id"])
+
+
+class _LocalPlace:
+    """A folder the local server's batch job reads and writes."""
+
+    def __init__(self, work_dir: str | Path | None) -> None:
+        self.work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="shadow-"))
+
+    def write_rows(self, text: str) -> tuple[str, str]:
+        self.work.mkdir(parents=True, exist_ok=True)
+        (self.work / "captured.jsonl").write_text(text)
+        return str(self.work / "captured.jsonl"), str(self.work / "shadow")
+
+    def read_answers(self, output: str) -> str:
+        return "".join(part.read_text() for part in sorted(Path(output).glob("part-*.jsonl")))
+
+
+class _S3Place:
+    """Prefixes a deployed stack's batch jobs read and write, under a folder of this report's."""
+
+    def __init__(self, input_uri: str, output_uri: str) -> None:
+        try:
+            import boto3
+        except ImportError:
+            raise ShadowReportError(
+                "replaying through S3 needs boto3: pip install 'model-registry[aws]'"
+            ) from None
+        for uri in (input_uri, output_uri):
+            if not uri.startswith("s3://"):
+                raise ShadowReportError(f"{uri!r} is not an s3://bucket/prefix/ location")
+        self.s3 = boto3.client("s3")
+        self.folder = f"shadow-{uuid.uuid4().hex[:12]}/"
+        self.input_uri = input_uri.rstrip("/") + "/" + self.folder
+        self.output_uri = output_uri.rstrip("/") + "/" + self.folder
+
+    def write_rows(self, text: str) -> tuple[str, str]:
+        bucket, key = _split(self.input_uri + "captured.jsonl")
+        self.s3.put_object(Bucket=bucket, Key=key, Body=text.encode())
+        return self.input_uri + "captured.jsonl", self.output_uri
+
+    def read_answers(self, output: str) -> str:
+        bucket, prefix = _split(output)
+        listed = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "part-")
+        keys = sorted(item["Key"] for item in listed.get("Contents", []))
+        return "".join(
+            self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode() for key in keys
+        )
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
 
 
 def compared(

@@ -4,11 +4,13 @@ whose records go to its registry's capture/ folder and whose batch jobs replay t
 import csv
 import io
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import joblib
 import numpy
+import pytest
 
 from tests.support.http import cli, cli_json
 from tests.support.models import distinct_model_bytes
@@ -77,3 +79,54 @@ def test_a_shadow_report_without_a_shadow_or_captures_says_what_to_do(
     # a shadow that answers the alias itself is refused, saying why
     done = cli(api_url, "alias", "set", "churn", "production", "1", "--shadow", "1", check=False)
     assert done.returncode != 0 and "cannot also be its shadow" in done.stderr
+
+
+def test_a_shadow_report_replays_through_s3_as_against_a_deployed_stack(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a local server whose registry and batch data are in (moto's) S3, as deployed
+    import boto3
+
+    from tests.support.http import API_KEY, local_api_for
+    from tests.support.registries import BUCKET, REGION
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_server)  # the CLI's boto3, as the server's
+    env = {
+        **os.environ, "PYTHONUNBUFFERED": "1", "REGISTRY_URI": f"s3://{BUCKET}/registry",
+        "BATCH_INPUT_URI": f"s3://{BUCKET}/batch/input/",
+        "BATCH_OUTPUT_URI": f"s3://{BUCKET}/batch/output/",
+    }  # fmt: skip
+    for seed in (1, 4):
+        (tmp_path / f"m{seed}.joblib").write_bytes(distinct_model_bytes(seed))
+    for url in local_api_for(env, "--api-key", API_KEY):
+        for seed in (1, 4):
+            cli_json(url, "register", str(tmp_path / f"m{seed}.joblib"), "--name", "churn")
+        cli_json(url, "alias", "set", "churn", "production", "1", "--shadow", "2")
+        cli_json(url, "capture", "churn", "--sample-percent", "100")
+        rows = numpy.random.default_rng(1).normal(size=(30, 2)).round(4)
+        cli_json(url, "classify", "churn", "--alias", "production",
+                 "--instances", json.dumps(rows.tolist()))  # fmt: skip
+        # When the report replays through S3 prefixes inside the batch job's own
+        report = cli_json(
+            url, "shadow", "report", "churn", "production",
+            "--input-uri", f"s3://{BUCKET}/batch/input/reports/",
+            "--output-uri", f"s3://{BUCKET}/batch/output/reports/",
+        )  # fmt: skip
+        # Then it compares exactly, and the rows and answers are in S3 under its own folder
+        primary = joblib.load(tmp_path / "m1.joblib").predict(rows)
+        shadow = joblib.load(tmp_path / "m4.joblib").predict(rows)
+        assert report["replayed"] == 30
+        assert report["agreement"] == numpy.mean(primary == shadow)
+        s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_server)
+        keys = [
+            item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET, Prefix="batch/")["Contents"]
+        ]
+        assert any(key.startswith("batch/input/reports/shadow-") for key in keys)
+        assert any(key.startswith("batch/output/reports/shadow-") for key in keys)
+        # and a location outside the batch job's prefixes is refused, saying where to write
+        refused = cli(
+            url, "shadow", "report", "churn", "production",
+            "--input-uri", f"s3://{BUCKET}/elsewhere/", "--output-uri", f"s3://{BUCKET}/batch/output/r/",
+            check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1 and "batch/input/" in refused.stderr
