@@ -179,3 +179,25 @@ def test_a_capture_that_fails_never_fails_the_request(predictor: Predictor) -> N
     result = predictor.predict("churn", None, rows)
     capturer = Capturer(Broken(), 100, predictor.capture_percent)
     assert capturer.capture("req-1", "churn", None, "req-1", rows, result, False) is False
+
+
+def test_at_ten_percent_exactly_the_sampled_requests_are_captured_each_with_its_own_answer(
+    predictor: Predictor, store: ObjectStore
+) -> None:
+    capturer = Capturer(StoreSink(store), 10, predictor.capture_percent, clock=lambda: TIME)
+    rng = numpy.random.default_rng(5)
+    sent = {}
+    for index in range(600):
+        rows = RequestRows(rng.normal(size=(1, 2)).round(4).tolist())
+        result = predictor.predict("churn", None, rows)
+        capturer.capture(f"req-{index}", "churn", None, f"req-{index}", rows, result, False)
+        sent[f"req-{index}"] = (rows.rows, result.predictions)
+
+    records = read_records(store, "churn").records
+    captured = {record["eventMetadata"]["eventId"]: record for record in records}
+    assert set(captured) == {request for request in sent if sampled(request, 10)}
+    assert 30 <= len(captured) <= 90  # about 60
+    for request, record in captured.items():
+        rows, predictions = sent[request]
+        assert [list(row.values()) for row in record["rows"]] == rows
+        assert record["predictions"] == predictions
