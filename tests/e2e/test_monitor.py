@@ -31,10 +31,17 @@ def psi(reference: Any, captured: Any) -> float:
     return float(numpy.sum((now - then) * numpy.log(now / then)))
 
 
-@pytest.fixture
-def monitored(api_url: str, tmp_path: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def monitored_url(module_api_url: str) -> str:
+    return module_api_url
+
+
+@pytest.fixture(scope="module")
+def monitored(monitored_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A version with 200 reference rows kept at registration (and an input_example of 20),
-    and 150 captured rows whose first column moved."""
+    and 150 captured rows whose first column moved. One server for the module: each test
+    names the version it reads."""
+    api_url, tmp_path = monitored_url, tmp_path_factory.mktemp("monitored")
     rng = numpy.random.default_rng(0)
     reference = rng.normal(size=(200, 2)).round(4)
     for name, rows in (("example.jsonl", reference[:20]), ("reference.jsonl", reference)):
@@ -50,13 +57,14 @@ def monitored(api_url: str, tmp_path: Path) -> dict[str, Any]:
     for batch in numpy.array_split(captured, 3):
         cli_json(api_url, "classify", "churn", "--instances", json.dumps(batch.tolist()))
     model = joblib.load(tmp_path / "model.joblib")
-    return {"reference": reference, "captured": captured, "model": model}
+    return {"reference": reference, "captured": captured, "model": model, "dir": tmp_path}
 
 
 def test_the_monitor_compares_captured_inputs_with_the_reference_and_counts_predictions(
-    api_url: str, monitored: dict[str, Any]
+    monitored_url: str, monitored: dict[str, Any]
 ) -> None:
-    report = cli_json(api_url, "monitor", "churn")
+    api_url = monitored_url
+    report = cli_json(api_url, "monitor", "churn", "--version", "1")
 
     reference, captured = monitored["reference"], monitored["captured"]
     assert (report["version"], report["reference_rows"], report["captured_rows"]) == (1, 200, 150)
@@ -71,16 +79,16 @@ def test_the_monitor_compares_captured_inputs_with_the_reference_and_counts_pred
     assert hour["shares"] == {
         str(label): float(numpy.mean(predictions == label)) for label in (0, 1)
     }
-    text = cli(api_url, "monitor", "churn").stdout
+    text = cli(api_url, "monitor", "churn", "--version", "1").stdout
     assert "shift" in text and "predictions by hour" in text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium: `apt-get install chromium` (.ci/run)")
 def test_the_monitor_page_opens_in_a_headless_browser_and_draws_its_charts(
-    api_url: str, monitored: dict[str, Any], tmp_path: Path
+    monitored_url: str, monitored: dict[str, Any], tmp_path: Path
 ) -> None:
     page = tmp_path / "report.html"
-    cli(api_url, "monitor", "churn", "--html", str(page))
+    cli(monitored_url, "monitor", "churn", "--version", "1", "--html", str(page))
     text = page.read_text()
     assert "<script" not in text and "http" not in text.split("<svg", 1)[0]  # self-contained
     assert CHROMIUM is not None
@@ -110,14 +118,16 @@ def test_the_monitor_page_opens_in_a_headless_browser_and_draws_its_charts(
 
 
 def test_without_kept_reference_rows_the_input_example_is_the_reference(
-    api_url: str, monitored: dict[str, Any], tmp_path: Path
+    monitored_url: str, monitored: dict[str, Any], tmp_path: Path
 ) -> None:
+    api_url = monitored_url
     (tmp_path / "other.joblib").write_bytes(distinct_model_bytes(2))
-    example = tmp_path / "example.jsonl"
-    cli_json(api_url, "register", str(tmp_path / "other.joblib"), "--name", "churn",
-             "--input-example", str(example))  # fmt: skip
-    cli_json(api_url, "classify", "churn", "--version", "2", "--instances", "[[0.5, 0.25]]")
-    report = cli_json(api_url, "monitor", "churn", "--version", "2")
+    example = monitored["dir"] / "example.jsonl"
+    version = cli_json(api_url, "register", str(tmp_path / "other.joblib"), "--name", "churn",
+                       "--input-example", str(example))["version"]  # fmt: skip
+    cli_json(api_url, "classify", "churn", "--version", str(version),
+             "--instances", "[[0.5, 0.25]]")  # fmt: skip
+    report = cli_json(api_url, "monitor", "churn", "--version", str(version))
     assert (report["reference_rows"], report["captured_rows"]) == (20, 1)
     done = cli(api_url, "monitor", "nobody", check=False)
     assert done.returncode == 1 and "no model named" in done.stderr
